@@ -1,0 +1,100 @@
+//! The crash-safe global signature counter (`DESIGN.md`, "Counter"; U2F raw message formats v1.2,
+//! section 5.4: the counter "is incremented by one for each successful authentication").
+//!
+//! A value is handed out only when a ceiling that is already flushed to disk covers it:
+//!
+//! ```text
+//!   persisted ceiling C (flushed)          in memory: next = n, ceiling = C
+//!   ... n-1 | n  n+1  ...  C | C+1 ...     n..=C may be handed out without touching the disk;
+//!           ^ next           ^ ceiling     at n = C+1, C += block is written and flushed first
+//! ```
+//!
+//! After a crash the counter resumes at `C + 1`, above anything it could have handed out, so no
+//! value repeats and none goes back; in steady state each signature advances it by exactly one and
+//! only one flush happens per `block` signatures.
+use crate::error::{Result, StoreError};
+
+/// Values reserved per flush by default.
+pub const DEFAULT_COUNTER_BLOCK: u32 = 4096;
+
+/// One token's signature counter. Obtained from [`crate::Store::load`]; a process holds at most
+/// one per token.
+pub struct Counter {
+    tree: sled::Tree,
+    name: String,
+    next: u64,
+    ceiling: u32,
+    block: u32,
+    flushes: u64,
+    _lease: crate::store::TokenLease,
+}
+
+impl Counter {
+    pub(crate) fn open(
+        tree: sled::Tree,
+        name: &str,
+        block: u32,
+        lease: crate::store::TokenLease,
+    ) -> Result<Self> {
+        let ceiling = read_ceiling(&tree, name)?;
+        Ok(Self {
+            tree,
+            name: name.to_owned(),
+            next: u64::from(ceiling) + 1,
+            ceiling,
+            block: block.max(1),
+            flushes: 0,
+            _lease: lease,
+        })
+    }
+
+    /// Hands out the next value: strictly greater than every value handed out before, in this run
+    /// or any earlier one.
+    pub fn next_value(&mut self) -> Result<u32> {
+        if self.next > u64::from(self.ceiling) {
+            self.reserve()?;
+        }
+        let value = u32::try_from(self.next)
+            .map_err(|_| StoreError::CounterExhausted(self.name.clone()))?;
+        self.next += 1;
+        Ok(value)
+    }
+
+    fn reserve(&mut self) -> Result<()> {
+        let ceiling = self.ceiling.saturating_add(self.block);
+        if ceiling == self.ceiling || self.next > u64::from(u32::MAX) {
+            return Err(StoreError::CounterExhausted(self.name.clone()));
+        }
+        self.tree
+            .insert(self.name.as_bytes(), &ceiling.to_be_bytes())?;
+        self.tree.flush()?;
+        self.flushes += 1;
+        self.ceiling = ceiling;
+        Ok(())
+    }
+
+    /// The last value handed out in this process, if any.
+    pub fn last_value(&self) -> Option<u32> {
+        u32::try_from(self.next - 1)
+            .ok()
+            .filter(|_| self.flushes > 0)
+    }
+
+    /// How many times this counter flushed the database.
+    pub fn flushes(&self) -> u64 {
+        self.flushes
+    }
+}
+
+pub(crate) fn read_ceiling(tree: &sled::Tree, name: &str) -> Result<u32> {
+    match tree.get(name.as_bytes())? {
+        None => Ok(0),
+        Some(bytes) => {
+            let raw: [u8; 4] = bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                what: format!("counter of {name:?}"),
+                detail: format!("{} bytes, expected 4", bytes.len()),
+            })?;
+            Ok(u32::from_be_bytes(raw))
+        }
+    }
+}

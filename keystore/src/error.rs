@@ -1,0 +1,50 @@
+//! Errors of the key store, each naming what failed and, where it helps, what to do.
+use std::path::PathBuf;
+
+/// Everything that can go wrong opening or using a [`crate::Store`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store directory could not be created or read.
+    #[error("store directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Another process (a running `vu2f serve`?) holds the store's database.
+    #[error("store {0} is in use by another vu2f process (a running `vu2f serve`?); stop it or use another --store")]
+    InUse(PathBuf),
+    /// The database reported an error.
+    #[error("store database: {0}")]
+    Db(#[from] sled::Error),
+    /// A record in the database could not be decoded.
+    #[error("store record {what} is corrupt: {detail}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// No token of that name exists.
+    #[error("no token named {0:?} in this store (see `vu2f token list`)")]
+    NoSuchToken(String),
+    /// A token of that name exists already.
+    #[error("a token named {0:?} exists already")]
+    TokenExists(String),
+    /// The name is not acceptable as a token name.
+    #[error("invalid token name {0:?}: use 1 to 64 characters among A-Z a-z 0-9 . _ -")]
+    InvalidName(String),
+    /// The token is already loaded by this process: two engines would share one counter.
+    #[error("token {0:?} is already in use in this process")]
+    TokenBusy(String),
+    /// The signature counter reached its maximum value.
+    #[error("the signature counter of token {0:?} is exhausted")]
+    CounterExhausted(String),
+    /// Key generation, certificate generation or another cryptographic step failed.
+    #[error("cryptography: {0}")]
+    Crypto(String),
+}
+
+/// Result of key store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

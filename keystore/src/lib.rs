@@ -1,0 +1,34 @@
+//! # keystore — the bottom layer of vu2f: secrets and the signature counter
+//!
+//! Everything a virtual U2F token must keep across restarts lives here, in one directory with one
+//! [`sled`] database (`DESIGN.md`, "Decisions"):
+//!
+//! ```text
+//!  store dir (0700)
+//!  └── sled db ── tree "meta"      attestation CA + batch certificate (generated at first use)
+//!               ├ tree "tokens"    name -> TokenRecord (master key, optional own certificate)
+//!               └ tree "counters"  name -> persisted counter ceiling (u32, big-endian)
+//! ```
+//!
+//! * [`key_handle`]: credential private keys are not stored; they are sealed into the key handle with
+//!   the token's master key (AES-256-GCM) with the application parameter as associated data.
+//! * [`counter`]: one global signature counter per token that never repeats and never goes back, even
+//!   across `kill -9`, with one flush per block of values rather than one per signature.
+//! * [`attestation`]: the store's own attestation CA and the batch certificate its tokens share.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod attestation;
+pub mod counter;
+mod dirs;
+pub mod error;
+mod hex;
+pub mod key_handle;
+pub mod store;
+
+pub use attestation::{Attestation, AttestationKey};
+pub use counter::{Counter, DEFAULT_COUNTER_BLOCK};
+pub use dirs::default_store_dir;
+pub use error::StoreError;
+pub use key_handle::{CredentialKey, KeyWrapper, UnwrapError, KEY_HANDLE_LEN};
+pub use store::{Store, TokenInfo, TokenKeys, TokenOptions};
