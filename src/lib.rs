@@ -1,1 +1,24 @@
-//! vu2f
+//! # vu2f — a software U2F security key for Linux
+//!
+//! Layers, from the bottom (`DESIGN.md`, "Data flow"); dependencies point one way:
+//!
+//! ```text
+//!   device  (UDP today; uhid) ── bytes on a wire
+//!   hid     CTAPHID / U2FHID framing and channels, sans-IO
+//!   u2f     APDUs -> REGISTER / AUTHENTICATE / VERSION, sans-IO
+//!   keystore (crate) master keys, key handles, attestation, the sled counter
+//! ```
+//! `transport` is the host side: how a client reaches a token (in-process or UDP).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod hid;
+pub mod u2f;
+
+/// The version of vu2f as the INIT reply's major, minor and build bytes.
+pub const VERSION_TRIPLE: (u8, u8, u8) = (0, 1, 0);
+pub mod bench;
+pub mod cli;
+pub mod device;
+pub mod selfcheck;
+pub mod transport;

@@ -297,7 +297,7 @@ impl Store {
 
     /// Deletes a token: its master key and counter are gone, and so is every credential it made.
     pub fn remove(&self, name: &str) -> Result<()> {
-        if self.in_use.lock().map_or(false, |set| set.contains(name)) {
+        if self.in_use.lock().is_ok_and(|set| set.contains(name)) {
             return Err(StoreError::TokenBusy(name.to_owned()));
         }
         if self.tokens.remove(name.as_bytes())?.is_none() {

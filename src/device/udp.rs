@@ -1,0 +1,64 @@
+//! A token served over UDP: each datagram is one 64-byte HID report (65 with a leading report
+//! number 0), each reply report goes back in its own datagram to the address that last spoke on
+//! that channel (the convention of the Solo and Trezor emulators; `DESIGN.md`, "Contracts").
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+
+use crate::hid::{CtapHid, MessageHandler, Packet, Report, BROADCAST_CID};
+
+/// Channels remembered per token before the table is cleared (hosts re-INIT when they stop hearing).
+const MAX_REMEMBERED_CHANNELS: usize = 4096;
+
+fn cid_of(report: &Report) -> u32 {
+    u32::from_be_bytes([report[0], report[1], report[2], report[3]])
+}
+
+/// Serves one token on `socket` until the task is cancelled or the socket fails.
+pub async fn serve<H: MessageHandler>(
+    socket: UdpSocket,
+    mut hid: CtapHid<H>,
+) -> std::io::Result<()> {
+    let mut peers: HashMap<u32, SocketAddr> = HashMap::new();
+    let mut datagram = [0u8; 1024];
+    loop {
+        let deadline = hid.next_deadline();
+        let (replies, sender) = tokio::select! {
+            received = socket.recv_from(&mut datagram) => {
+                let (len, from) = received?;
+                let report = &datagram[..len];
+                if let Ok(packet) = Packet::try_from(report) {
+                    if packet.cid() != BROADCAST_CID {
+                        if peers.len() >= MAX_REMEMBERED_CHANNELS {
+                            peers.clear();
+                        }
+                        peers.insert(packet.cid(), from);
+                    }
+                }
+                (hid.handle_report(report, Instant::now()), Some(from))
+            }
+            () = sleep_until(deadline), if deadline.is_some() => (hid.poll(Instant::now()), None),
+        };
+        for reply in &replies {
+            let cid = cid_of(reply);
+            let to = match (peers.get(&cid), sender) {
+                (Some(peer), _) if cid != BROADCAST_CID => *peer,
+                (_, Some(from)) => from,
+                (None, None) => continue,
+                (Some(peer), None) => *peer,
+            };
+            // A host that went away must not stop the token: log and carry on.
+            if let Err(e) = socket.send_to(reply, to).await {
+                tracing::debug!("reply to {to} failed: {e}");
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}

@@ -1,0 +1,271 @@
+//! The CTAPHID channel state machine (FIDO U2F HID protocol v1.1 sections 2.5 and 4; CTAP 2.1
+//! section 11.2; the host expectations of PROTOCOLS.md section 3.4b).
+//!
+//! One transaction at a time: while a message is being reassembled on one channel, an init packet
+//! from another channel gets `CHANNEL_BUSY` at once, and the first channel runs to its own end or
+//! timeout. INIT is answered at once on any channel; on an allocated channel it aborts that channel's
+//! message and keeps its id. A message whose next packet is more than 500 ms late gets `MSG_TIMEOUT`.
+use std::time::Instant;
+
+use super::packet::{error_report, fragment, MalformedReport, Packet, Report};
+use super::wire::{
+    Command, HidError, BROADCAST_CID, CAPABILITY_LOCK, CAPABILITY_WINK, MAX_LOCK_SECONDS,
+    MAX_PAYLOAD, MESSAGE_TIMEOUT, PROTOCOL_VERSION,
+};
+
+/// What the framing hands complete messages to: the U2F engine.
+pub trait MessageHandler {
+    /// Processes a MSG payload (an APDU) and returns the reply payload (data ‖ SW).
+    fn handle_message(&mut self, apdu: &[u8], now: Instant) -> Vec<u8>;
+    /// Blinks (WINK). Nothing to do for a token without a light.
+    fn wink(&mut self) {}
+}
+
+impl MessageHandler for crate::u2f::Authenticator {
+    fn handle_message(&mut self, apdu: &[u8], now: Instant) -> Vec<u8> {
+        self.process(apdu, now)
+    }
+}
+
+/// A message being reassembled.
+struct Assembly {
+    cid: u32,
+    command: Command,
+    expected_len: usize,
+    payload: Vec<u8>,
+    next_seq: u8,
+    deadline: Instant,
+}
+
+/// A LOCK held by one channel.
+struct Lock {
+    cid: u32,
+    until: Instant,
+}
+
+/// One token's CTAPHID endpoint.
+pub struct CtapHid<H> {
+    handler: H,
+    last_cid: u32,
+    assembly: Option<Assembly>,
+    lock: Option<Lock>,
+    winks: u64,
+}
+
+impl<H: MessageHandler> CtapHid<H> {
+    /// The framing over a message handler.
+    pub fn new(handler: H) -> Self {
+        Self {
+            handler,
+            last_cid: 0,
+            assembly: None,
+            lock: None,
+            winks: 0,
+        }
+    }
+
+    /// The message handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The message handler, mutably.
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
+    }
+
+    /// How many WINKs the token received.
+    pub fn winks(&self) -> u64 {
+        self.winks
+    }
+
+    /// When [`CtapHid::poll`] has something to do next, if ever.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.assembly.as_ref().map(|a| a.deadline)
+    }
+
+    /// Times out a stalled message: returns its `MSG_TIMEOUT` reply when the deadline has passed.
+    pub fn poll(&mut self, now: Instant) -> Vec<Report> {
+        match &self.assembly {
+            Some(a) if now >= a.deadline => {
+                let cid = a.cid;
+                self.assembly = None;
+                vec![error_report(cid, HidError::MessageTimeout)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Handles one output report from the host; returns the input reports to send back.
+    pub fn handle_report(&mut self, report: &[u8], now: Instant) -> Vec<Report> {
+        let mut replies = self.poll(now);
+        if self.lock.as_ref().is_some_and(|l| now >= l.until) {
+            self.lock = None;
+        }
+        match Packet::try_from(report) {
+            Ok(Packet::Init {
+                cid,
+                cmd,
+                bcnt,
+                data,
+            }) => replies.extend(self.init_packet(cid, cmd, bcnt, data, now)),
+            Ok(Packet::Cont { cid, seq, data }) => {
+                replies.extend(self.cont_packet(cid, seq, data, now))
+            }
+            Err(MalformedReport {
+                cid: Some(cid),
+                error,
+            }) => replies.push(error_report(cid, error)),
+            Err(MalformedReport { cid: None, .. }) => {}
+        }
+        replies
+    }
+
+    fn init_packet(
+        &mut self,
+        cid: u32,
+        cmd: u8,
+        bcnt: u16,
+        data: &[u8],
+        now: Instant,
+    ) -> Vec<Report> {
+        let error = |e| vec![error_report(cid, e)];
+        if cid == 0 {
+            return error(HidError::InvalidChannel);
+        }
+        if self.lock.as_ref().is_some_and(|l| l.cid != cid) {
+            return error(HidError::ChannelBusy);
+        }
+        let Some(command) = Command::from_wire(cmd) else {
+            return error(HidError::InvalidCommand);
+        };
+        if command == Command::Init {
+            return self.init(cid, bcnt, data);
+        }
+        if cid == BROADCAST_CID {
+            return error(HidError::InvalidChannel);
+        }
+        if let Some(busy) = &self.assembly {
+            if busy.cid == cid {
+                self.assembly = None;
+                return error(HidError::InvalidSequence);
+            }
+            return error(HidError::ChannelBusy);
+        }
+        let expected_len = usize::from(bcnt);
+        if expected_len > MAX_PAYLOAD || command == Command::Error {
+            return error(if command == Command::Error {
+                HidError::InvalidCommand
+            } else {
+                HidError::InvalidLength
+            });
+        }
+        let mut payload = Vec::with_capacity(expected_len);
+        payload.extend_from_slice(&data[..expected_len.min(data.len())]);
+        self.assembly = Some(Assembly {
+            cid,
+            command,
+            expected_len,
+            payload,
+            next_seq: 0,
+            deadline: now + MESSAGE_TIMEOUT,
+        });
+        self.complete_if_done(now)
+    }
+
+    fn cont_packet(&mut self, cid: u32, seq: u8, data: &[u8], now: Instant) -> Vec<Report> {
+        let Some(assembly) = self.assembly.as_mut().filter(|a| a.cid == cid) else {
+            return Vec::new();
+        };
+        if seq != assembly.next_seq {
+            self.assembly = None;
+            return vec![error_report(cid, HidError::InvalidSequence)];
+        }
+        let missing = assembly.expected_len - assembly.payload.len();
+        assembly
+            .payload
+            .extend_from_slice(&data[..missing.min(data.len())]);
+        assembly.next_seq += 1;
+        assembly.deadline = now + MESSAGE_TIMEOUT;
+        self.complete_if_done(now)
+    }
+
+    fn complete_if_done(&mut self, now: Instant) -> Vec<Report> {
+        match self.assembly.take() {
+            Some(a) if a.payload.len() == a.expected_len => {
+                self.execute(a.cid, a.command, &a.payload, now)
+            }
+            unfinished => {
+                self.assembly = unfinished;
+                Vec::new()
+            }
+        }
+    }
+
+    fn init(&mut self, cid: u32, bcnt: u16, data: &[u8]) -> Vec<Report> {
+        if bcnt != 8 {
+            return vec![error_report(cid, HidError::InvalidLength)];
+        }
+        let assigned = if cid == BROADCAST_CID {
+            self.allocate_cid()
+        } else {
+            if self.assembly.as_ref().is_some_and(|a| a.cid == cid) {
+                self.assembly = None;
+            }
+            cid
+        };
+        let (major, minor, build) = crate::VERSION_TRIPLE;
+        let mut reply = [0u8; 17];
+        reply[..8].copy_from_slice(&data[..8]);
+        reply[8..12].copy_from_slice(&assigned.to_be_bytes());
+        reply[12..].copy_from_slice(&[
+            PROTOCOL_VERSION,
+            major,
+            minor,
+            build,
+            CAPABILITY_WINK | CAPABILITY_LOCK,
+        ]);
+        fragment(cid, Command::Init as u8, &reply)
+    }
+
+    fn allocate_cid(&mut self) -> u32 {
+        self.last_cid = match self.last_cid.wrapping_add(1) {
+            0 | BROADCAST_CID => 1,
+            next => next,
+        };
+        self.last_cid
+    }
+
+    fn execute(&mut self, cid: u32, command: Command, payload: &[u8], now: Instant) -> Vec<Report> {
+        let reply = |payload: &[u8]| fragment(cid, command as u8, payload);
+        match command {
+            Command::Ping => reply(payload),
+            Command::Msg => {
+                let response = self.handler.handle_message(payload, now);
+                reply(&response)
+            }
+            Command::Wink if payload.is_empty() => {
+                self.winks += 1;
+                self.handler.wink();
+                reply(&[])
+            }
+            Command::Lock => match payload {
+                [0] => {
+                    self.lock = None;
+                    reply(&[])
+                }
+                [seconds] if *seconds <= MAX_LOCK_SECONDS => {
+                    self.lock = Some(Lock {
+                        cid,
+                        until: now + std::time::Duration::from_secs(u64::from(*seconds)),
+                    });
+                    reply(&[])
+                }
+                [_] => vec![error_report(cid, HidError::InvalidParameter)],
+                _ => vec![error_report(cid, HidError::InvalidLength)],
+            },
+            Command::Wink => vec![error_report(cid, HidError::InvalidLength)],
+            Command::Init | Command::Error => vec![error_report(cid, HidError::InvalidCommand)],
+        }
+    }
+}
