@@ -46,7 +46,7 @@ struct Lock {
 /// One token's CTAPHID endpoint.
 pub struct CtapHid<H> {
     handler: H,
-    last_cid: u32,
+    allocations: u32,
     assembly: Option<Assembly>,
     lock: Option<Lock>,
     winks: u64,
@@ -57,7 +57,7 @@ impl<H: MessageHandler> CtapHid<H> {
     pub fn new(handler: H) -> Self {
         Self {
             handler,
-            last_cid: 0,
+            allocations: 0,
             assembly: None,
             lock: None,
             winks: 0,
@@ -228,12 +228,17 @@ impl<H: MessageHandler> CtapHid<H> {
         fragment(cid, Command::Init as u8, &reply)
     }
 
+    /// Hands out channel ids that look random (a counter times an odd constant: distinct for 2^32
+    /// allocations), never 0, 1, or the broadcast id and its neighbour, so that a host's own
+    /// `cid ^ 1` is still a valid channel.
     fn allocate_cid(&mut self) -> u32 {
-        self.last_cid = match self.last_cid.wrapping_add(1) {
-            0 | BROADCAST_CID => 1,
-            next => next,
-        };
-        self.last_cid
+        loop {
+            self.allocations = self.allocations.wrapping_add(1);
+            let cid = self.allocations.wrapping_mul(0x9E37_79B1);
+            if !matches!(cid, 0 | 1 | 0xFFFF_FFFE | BROADCAST_CID) {
+                return cid;
+            }
+        }
     }
 
     fn execute(&mut self, cid: u32, command: Command, payload: &[u8], now: Instant) -> Vec<Report> {

@@ -8,13 +8,14 @@ use super::{TokenTransport, TransportError};
 use crate::hid::host::{Reply, ReplyAssembler};
 use crate::hid::{fragment, Command, Report, BROADCAST_CID, REPORT_LEN};
 
-/// How long to wait for a reply.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long to wait for a reply by default.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A channel to a token served over UDP.
 pub struct UdpTransport {
     socket: UdpSocket,
     cid: u32,
+    timeout: Duration,
 }
 
 impl UdpTransport {
@@ -32,6 +33,7 @@ impl UdpTransport {
         let mut transport = Self {
             socket,
             cid: BROADCAST_CID,
+            timeout: REPLY_TIMEOUT,
         };
         let mut nonce = [0u8; 8];
         SystemRandom::new()
@@ -49,6 +51,11 @@ impl UdpTransport {
         }
     }
 
+    /// Sets how long to wait for each reply.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     /// The channel id the token allocated.
     pub fn cid(&self) -> u32 {
         self.cid
@@ -59,13 +66,13 @@ impl UdpTransport {
         for report in fragment(self.cid, command, payload) {
             self.socket.send(&report)?;
         }
-        let deadline = Instant::now() + REPLY_TIMEOUT;
+        let deadline = Instant::now() + self.timeout;
         let mut assembler = ReplyAssembler::new(self.cid);
         let mut report: Report = [0u8; REPORT_LEN];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(TransportError::Timeout(REPLY_TIMEOUT));
+                return Err(TransportError::Timeout(self.timeout));
             }
             self.socket.set_read_timeout(Some(left))?;
             match self.socket.recv(&mut report) {
@@ -77,7 +84,7 @@ impl UdpTransport {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return Err(TransportError::Timeout(REPLY_TIMEOUT))
+                    return Err(TransportError::Timeout(self.timeout))
                 }
                 Err(e) => return Err(e.into()),
             }
