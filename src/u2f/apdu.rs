@@ -7,6 +7,7 @@
 //!                    00 Le_hi Le_lo                      case 2 extended
 //!                    Lc data                  [Le]       case 3/4 short (Lc 1..=255)
 //!                    00 Lc_hi Lc_lo data      [Le_hi Le_lo]  case 3/4 extended
+//!                    00 00 00 Le_hi Le_lo                case 2 as python-fido2 sends it
 //! ```
 //! U2F over HID uses the extended form; the short form is accepted too (NFC hosts and some
 //! libraries send it). Anything else is `0x6700`.
@@ -66,6 +67,8 @@ impl<'a> TryFrom<&'a [u8]> for Apdu<'a> {
                 let lc = usize::from(u16::from_be_bytes([*lc_hi, *lc_lo]));
                 match rest.len().checked_sub(lc) {
                     Some(0 | 2) if lc > 0 => &rest[..lc],
+                    // Lc = 0 then Le: not ISO, but python-fido2 sends its empty commands so.
+                    Some(2) => &[][..],
                     _ => return Err(StatusWord::WrongLength),
                 }
             }
@@ -151,11 +154,9 @@ mod tests {
             parse(&[0, 1, 0, 0, 4, 1, 2, 3, 4, 5, 6, 7]),
             Err(StatusWord::WrongLength)
         );
-        // Extended Lc of zero is not an encoding.
-        assert_eq!(
-            parse(&[0, 1, 0, 0, 0, 0, 0, 0, 0]),
-            Err(StatusWord::WrongLength)
-        );
+        // Extended Lc of zero without Le is not an encoding; with Le it is python-fido2's VERSION.
+        assert_eq!(parse(&[0, 3, 0, 0, 0, 0, 0, 0]), Err(StatusWord::WrongLength));
+        assert_eq!(parse(&[0, 3, 0, 0, 0, 0, 0, 0, 0]).unwrap().data, &[0u8; 0][..]);
     }
 
     #[test]
