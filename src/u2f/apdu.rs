@@ -155,8 +155,14 @@ mod tests {
             Err(StatusWord::WrongLength)
         );
         // Extended Lc of zero without Le is not an encoding; with Le it is python-fido2's VERSION.
-        assert_eq!(parse(&[0, 3, 0, 0, 0, 0, 0, 0]), Err(StatusWord::WrongLength));
-        assert_eq!(parse(&[0, 3, 0, 0, 0, 0, 0, 0, 0]).unwrap().data, &[0u8; 0][..]);
+        assert_eq!(
+            parse(&[0, 3, 0, 0, 0, 0, 0, 0]),
+            Err(StatusWord::WrongLength)
+        );
+        assert_eq!(
+            parse(&[0, 3, 0, 0, 0, 0, 0, 0, 0]).unwrap().data,
+            &[0u8; 0][..]
+        );
     }
 
     #[test]
