@@ -37,6 +37,17 @@ fn sign(
     )
 }
 
+/// The status word of an AUTHENTICATE that enforces presence.
+fn enforced(token: &mut Authenticator, app: &[u8; 32], handle: &[u8], now: Instant) -> u16 {
+    status(&sign(
+        token,
+        Control::EnforcePresenceAndSign,
+        app,
+        handle,
+        now,
+    ))
+}
+
 #[test]
 fn register_then_authenticate_with_increasing_counters() {
     let (_dir, store) = common::store_with(&["t"]);
@@ -113,38 +124,17 @@ fn status_words_follow_the_spec() {
         0x6A80
     );
     assert_eq!(
-        status(&sign(
-            &mut token,
-            Control::EnforcePresenceAndSign,
-            &other_app,
-            &reg.key_handle,
-            now
-        )),
+        enforced(&mut token, &other_app, &reg.key_handle, now),
         0x6A80
     );
     assert_eq!(
-        status(&sign(
-            &mut other,
-            Control::EnforcePresenceAndSign,
-            &app,
-            &reg.key_handle,
-            now
-        )),
+        enforced(&mut other, &app, &reg.key_handle, now),
         0x6A80,
         "another token's handle"
     );
     let mut forged = reg.key_handle.clone();
     forged[40] ^= 0x80;
-    assert_eq!(
-        status(&sign(
-            &mut token,
-            Control::EnforcePresenceAndSign,
-            &app,
-            &forged,
-            now
-        )),
-        0x6A80
-    );
+    assert_eq!(enforced(&mut token, &app, &forged, now), 0x6A80);
     assert_eq!(
         status(&sign(&mut token, Control::CheckOnly, &app, &[7; 64], now)),
         0x6700,
@@ -180,16 +170,7 @@ fn dont_enforce_signs_without_presence_and_says_so() {
     let handle = register(&mut common::engine(&store, "t", PresencePolicy::Auto), &app);
     let mut token = common::engine(&store, "t", PresencePolicy::Deny);
     let now = Instant::now();
-    assert_eq!(
-        status(&sign(
-            &mut token,
-            Control::EnforcePresenceAndSign,
-            &app,
-            &handle.key_handle,
-            now
-        )),
-        0x6985
-    );
+    assert_eq!(enforced(&mut token, &app, &handle.key_handle, now), 0x6985);
     let response = sign(
         &mut token,
         Control::DontEnforcePresenceAndSign,
@@ -222,16 +203,7 @@ fn presence_is_asked_for_then_consumed() {
 
     let mut token = common::engine(&store, "t", PresencePolicy::Touch);
     let t0 = Instant::now();
-    assert_eq!(
-        status(&sign(
-            &mut token,
-            Control::EnforcePresenceAndSign,
-            &app,
-            &reg.key_handle,
-            t0
-        )),
-        0x6985
-    );
+    assert_eq!(enforced(&mut token, &app, &reg.key_handle, t0), 0x6985);
     token.presence().button().press();
     assert_eq!(
         status(&sign(
@@ -262,38 +234,11 @@ fn presence_is_asked_for_then_consumed() {
         PresencePolicy::Delay(Duration::from_millis(200)),
     );
     let t0 = Instant::now();
-    assert_eq!(
-        status(&sign(
-            &mut delayed,
-            Control::EnforcePresenceAndSign,
-            &app,
-            &reg.key_handle,
-            t0
-        )),
-        0x6985
-    );
+    assert_eq!(enforced(&mut delayed, &app, &reg.key_handle, t0), 0x6985);
     let t1 = t0 + Duration::from_millis(150);
-    assert_eq!(
-        status(&sign(
-            &mut delayed,
-            Control::EnforcePresenceAndSign,
-            &app,
-            &reg.key_handle,
-            t1
-        )),
-        0x6985
-    );
+    assert_eq!(enforced(&mut delayed, &app, &reg.key_handle, t1), 0x6985);
     let t2 = t0 + Duration::from_millis(200);
-    assert_eq!(
-        status(&sign(
-            &mut delayed,
-            Control::EnforcePresenceAndSign,
-            &app,
-            &reg.key_handle,
-            t2
-        )),
-        0x9000
-    );
+    assert_eq!(enforced(&mut delayed, &app, &reg.key_handle, t2), 0x9000);
 }
 
 #[test]

@@ -36,7 +36,7 @@ pub struct AttestationKey {
 }
 
 impl AttestationKey {
-    fn from_stored(stored: &StoredCertificate, rng: &SystemRandom) -> Result<Self> {
+    pub(crate) fn from_stored(stored: &StoredCertificate, rng: &SystemRandom) -> Result<Self> {
         let key_pair =
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &stored.key_pkcs8, rng)
                 .map_err(|e| crypto("attestation key", e))?;
@@ -181,13 +181,6 @@ impl Attestation {
             ca: stored.ca.clone(),
             batch: std::sync::Arc::new(AttestationKey::from_stored(&stored.batch, rng)?),
         })
-    }
-
-    pub(crate) fn load_key(
-        stored: &StoredCertificate,
-        rng: &SystemRandom,
-    ) -> Result<AttestationKey> {
-        AttestationKey::from_stored(stored, rng)
     }
 
     pub(crate) fn issue_for_token(

@@ -73,13 +73,6 @@ impl Counter {
         Ok(())
     }
 
-    /// The last value handed out in this process, if any.
-    pub fn last_value(&self) -> Option<u32> {
-        u32::try_from(self.next - 1)
-            .ok()
-            .filter(|_| self.flushes > 0)
-    }
-
     /// How many times this counter flushed the database.
     pub fn flushes(&self) -> u64 {
         self.flushes

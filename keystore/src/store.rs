@@ -326,7 +326,7 @@ impl Store {
         };
         let counter = Counter::open(self.counters.clone(), name, self.counter_block, lease)?;
         let attestation = match &record.certificate {
-            Some(own) => Arc::new(Attestation::load_key(own, &self.rng)?),
+            Some(own) => Arc::new(AttestationKey::from_stored(own, &self.rng)?),
             None => Arc::clone(self.attestation.batch()),
         };
         let mut master_key = [0u8; 32];

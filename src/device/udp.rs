@@ -43,12 +43,12 @@ pub async fn serve<H: MessageHandler>(
         };
         for reply in &replies {
             let cid = cid_of(reply);
-            let to = match (peers.get(&cid), sender) {
-                (Some(peer), _) if cid != BROADCAST_CID => *peer,
-                (_, Some(from)) => from,
-                (None, None) => continue,
-                (Some(peer), None) => *peer,
+            let peer = if cid == BROADCAST_CID {
+                None
+            } else {
+                peers.get(&cid).copied()
             };
+            let Some(to) = peer.or(sender) else { continue };
             // A host that went away must not stop the token: log and carry on.
             if let Err(e) = socket.send_to(reply, to).await {
                 tracing::debug!("reply to {to} failed: {e}");

@@ -4,7 +4,6 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
 
 use vu2f::u2f::{Authenticator, Presence, PresencePolicy};
 
@@ -80,8 +79,4 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-pub fn now() -> Instant {
-    Instant::now()
 }
