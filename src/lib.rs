@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod aa;
 pub mod hid;
 pub mod u2f;
 

@@ -133,7 +133,7 @@ impl StoredAttestation {
     pub(crate) fn generate(rng: &SystemRandom) -> Result<Self> {
         let mut id = [0u8; 6];
         rng.fill(&mut id).map_err(|e| crypto("store id", e))?;
-        let store_id = crate::hex::encode(&id);
+        let store_id = hex::encode(id);
         let ca_key = new_key()?;
         let ca_cert = ca_params(&store_id)
             .self_signed(&ca_key)

@@ -1,0 +1,33 @@
+//! # aa — the NetIQ / OpenText Advanced Authentication REST API (PROTOCOLS.md section 1)
+//!
+//! What the companion client sends and the embedded emulator answers, in one place, so that field
+//! names, statuses, reasons and msgids follow the documentation's samples (`tests/fixtures/aa`).
+//!
+//! * [`api`]: the request and response bodies of the logon flow (PROTOCOLS.md 1.2 and 1.3).
+//! * [`endpoint_secret_hash`]: the salted proof of the endpoint secret (PROTOCOLS.md 1.2).
+pub mod api;
+
+use sha2::{Digest, Sha256};
+
+/// `endpoint_secret_hash` of `POST /api/v1/endpoints/{id}/sessions`:
+/// `hex(SHA256(secret ‖ hex(SHA256(endpoint_id ‖ salt))))`, lowercase hex throughout.
+pub fn endpoint_secret_hash(endpoint_id: &str, secret: &str, salt: &str) -> String {
+    let inner = hex::encode(Sha256::digest(format!("{endpoint_id}{salt}").as_bytes()));
+    hex::encode(Sha256::digest(format!("{secret}{inner}").as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The test vector of PROTOCOLS.md section 1.2.
+    #[test]
+    fn secret_hash_matches_the_test_vector() {
+        assert_eq!(
+            super::endpoint_secret_hash(
+                "178fa64ebafe11eaa1fb0242ac110003",
+                "hVqFAFfQmfUqfrLMRf6y86Heslm3GtGt",
+                "i_am_salt"
+            ),
+            "f72f4f69212deed77d2127e532826aa0ad341b8ca523d76947f274abbf61a075"
+        );
+    }
+}
