@@ -64,16 +64,6 @@ impl<H: MessageHandler> CtapHid<H> {
         }
     }
 
-    /// The message handler.
-    pub fn handler(&self) -> &H {
-        &self.handler
-    }
-
-    /// The message handler, mutably.
-    pub fn handler_mut(&mut self) -> &mut H {
-        &mut self.handler
-    }
-
     /// How many WINKs the token received.
     pub fn winks(&self) -> u64 {
         self.winks

@@ -43,11 +43,6 @@ impl InProcess {
     pub fn new(authenticator: Authenticator) -> Self {
         Self { authenticator }
     }
-
-    /// The engine.
-    pub fn authenticator(&self) -> &Authenticator {
-        &self.authenticator
-    }
 }
 
 impl TokenTransport for InProcess {

@@ -6,7 +6,6 @@ use sha2::{Digest, Sha256};
 
 use super::apdu::{encode_extended, Instruction};
 use super::authenticator::Control;
-use super::status::StatusWord;
 
 /// What is wrong with a response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,16 +90,6 @@ pub fn status_of(response: &[u8]) -> Option<u16> {
         return None;
     };
     Some(u16::from_be_bytes([*sw1, *sw2]))
-}
-
-impl MessageError {
-    /// The status word, when the token answered with one we know.
-    pub fn status_word(&self) -> Option<StatusWord> {
-        match self {
-            Self::Status(sw) => StatusWord::from_u16(*sw),
-            _ => None,
-        }
-    }
 }
 
 /// Length of the DER element at the start of `bytes` (tag, length, contents).

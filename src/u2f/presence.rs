@@ -130,11 +130,6 @@ impl Presence {
         }
     }
 
-    /// The policy.
-    pub fn policy(&self) -> PresencePolicy {
-        self.policy
-    }
-
     /// The button, to press from elsewhere.
     pub fn button(&self) -> &Arc<Button> {
         &self.button

@@ -27,21 +27,6 @@ impl StatusWord {
     pub fn to_bytes(self) -> [u8; 2] {
         (self as u16).to_be_bytes()
     }
-
-    /// The status word for SW1 SW2, if it is one of ours.
-    pub fn from_u16(value: u16) -> Option<Self> {
-        [
-            Self::NoError,
-            Self::ConditionsNotSatisfied,
-            Self::WrongData,
-            Self::WrongLength,
-            Self::InsNotSupported,
-            Self::ClaNotSupported,
-            Self::NoPreciseDiagnosis,
-        ]
-        .into_iter()
-        .find(|sw| *sw as u16 == value)
-    }
 }
 
 impl From<UnwrapError> for StatusWord {
