@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod aa;
+pub mod aa_sim;
 pub mod hid;
 pub mod u2f;
 
@@ -40,6 +41,8 @@ const fn version_byte(decimal: &str) -> u8 {
 }
 pub mod bench;
 pub mod cli;
+pub mod client;
+pub mod demo;
 pub mod device;
 pub mod selfcheck;
 pub mod transport;

@@ -175,3 +175,141 @@ pub enum MethodResponse {
         password: String,
     },
 }
+
+/// The body of `POST /api/v1/logon` (PROTOCOLS.md 1.2, "Start logon").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartLogonRequest {
+    /// The first method of the chain (`U2F:1`, `PASSWORD:1`).
+    pub method_id: String,
+    /// The user, as the repository names it.
+    pub user_name: String,
+    /// The event (`Search Card`, `Authenticators Management`, ...).
+    pub event: String,
+    /// The endpoint session.
+    pub endpoint_session_id: String,
+}
+
+/// The body of `POST /api/v1/logon/{id}/next` (PROTOCOLS.md 1.1, step 8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextMethodRequest {
+    /// The next method of the chain.
+    pub method_id: String,
+    /// The endpoint session.
+    pub endpoint_session_id: String,
+}
+
+/// The credentials of an administrator, sent in the body for endpoint management.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthData {
+    /// `PASSWORD:1`.
+    pub method_id: String,
+    /// `REPO\user`, or a local name.
+    pub user_name: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for AuthData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthData")
+            .field("method_id", &self.method_id)
+            .field("user_name", &self.user_name)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The body of `POST /api/v1/endpoints` (PROTOCOLS.md 1.2, "Register endpoint").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterEndpointRequest {
+    /// Name of the endpoint.
+    pub name: String,
+    /// Endpoint type (3 in the documentation's sample).
+    pub typ: i64,
+    /// Description.
+    pub desc: String,
+    /// Whether the endpoint is trusted.
+    pub is_trusted: bool,
+    /// Tenant (`TOP`).
+    pub tenant_name: String,
+    /// The administrator's credentials.
+    pub auth_data: AuthData,
+}
+
+/// The body of `DELETE /api/v1/endpoints/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeleteEndpointRequest {
+    /// The administrator's credentials.
+    pub auth_data: AuthData,
+}
+
+/// An endpoint's id and secret: the answer of `POST /api/v1/endpoints`, and what a client keeps.
+/// `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointCredentials {
+    /// Endpoint id, 32 lowercase hex.
+    pub id: String,
+    /// Endpoint secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for EndpointCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointCredentials")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The body of `POST /api/v1/endpoints/{id}/sessions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateSessionRequest {
+    /// A string chosen by the client.
+    pub salt: String,
+    /// [`super::endpoint_secret_hash`] of the endpoint id, secret and salt.
+    pub endpoint_secret_hash: String,
+    /// Optional data of the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_data: Option<Value>,
+}
+
+/// The answer of `POST /api/v1/endpoints/{id}/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointSession {
+    /// The endpoint session, sent with every logon call.
+    pub endpoint_session_id: String,
+}
+
+/// A request-level error body (PROTOCOLS.md 1.5): `{"status":"error","errors":[…]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// `error`.
+    pub status: String,
+    /// What was wrong.
+    pub errors: Vec<ErrorItem>,
+}
+
+/// One entry of an [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorItem {
+    /// The field or object in question.
+    pub name: String,
+    /// What is wrong with it.
+    pub description: String,
+    /// Where it was (`body`, `path`, `querystring`).
+    #[serde(default)]
+    pub location: String,
+}
+
+impl ErrorBody {
+    /// One line for people: `name: description; …`.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.name, e.description))
+            .collect();
+        parts.join("; ")
+    }
+}

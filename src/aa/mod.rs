@@ -4,8 +4,14 @@
 //! names, statuses, reasons and msgids follow the documentation's samples (`tests/fixtures/aa`).
 //!
 //! * [`api`]: the request and response bodies of the logon flow (PROTOCOLS.md 1.2 and 1.3).
+//! * [`enroll`]: U2F enrollment, inferred, in one place (PROTOCOLS.md 1.2).
+//! * [`outcome`]: status, reason, msgid and msg of each answer (PROTOCOLS.md 1.4).
+//! * [`paths`]: the REST paths.
 //! * [`endpoint_secret_hash`]: the salted proof of the endpoint secret (PROTOCOLS.md 1.2).
 pub mod api;
+pub mod enroll;
+pub mod outcome;
+pub mod paths;
 
 use sha2::{Digest, Sha256};
 

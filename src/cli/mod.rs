@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod aa_sim;
 mod bench;
+mod companion;
 mod serve;
 mod token;
 
@@ -58,8 +60,16 @@ enum Command {
     },
     /// Measure signing throughput against the raw ECDSA limit, on one core.
     Bench(bench::BenchArgs),
-    /// Run the self-check: a token registers and authenticates in-process, every signature verified.
+    /// Log a user on to an AA server with a token (U2F:1, and PASSWORD:1 in chains).
+    Logon(Box<companion::LogonArgs>),
+    /// Enroll a token for a user on an AA server (a password logon, then U2F:1 enrollment).
+    Enroll(Box<companion::EnrollArgs>),
+    /// Run the AA emulator: the REST API of logon and enrollment, with real U2F verification.
+    AaSim(aa_sim::AaSimArgs),
+    /// The whole flow in one process: the emulator, a token, enrollment and logon, step by step.
     Demo,
+    /// Check the token alone: it registers and authenticates in-process, every answer verified.
+    SelfCheck,
 }
 
 /// Runs a parsed command line; prints errors as one line and returns the exit code.
@@ -87,11 +97,71 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(global, args),
         Command::Touch { name } => crate::device::control::touch(&global.store_dir()?, &name),
         Command::Bench(args) => bench::run(global, args),
-        Command::Demo => {
+        Command::Logon(args) => companion::logon(global, *args),
+        Command::Enroll(args) => companion::enroll(global, *args),
+        Command::AaSim(args) => aa_sim::run(global, args),
+        Command::Demo => demo(global),
+        Command::SelfCheck => {
             let report = crate::selfcheck::run()?;
             print(global, &report, |r| r.to_text())
         }
     }
+}
+
+/// Prints the demo as it happens (or its report with `--json`).
+struct DemoPrinter {
+    live: bool,
+}
+
+impl crate::demo::DemoObserver for DemoPrinter {
+    fn section(&mut self, title: &str) {
+        if self.live {
+            println!("\n{title}");
+        }
+    }
+
+    fn step(&mut self, step: &crate::client::Step) {
+        if self.live {
+            println!("  {}", step.to_line());
+        }
+    }
+
+    fn result(&mut self, result: &str) {
+        if self.live {
+            println!("  => {result}");
+        }
+    }
+}
+
+fn demo(global: &Global) -> anyhow::Result<()> {
+    let mut printer = DemoPrinter { live: !global.json };
+    if printer.live {
+        println!("vu2f demo: the AA emulator on loopback, a virtual token in this process");
+    }
+    let report = runtime()?.block_on(crate::demo::run(&mut printer))?;
+    print(global, &report, |r| {
+        format!(
+            "\nlogged on to {} as {} with token {:?}: login_session_id {}\n",
+            r.server, r.user, r.token, r.login_session_id
+        )
+    })
+}
+
+/// The tokio runtime of a command.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Returns on SIGINT or SIGTERM.
+async fn wait_for_termination() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    Ok(())
 }
 
 /// Prints `value` as pretty JSON with `--json`, else as `text(value)`.

@@ -59,10 +59,7 @@ pub(super) fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             Presence::new(args.presence),
         ));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(serve_all(global, &store, engines, udp, args.presence))
+    super::runtime()?.block_on(serve_all(global, &store, engines, udp, args.presence))
 }
 
 async fn serve_all(
@@ -110,11 +107,7 @@ async fn serve_all(
     }
     let control = crate::device::control::listen(store.dir(), buttons)
         .map_err(|e| anyhow::anyhow!("control socket in {}: {e}", store.dir().display()))?;
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+    super::wait_for_termination().await?;
     control.abort();
     tasks.abort_all();
     let _ = std::fs::remove_file(crate::device::control::socket_path(store.dir()));

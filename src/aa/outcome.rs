@@ -1,0 +1,137 @@
+//! What a logon or enrollment step answers: `status`, `reason`, `msgid` and `msg` together, so that
+//! the emulator and the client's checks agree (PROTOCOLS.md 1.4).
+//!
+//! The documented rows carry the documentation's values. AA's values for a `FAILED` logon and for
+//! U2F enrollment were not found in any public source (PROTOCOLS.md 1.4 and 1.2, **inferred**): the
+//! emulator's are below, each naming one check of PROTOCOLS.md section 4, and have no `msgid`.
+use super::api::LogonStatus;
+
+/// One row of the status table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// `status`.
+    pub status: LogonStatus,
+    /// `reason`, when the server sends one.
+    pub reason: Option<&'static str>,
+    /// `msgid`, when known.
+    pub msgid: Option<&'static str>,
+    /// `msg`.
+    pub msg: &'static str,
+}
+
+const fn documented(
+    status: LogonStatus,
+    reason: Option<&'static str>,
+    msgid: &'static str,
+    msg: &'static str,
+) -> Outcome {
+    Outcome {
+        status,
+        reason,
+        msgid: Some(msgid),
+        msg,
+    }
+}
+
+const fn failed(reason: &'static str, msg: &'static str) -> Outcome {
+    Outcome {
+        status: LogonStatus::Failed,
+        reason: Some(reason),
+        msgid: None,
+        msg,
+    }
+}
+
+/// After `POST /logon` and `/next` (documented).
+pub const PROCESS_STARTED: Outcome = documented(
+    LogonStatus::MoreData,
+    Some("PROCESS_STARTED"),
+    "AUCORE-1008",
+    "Process has been started",
+);
+/// The U2F challenge is issued (documented).
+pub const U2F_WAITING_AUTH_RESPONSE: Outcome = documented(
+    LogonStatus::MoreData,
+    Some("U2F_WAITING_AUTH_RESPONSE"),
+    "AUCORE-2059",
+    "Waiting for an authentication response",
+);
+/// A method passed and the chain goes on (documented).
+pub const NEXT: Outcome = documented(
+    LogonStatus::Next,
+    None,
+    "AUCORE-1091",
+    "Welcome. Continue with the next login method",
+);
+/// The chain is complete (documented).
+pub const OK: Outcome = documented(LogonStatus::Ok, None, "AUCORE-2001", "Welcome");
+
+/// Enrollment: the registration challenge is issued (inferred).
+pub const U2F_WAITING_REG_RESPONSE: Outcome = Outcome {
+    status: LogonStatus::MoreData,
+    reason: Some("U2F_WAITING_REG_RESPONSE"),
+    msgid: None,
+    msg: "Waiting for a registration response",
+};
+/// Enrollment: the registration verified; the template can be saved (inferred).
+pub const ENROLLED: Outcome = Outcome {
+    status: LogonStatus::Ok,
+    reason: None,
+    msgid: None,
+    msg: "Authenticator is enrolled",
+};
+
+/// The password is wrong.
+pub const WRONG_PASSWORD: Outcome = failed("WRONG_PASSWORD", "Wrong password");
+/// The user has no U2F template.
+pub const U2F_NOT_ENROLLED: Outcome = failed(
+    "U2F_NOT_ENROLLED",
+    "The user has no U2F authenticator enrolled",
+);
+/// A field of the response is missing or not base64url (PROTOCOLS.md 4, parsing).
+pub const U2F_MALFORMED_RESPONSE: Outcome =
+    failed("U2F_MALFORMED_RESPONSE", "The U2F response is malformed");
+/// The key handle was not offered to this user (PROTOCOLS.md 4, logon step 1).
+pub const U2F_UNKNOWN_KEY_HANDLE: Outcome = failed(
+    "U2F_UNKNOWN_KEY_HANDLE",
+    "The key handle is not one of the user's authenticators",
+);
+/// `typ` is not the one of the operation (PROTOCOLS.md 4, step 1 / 2).
+pub const U2F_WRONG_TYP: Outcome = failed("U2F_WRONG_TYP", "The client data has the wrong typ");
+/// The challenge was never issued to this process (PROTOCOLS.md 4, step 2).
+pub const U2F_CHALLENGE_MISMATCH: Outcome = failed(
+    "U2F_CHALLENGE_MISMATCH",
+    "The challenge was not issued to this process",
+);
+/// The challenge was already answered once: a replay (PROTOCOLS.md 4, "single use").
+pub const U2F_CHALLENGE_REUSED: Outcome = failed(
+    "U2F_CHALLENGE_REUSED",
+    "The challenge has already been used",
+);
+/// The challenge is older than its lifetime (PROTOCOLS.md 4, "short expiry").
+pub const U2F_CHALLENGE_EXPIRED: Outcome =
+    failed("U2F_CHALLENGE_EXPIRED", "The challenge has expired");
+/// `origin` is neither the appId nor one of its facets (PROTOCOLS.md 4, step 2).
+pub const U2F_ORIGIN_MISMATCH: Outcome = failed(
+    "U2F_ORIGIN_MISMATCH",
+    "The origin does not match the App ID or its facets",
+);
+/// The user-presence flag is not set (PROTOCOLS.md 4, logon step 3).
+pub const U2F_USER_NOT_PRESENT: Outcome =
+    failed("U2F_USER_NOT_PRESENT", "The user was not present");
+/// The signature does not verify (PROTOCOLS.md 4, registration 4 / logon 4).
+pub const U2F_BAD_SIGNATURE: Outcome =
+    failed("U2F_BAD_SIGNATURE", "The U2F signature does not verify");
+/// The counter did not increase: a cloned or restored token (PROTOCOLS.md 4, logon step 5).
+pub const U2F_COUNTER_NOT_INCREASED: Outcome = failed(
+    "U2F_COUNTER_NOT_INCREASED",
+    "The signature counter did not increase",
+);
+/// The registration response does not parse (PROTOCOLS.md 4, registration step 2).
+pub const U2F_BAD_REGISTRATION: Outcome =
+    failed("U2F_BAD_REGISTRATION", "The registration data is malformed");
+/// The key handle is already enrolled (PROTOCOLS.md 4, registration step 6).
+pub const U2F_ALREADY_ENROLLED: Outcome = failed(
+    "U2F_ALREADY_ENROLLED",
+    "This authenticator is already enrolled",
+);

@@ -1,0 +1,189 @@
+//! What the emulator knows before its first request: users and their passwords, chains, events,
+//! the U2F App ID and facets, lifetimes. A JSON file (`vu2f aa-sim --config FILE`), or the default
+//! below; `vu2f aa-sim --print-config` shows it as a starting point.
+use serde::{Deserialize, Serialize};
+
+/// The emulator's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimConfig {
+    /// The U2F App ID [default: the emulator's own origin, `http(s)://host:port`].
+    pub app_id: Option<String>,
+    /// Further facets (origins) accepted in client data besides the App ID's origin.
+    pub facets: Vec<String>,
+    /// Lifetime of a U2F challenge, in milliseconds.
+    pub challenge_ttl_ms: u64,
+    /// Lifetime of a login session, in seconds.
+    pub login_session_ttl_secs: u64,
+    /// Lifetime of an endpoint session, in seconds.
+    pub endpoint_session_ttl_secs: u64,
+    /// The repository that prefixes user names (`LOCAL\alice`).
+    pub repo: String,
+    /// The tenant.
+    pub tenant_name: String,
+    /// Users.
+    pub users: Vec<UserConfig>,
+    /// Chains: ordered method lists.
+    pub chains: Vec<ChainConfig>,
+    /// Events, each with the chains that may be used for it.
+    pub events: Vec<EventConfig>,
+}
+
+/// A user of the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// Name, without the repository prefix.
+    pub name: String,
+    /// Password for `PASSWORD:1`.
+    pub password: String,
+    /// Whether the user may register endpoints.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// A chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// Name (`U2F only`).
+    pub name: String,
+    /// Method ids in order (`PASSWORD:1`, `U2F:1`).
+    pub methods: Vec<String>,
+}
+
+/// An event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventConfig {
+    /// Name (`Search Card`).
+    pub name: String,
+    /// Names of its chains, in order.
+    pub chains: Vec<String>,
+    /// Whether a logon to this event may enroll authenticators.
+    #[serde(default)]
+    pub enroll: bool,
+}
+
+fn user(name: &str, password: &str, admin: bool) -> UserConfig {
+    UserConfig {
+        name: name.into(),
+        password: password.into(),
+        admin,
+    }
+}
+
+fn chain(name: &str, methods: &[&str]) -> ChainConfig {
+    ChainConfig {
+        name: name.into(),
+        methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+    }
+}
+
+fn event(name: &str, chains: &[&str], enroll: bool) -> EventConfig {
+    EventConfig {
+        name: name.into(),
+        chains: chains.iter().map(|c| (*c).to_owned()).collect(),
+        enroll,
+    }
+}
+
+impl Default for SimConfig {
+    /// Users `admin`, `alice` and `bob` (password: the name followed by `-password`); the event
+    /// `Authenticators Management` (password only, permits enrollment), `Search Card` (`U2F only`
+    /// or `Password & U2F`) and `Password and U2F`.
+    fn default() -> Self {
+        Self {
+            app_id: None,
+            facets: Vec::new(),
+            challenge_ttl_ms: 120_000,
+            login_session_ttl_secs: 3_600,
+            endpoint_session_ttl_secs: 86_400,
+            repo: "LOCAL".into(),
+            tenant_name: "TOP".into(),
+            users: vec![
+                user("admin", "admin-password", true),
+                user("alice", "alice-password", false),
+                user("bob", "bob-password", false),
+            ],
+            chains: vec![
+                chain("Password only", &["PASSWORD:1"]),
+                chain("U2F only", &["U2F:1"]),
+                chain("Password & U2F", &["PASSWORD:1", "U2F:1"]),
+            ],
+            events: vec![
+                event("Authenticators Management", &["Password only"], true),
+                event("Search Card", &["U2F only", "Password & U2F"], false),
+                event("Password and U2F", &["Password & U2F"], false),
+            ],
+        }
+    }
+}
+
+impl SimConfig {
+    /// Checks that every event's chains exist and every chain has methods.
+    pub fn validate(&self) -> Result<(), String> {
+        for chain in &self.chains {
+            if chain.methods.is_empty() {
+                return Err(format!("chain {:?} has no methods", chain.name));
+            }
+        }
+        for event in &self.events {
+            for name in &event.chains {
+                if !self.chains.iter().any(|c| &c.name == name) {
+                    return Err(format!(
+                        "event {:?} names chain {name:?}, which is not defined",
+                        event.name
+                    ));
+                }
+            }
+        }
+        if self.challenge_ttl_ms == 0 {
+            return Err("challenge_ttl_ms must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The user called `name`, with or without the repository prefix, case-insensitively.
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        let bare = match name.split_once('\\') {
+            Some((repo, bare)) if repo.eq_ignore_ascii_case(&self.repo) => bare,
+            Some(_) => return None,
+            None => name,
+        };
+        self.users
+            .iter()
+            .find(|u| u.name.eq_ignore_ascii_case(bare))
+    }
+
+    /// The event called `name`.
+    pub fn event(&self, name: &str) -> Option<&EventConfig> {
+        self.events.iter().find(|e| e.name == name)
+    }
+
+    /// The chain called `name`.
+    pub fn chain(&self, name: &str) -> Option<(usize, &ChainConfig)> {
+        self.chains.iter().enumerate().find(|(_, c)| c.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SimConfig;
+
+    #[test]
+    fn the_default_is_valid_and_finds_users_with_or_without_their_repository() {
+        let config = SimConfig::default();
+        config.validate().unwrap();
+        assert_eq!(config.user("LOCAL\\Alice").unwrap().name, "alice");
+        assert_eq!(config.user("alice").unwrap().name, "alice");
+        assert!(config.user("OTHER\\alice").is_none());
+    }
+
+    #[test]
+    fn an_event_naming_a_missing_chain_is_refused() {
+        let mut config = SimConfig::default();
+        config.events[0].chains.push("Nope".into());
+        assert!(config.validate().unwrap_err().contains("Nope"));
+    }
+}

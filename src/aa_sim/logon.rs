@@ -1,0 +1,390 @@
+//! The logon flow (PROTOCOLS.md 1.1 to 1.4, and section 4 for U2F): `POST /logon` starts a
+//! process on the chains of the event that begin with the method; `do_logon` runs the current
+//! method (`PASSWORD:1`, or `U2F:1` in two rounds: the sign request, then the sign response); a
+//! passed method gives `NEXT` (then `/next`) or `OK` with a login session. A failed method ends
+//! the process with `FAILED` and the reason of the check that failed.
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore;
+use serde_json::{json, Map};
+
+use super::error::{ApiError, ApiJson};
+use super::records::{random_alphanumeric, TemplateRecord};
+use super::responses::{chain_object, complete, logon_object, user_id};
+use super::state::{decode, encode, ChallengeOwner, Issued, LogonProcess, SimState};
+use super::u2f_check;
+use crate::aa::api::{
+    AllowCredential, DoLogonRequest, LogonResponse, MethodResponse, NextMethodRequest, SignRequest,
+    SignResponse, StartLogonRequest, WebauthChallenge,
+};
+use crate::aa::outcome::{self, Outcome};
+use crate::client::logon::{PASSWORD, U2F};
+use crate::client::token::{TYP_SIGN, U2F_V2};
+
+type Answer = Result<Json<LogonResponse>, ApiError>;
+
+fn unknown_process() -> ApiError {
+    ApiError::unknown_in_path("logon_process_id", "unknown or finished logon process")
+}
+
+/// `POST /api/v1/logon`.
+pub async fn start(
+    State(state): State<Arc<SimState>>,
+    ApiJson(request): ApiJson<StartLogonRequest>,
+) -> Answer {
+    state.check_endpoint_session(&request.endpoint_session_id)?;
+    let user = state
+        .config
+        .user(&request.user_name)
+        .ok_or_else(|| ApiError::bad_field("user_name", "no such user"))?
+        .name
+        .clone();
+    let event = state
+        .config
+        .event(&request.event)
+        .ok_or_else(|| ApiError::bad_field("event", "no such event"))?;
+    let chains: Vec<usize> = event
+        .chains
+        .iter()
+        .filter_map(|name| state.config.chain(name))
+        .filter(|(_, chain)| chain.methods.first() == Some(&request.method_id))
+        .map(|(i, _)| i)
+        .collect();
+    if chains.is_empty() {
+        return Err(ApiError::bad_field(
+            "method_id",
+            format!(
+                "no chain of event {:?} starts with {}",
+                event.name, request.method_id
+            ),
+        ));
+    }
+    let process = LogonProcess {
+        endpoint_session: request.endpoint_session_id,
+        user,
+        event: event.name.clone(),
+        chains,
+        completed: Vec::new(),
+        current: Some(request.method_id),
+        challenge: None,
+        touched: Instant::now(),
+    };
+    let id = random_alphanumeric();
+    let response = logon_object(&state, &id, &process, outcome::PROCESS_STARTED);
+    state.live().logons.insert(id, process);
+    Ok(Json(response))
+}
+
+/// `POST /api/v1/logon/{id}/next`.
+pub async fn next(
+    State(state): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<NextMethodRequest>,
+) -> Answer {
+    state.check_endpoint_session(&request.endpoint_session_id)?;
+    let mut live = state.live();
+    let process = live.logons.get_mut(&id).ok_or_else(unknown_process)?;
+    check_owner(process, &request.endpoint_session_id)?;
+    if process.current.is_some() {
+        return Err(ApiError::bad_field(
+            "method_id",
+            "the current method has not passed yet",
+        ));
+    }
+    let done = process.completed.len();
+    let chains = &state.config.chains;
+    let candidates: Vec<usize> = process
+        .chains
+        .iter()
+        .copied()
+        .filter(|&i| chains[i].methods.get(done) == Some(&request.method_id))
+        .collect();
+    if candidates.is_empty() {
+        return Err(ApiError::bad_field(
+            "method_id",
+            format!("{} is not the next method of a chain", request.method_id),
+        ));
+    }
+    process.chains = candidates;
+    process.current = Some(request.method_id);
+    process.touched = Instant::now();
+    Ok(Json(logon_object(
+        &state,
+        &id,
+        process,
+        outcome::PROCESS_STARTED,
+    )))
+}
+
+fn check_owner(process: &LogonProcess, endpoint_session: &str) -> Result<(), ApiError> {
+    if process.endpoint_session != endpoint_session {
+        return Err(ApiError::bad_field(
+            "endpoint_session_id",
+            "the logon process belongs to another endpoint session",
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/logon/{id}/do_logon`.
+pub async fn do_logon(
+    State(state): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<DoLogonRequest>,
+) -> Answer {
+    state.check_endpoint_session(&request.endpoint_session_id)?;
+    let (process, method) = {
+        let mut live = state.live();
+        let process = live.logons.get_mut(&id).ok_or_else(unknown_process)?;
+        check_owner(process, &request.endpoint_session_id)?;
+        process.touched = Instant::now();
+        let method = process.current.clone().ok_or_else(|| {
+            ApiError::bad_field(
+                "method_id",
+                "the method passed: call next with the next one",
+            )
+        })?;
+        (process.clone(), method)
+    };
+    let verdict = match (method.as_str(), request.response) {
+        (PASSWORD, Some(MethodResponse::Password { password })) => {
+            check_password(&state, &process.user, &password)
+        }
+        (PASSWORD, _) => {
+            return Err(ApiError::bad_field(
+                "response.password",
+                "PASSWORD:1 needs the password",
+            ))
+        }
+        (U2F, None) => return issue_challenge(&state, &id, &process),
+        (U2F, Some(MethodResponse::U2f { sign_response })) => {
+            check_sign_response(&state, &id, &sign_response)
+        }
+        (U2F, Some(_)) => {
+            return Err(ApiError::bad_field(
+                "response.signResponse",
+                "U2F:1 needs a sign response",
+            ))
+        }
+        (other, _) => {
+            return Err(ApiError::bad_field(
+                "method_id",
+                format!("the emulator cannot run {other}"),
+            ))
+        }
+    };
+    match verdict {
+        Ok(template_id) => pass(&state, &id, template_id),
+        Err(failed) => Ok(Json(fail(&state, &id, &process, failed))),
+    }
+}
+
+fn check_password(state: &SimState, user: &str, password: &str) -> Result<Option<String>, Outcome> {
+    match state.config.user(user) {
+        Some(u) if u.password == password => Ok(None),
+        _ => Err(outcome::WRONG_PASSWORD),
+    }
+}
+
+/// Ends the process with `FAILED`.
+fn fail(state: &SimState, id: &str, process: &LogonProcess, failed: Outcome) -> LogonResponse {
+    let mut live = state.live();
+    let latest = live.logons.remove(id);
+    logon_object(state, id, latest.as_ref().unwrap_or(process), failed)
+}
+
+/// The first round of U2F: one sign request per template, with a fresh single-use challenge.
+fn issue_challenge(state: &SimState, id: &str, process: &LogonProcess) -> Answer {
+    let templates: Vec<TemplateRecord> = state
+        .templates_of(&user_id(state, &process.user))?
+        .into_iter()
+        .filter(|t| t.method_id == U2F)
+        .collect();
+    if templates.is_empty() {
+        return Ok(Json(fail(state, id, process, outcome::U2F_NOT_ENROLLED)));
+    }
+    let mut random = [0u8; 64];
+    rand::thread_rng().fill_bytes(&mut random);
+    let challenge = URL_SAFE_NO_PAD.encode(&random[..32]);
+    let issued = Issued {
+        challenge: challenge.clone(),
+        at: Instant::now(),
+    };
+    let handles: Vec<String> = templates.iter().map(|t| t.key_handle.clone()).collect();
+    let mut live = state.live();
+    let process = live.logons.get_mut(id).ok_or_else(unknown_process)?;
+    if let Some((old, _)) = process.challenge.take() {
+        live.challenges.remove(&old.challenge);
+    }
+    let process = live.logons.get_mut(id).ok_or_else(unknown_process)?;
+    process.challenge = Some((issued.clone(), handles));
+    let mut response = logon_object(state, id, process, outcome::U2F_WAITING_AUTH_RESPONSE);
+    live.challenges.insert(
+        challenge.clone(),
+        ChallengeOwner {
+            at: issued.at,
+            used: false,
+        },
+    );
+    drop(live);
+    response.sign_requests = templates
+        .iter()
+        .map(|t| SignRequest {
+            version: U2F_V2.into(),
+            app_id: t.app_id.clone(),
+            key_handle: t.key_handle.clone(),
+            challenge: challenge.clone(),
+        })
+        .collect();
+    let mut extensions = Map::new();
+    extensions.insert("appid".into(), json!(state.app_id));
+    response.webauth_challenge = Some(WebauthChallenge {
+        challenge: hex::encode(&random[32..]),
+        allow_credentials: templates
+            .iter()
+            .map(|t| AllowCredential {
+                kind: "public-key".into(),
+                id: URL_SAFE_NO_PAD
+                    .decode(&t.key_handle)
+                    .map(hex::encode)
+                    .unwrap_or_default(),
+                transports: vec!["usb".into()],
+            })
+            .collect(),
+        user_verification: "discouraged".into(),
+        extensions,
+    });
+    Ok(Json(response))
+}
+
+/// The second round of U2F: every check of PROTOCOLS.md section 4, in its order. The challenge
+/// is consumed whatever the outcome.
+fn check_sign_response(
+    state: &SimState,
+    id: &str,
+    response: &SignResponse,
+) -> Result<Option<String>, Outcome> {
+    let seen = u2f_check::client_data(&response.client_data, TYP_SIGN);
+    let (issued, user) = {
+        let mut live = state.live();
+        let Some(process) = live.logons.get_mut(id) else {
+            return Err(outcome::U2F_CHALLENGE_MISMATCH);
+        };
+        let taken = process.challenge.take();
+        let user = process.user.clone();
+        if let Some((issued, _)) = &taken {
+            if let Some(owner) = live.challenges.get_mut(&issued.challenge) {
+                owner.used = true;
+            }
+        }
+        let seen = seen.as_ref().map_err(|e| *e)?;
+        let Some((issued, handles)) = taken else {
+            return Err(outcome::U2F_CHALLENGE_MISMATCH);
+        };
+        if !handles.contains(&response.key_handle) {
+            return Err(outcome::U2F_UNKNOWN_KEY_HANDLE);
+        }
+        if seen.challenge != issued.challenge {
+            let replayed = live
+                .challenges
+                .get(&seen.challenge)
+                .is_some_and(|owner| owner.used);
+            return Err(if replayed {
+                outcome::U2F_CHALLENGE_REUSED
+            } else {
+                outcome::U2F_CHALLENGE_MISMATCH
+            });
+        }
+        (issued, user)
+    };
+    let seen = seen?;
+    if issued.at.elapsed() > state.challenge_ttl() {
+        return Err(outcome::U2F_CHALLENGE_EXPIRED);
+    }
+    u2f_check::origin(&seen, &state.facets)?;
+    let owner = user_id(state, &user);
+    let template = state
+        .templates_of(&owner)
+        .map_err(|_| outcome::U2F_UNKNOWN_KEY_HANDLE)?
+        .into_iter()
+        .find(|t| t.key_handle == response.key_handle)
+        .ok_or(outcome::U2F_UNKNOWN_KEY_HANDLE)?;
+    let public_key = hex::decode(&template.public_key).map_err(|_| outcome::U2F_BAD_SIGNATURE)?;
+    let counter = u2f_check::assertion(response, &seen, &template.app_id, &public_key)?;
+    raise_counter(state, &owner, &template.id, counter)?;
+    Ok(Some(template.id))
+}
+
+/// Stores `counter` if it is above the stored one, atomically (section 4, logon step 5).
+fn raise_counter(
+    state: &SimState,
+    owner: &str,
+    template_id: &str,
+    counter: u32,
+) -> Result<(), Outcome> {
+    let key = format!("{owner}/{template_id}");
+    loop {
+        let stored = state
+            .templates
+            .get(&key)
+            .ok()
+            .flatten()
+            .ok_or(outcome::U2F_UNKNOWN_KEY_HANDLE)?;
+        let mut template: TemplateRecord =
+            decode(&stored).map_err(|_| outcome::U2F_UNKNOWN_KEY_HANDLE)?;
+        if counter <= template.counter {
+            return Err(outcome::U2F_COUNTER_NOT_INCREASED);
+        }
+        template.counter = counter;
+        match state
+            .templates
+            .compare_and_swap(&key, Some(stored), Some(encode(&template)))
+        {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(_)) => continue,
+            Err(_) => return Err(outcome::U2F_UNKNOWN_KEY_HANDLE),
+        }
+    }
+}
+
+/// A method passed: `NEXT` while a chain goes on, `OK` with a login session when one is complete.
+fn pass(state: &SimState, id: &str, template_id: Option<String>) -> Answer {
+    let mut live = state.live();
+    let process = live.logons.get_mut(id).ok_or_else(unknown_process)?;
+    let Some(method) = process.current.take() else {
+        return Err(unknown_process());
+    };
+    process.completed.push(method);
+    let chains = &state.config.chains;
+    let completed = process.completed.clone();
+    process
+        .chains
+        .retain(|&i| chains[i].methods.starts_with(&completed));
+    let done = process
+        .chains
+        .iter()
+        .copied()
+        .find(|&i| chains[i].methods.len() == completed.len());
+    let Some(done) = done else {
+        return Ok(Json(logon_object(state, id, process, outcome::NEXT)));
+    };
+    let process = live.logons.remove(id).ok_or_else(unknown_process)?;
+    drop(live);
+    let session = random_alphanumeric();
+    state.open_login_session(&session, &process.user, &process.event)?;
+    let mut response = logon_object(state, id, &process, outcome::OK);
+    complete(
+        state,
+        &mut response,
+        &process.user,
+        session,
+        chain_object(done, &chains[done]),
+        template_id,
+    );
+    Ok(Json(response))
+}

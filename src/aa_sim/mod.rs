@@ -1,0 +1,192 @@
+//! # aa_sim — the embedded NetIQ / OpenText Advanced Authentication emulator (`DESIGN.md`, "The
+//! emulator is a real server"; PROTOCOLS.md sections 1 and 4)
+//!
+//! A real HTTP(S) server on loopback that answers the REST calls of the logon and enrollment flows
+//! with the fields of the documentation's samples, verifies every registration and signature with
+//! real ECDSA, hands out single-use challenges that expire, and keeps endpoints, sessions and
+//! templates in its own sled database.
+//!
+//! * [`config`]: users, chains, events, App ID and facets, lifetimes.
+//! * `endpoints`, `logon`, `enroll`: the handlers, by part of the API.
+//! * `u2f_check`: what a relying party verifies (section 4), as pure functions.
+//! * `state`, `records`: what is kept, in sled and in memory.
+//! * `error`: the error body (1.5) and the extractors that produce it.
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::routing::{delete, get, post};
+use axum::Router;
+
+use crate::aa::paths;
+
+pub mod config;
+mod endpoints;
+mod enroll;
+mod error;
+mod logon;
+mod records;
+mod responses;
+mod state;
+mod u2f_check;
+
+pub use config::SimConfig;
+use state::SimState;
+
+/// How to run the emulator.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Where to listen (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Where the database (and the TLS certificate) live.
+    pub data_dir: PathBuf,
+    /// HTTPS with a certificate generated once and kept in `data_dir`.
+    pub tls: bool,
+    /// Users, chains, events.
+    pub config: SimConfig,
+}
+
+/// A running emulator.
+pub struct RunningSim {
+    /// The base URL clients use (`http://127.0.0.1:PORT`).
+    pub url: String,
+    /// The U2F App ID it asks tokens to sign for.
+    pub app_id: String,
+    /// The PEM certificate clients must trust, with `tls`.
+    pub certificate: Option<PathBuf>,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    state: Arc<SimState>,
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    url.host_str()?;
+    Some(url.origin().ascii_serialization())
+}
+
+fn router(state: Arc<SimState>) -> Router {
+    Router::new()
+        .route(paths::ENDPOINTS, post(endpoints::register))
+        .route(paths::ENDPOINT, delete(endpoints::delete))
+        .route(paths::ENDPOINT_SESSIONS, post(endpoints::open_session))
+        .route(paths::LOGON, post(logon::start))
+        .route(paths::DO_LOGON, post(logon::do_logon))
+        .route(paths::NEXT, post(logon::next))
+        .route(paths::USERS, get(enroll::find_user))
+        .route(
+            paths::TEMPLATES,
+            get(enroll::list_templates).post(enroll::save_template),
+        )
+        .route(
+            "/api/v1/users/{user_id}/templates/{template_id}",
+            delete(enroll::delete_template),
+        )
+        .route(paths::ENROLL, post(enroll::start))
+        .route(paths::DO_ENROLL, post(enroll::do_enroll))
+        .fallback(error::no_route)
+        .with_state(state)
+}
+
+/// The TLS certificate and key in `dir`, generated on first use for `localhost` and `host`.
+fn tls_material(dir: &Path, host: &str) -> anyhow::Result<(PathBuf, Vec<u8>, Vec<u8>)> {
+    let cert_path = dir.join("tls-certificate.pem");
+    let key_path = dir.join("tls-key.pem");
+    if !cert_path.exists() || !key_path.exists() {
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        if !names.iter().any(|n| n == host) {
+            names.push(host.to_owned());
+        }
+        let generated =
+            rcgen::generate_simple_self_signed(names).context("generating the TLS certificate")?;
+        write_private(&key_path, generated.key_pair.serialize_pem().as_bytes())?;
+        std::fs::write(&cert_path, generated.cert.pem())
+            .with_context(|| format!("writing {}", cert_path.display()))?;
+    }
+    let cert = std::fs::read(&cert_path).with_context(|| format!("{}", cert_path.display()))?;
+    let key = std::fs::read(&key_path).with_context(|| format!("{}", key_path.display()))?;
+    Ok((cert_path, cert, key))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Starts the emulator; it serves until [`RunningSim::stop`].
+pub async fn start(options: SimOptions) -> anyhow::Result<RunningSim> {
+    options
+        .config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    std::fs::create_dir_all(&options.data_dir)
+        .with_context(|| format!("creating {}", options.data_dir.display()))?;
+    let listener = TcpListener::bind(options.listen)
+        .with_context(|| format!("listening on {}", options.listen))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let host = if bound.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        bound.ip().to_string()
+    };
+    let scheme = if options.tls { "https" } else { "http" };
+    let url = match bound {
+        SocketAddr::V6(_) => format!("{scheme}://[{host}]:{}", bound.port()),
+        SocketAddr::V4(_) => format!("{scheme}://{host}:{}", bound.port()),
+    };
+    let app_id = options.config.app_id.clone().unwrap_or_else(|| url.clone());
+    let mut facets: Vec<String> = origin_of(&app_id).into_iter().collect();
+    facets.extend(options.config.facets.iter().cloned());
+    let state = Arc::new(
+        SimState::open(&options.data_dir, options.config, app_id.clone(), facets).with_context(
+            || {
+                format!(
+                    "opening the emulator database in {} (is another aa-sim using it?)",
+                    options.data_dir.display()
+                )
+            },
+        )?,
+    );
+    let app = router(state.clone()).into_make_service();
+    let handle = axum_server::Handle::new();
+    let (task, certificate) = if options.tls {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (cert_path, cert, key) = tls_material(&options.data_dir, &host)?;
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem(cert, key)
+            .await
+            .context("loading the TLS certificate")?;
+        let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone());
+        (tokio::spawn(server.serve(app)), Some(cert_path))
+    } else {
+        let server = axum_server::from_tcp(listener).handle(handle.clone());
+        (tokio::spawn(server.serve(app)), None)
+    };
+    Ok(RunningSim {
+        url,
+        app_id,
+        certificate,
+        handle,
+        task,
+        state,
+    })
+}
+
+impl RunningSim {
+    /// Stops serving and flushes the database.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.handle.shutdown();
+        self.task.await??;
+        self.state.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,283 @@
+//! The emulator's state: what persists lives in sled (endpoints, endpoint sessions, login
+//! sessions, templates with their counters); what a restart may forget lives in memory (logon and
+//! enroll processes, issued challenges).
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::config::SimConfig;
+use super::error::ApiError;
+use super::records::{now_unix, EndpointSessionRecord, LoginSessionRecord, TemplateRecord};
+
+/// A U2F challenge handed out by a logon or enroll process.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The challenge, base64url.
+    pub challenge: String,
+    /// When it was issued.
+    pub at: Instant,
+}
+
+/// A logon process between `POST /logon` and `OK` or `FAILED`.
+#[derive(Debug, Clone)]
+pub struct LogonProcess {
+    /// The endpoint session that started it.
+    pub endpoint_session: String,
+    /// The user's canonical name.
+    pub user: String,
+    /// The event.
+    pub event: String,
+    /// Indices of the chains still possible.
+    pub chains: Vec<usize>,
+    /// Methods passed.
+    pub completed: Vec<String>,
+    /// The method being run; `None` between `NEXT` and `/next`.
+    pub current: Option<String>,
+    /// The U2F challenge of the current method, and the handles it was offered for.
+    pub challenge: Option<(Issued, Vec<String>)>,
+    /// Last activity, to forget abandoned processes.
+    pub touched: Instant,
+}
+
+/// An enroll process between `POST /enroll` and saving the template.
+#[derive(Debug, Clone)]
+pub struct EnrollProcess {
+    /// The login session that started it.
+    pub login_session: String,
+    /// The user's canonical name.
+    pub user: String,
+    /// The registration challenge.
+    pub challenge: Option<Issued>,
+    /// The verified registration, waiting to be saved.
+    pub registration: Option<TemplateRecord>,
+    /// Last activity.
+    pub touched: Instant,
+}
+
+/// Whom a challenge was issued to, kept until it expires so that a replay is recognised.
+#[derive(Debug, Clone)]
+pub struct ChallengeOwner {
+    /// When it was issued.
+    pub at: Instant,
+    /// Whether it has been answered.
+    pub used: bool,
+}
+
+/// The in-memory part.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Logon processes by id.
+    pub logons: HashMap<String, LogonProcess>,
+    /// Enroll processes by id.
+    pub enrolls: HashMap<String, EnrollProcess>,
+    /// Issued logon challenges.
+    pub challenges: HashMap<String, ChallengeOwner>,
+    last_sweep: Option<Instant>,
+}
+
+/// How long an untouched process is kept.
+const PROCESS_IDLE: Duration = Duration::from_secs(600);
+
+impl Live {
+    /// Forgets abandoned processes and challenges past their lifetime, at most once a second.
+    pub fn sweep(&mut self, challenge_ttl: Duration) {
+        let now = Instant::now();
+        if self
+            .last_sweep
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_sweep = Some(now);
+        self.logons
+            .retain(|_, p| now.duration_since(p.touched) < PROCESS_IDLE);
+        self.enrolls
+            .retain(|_, p| now.duration_since(p.touched) < PROCESS_IDLE);
+        let keep = challenge_ttl * 2;
+        self.challenges
+            .retain(|_, c| now.duration_since(c.at) < keep);
+    }
+}
+
+/// Everything the handlers share.
+pub struct SimState {
+    /// The configuration.
+    pub config: SimConfig,
+    /// The U2F App ID.
+    pub app_id: String,
+    /// Origins accepted in client data.
+    pub facets: Vec<String>,
+    db: sled::Db,
+    /// Endpoints by id.
+    pub endpoints: sled::Tree,
+    endpoint_sessions: sled::Tree,
+    login_sessions: sled::Tree,
+    /// Templates, keyed `user_id/template_id`.
+    pub templates: sled::Tree,
+    /// Key handle to `user_id/template_id`: no handle is enrolled twice.
+    key_handles: sled::Tree,
+    live: Mutex<Live>,
+}
+
+/// `T` from a sled value.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::storage(format!("stored record: {e}")))
+}
+
+/// A sled value from `T`.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+impl SimState {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(
+        dir: &Path,
+        config: SimConfig,
+        app_id: String,
+        facets: Vec<String>,
+    ) -> Result<Self, sled::Error> {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(64 << 20)
+            .open()?;
+        Ok(Self {
+            config,
+            app_id,
+            facets,
+            endpoints: db.open_tree("endpoints")?,
+            endpoint_sessions: db.open_tree("endpoint_sessions")?,
+            login_sessions: db.open_tree("login_sessions")?,
+            templates: db.open_tree("templates")?,
+            key_handles: db.open_tree("key_handles")?,
+            db,
+            live: Mutex::new(Live::default()),
+        })
+    }
+
+    /// The in-memory state, swept of what has expired.
+    pub fn live(&self) -> MutexGuard<'_, Live> {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.sweep(self.challenge_ttl());
+        live
+    }
+
+    /// The lifetime of a challenge.
+    pub fn challenge_ttl(&self) -> Duration {
+        Duration::from_millis(self.config.challenge_ttl_ms)
+    }
+
+    /// Flushes the database (on shutdown).
+    pub fn flush(&self) -> Result<(), sled::Error> {
+        self.db.flush().map(|_| ())
+    }
+
+    /// Opens an endpoint session.
+    pub fn open_endpoint_session(&self, id: &str, endpoint_id: &str) -> Result<(), ApiError> {
+        let record = EndpointSessionRecord {
+            endpoint_id: endpoint_id.into(),
+            expires_unix: now_unix() + self.config.endpoint_session_ttl_secs,
+        };
+        self.endpoint_sessions
+            .insert(id, encode(&record))
+            .map_err(ApiError::storage)?;
+        Ok(())
+    }
+
+    /// Checks that `id` is a live endpoint session.
+    pub fn check_endpoint_session(&self, id: &str) -> Result<(), ApiError> {
+        let unknown =
+            || ApiError::bad_field("endpoint_session_id", "unknown or expired endpoint session");
+        let bytes = self
+            .endpoint_sessions
+            .get(id)
+            .map_err(ApiError::storage)?
+            .ok_or_else(unknown)?;
+        let record: EndpointSessionRecord = decode(&bytes)?;
+        if record.expires_unix <= now_unix()
+            || !self
+                .endpoints
+                .contains_key(&record.endpoint_id)
+                .map_err(ApiError::storage)?
+        {
+            return Err(unknown());
+        }
+        Ok(())
+    }
+
+    /// Opens a login session for `user` after a logon to `event`.
+    pub fn open_login_session(&self, id: &str, user: &str, event: &str) -> Result<(), ApiError> {
+        let record = LoginSessionRecord {
+            user: user.into(),
+            event: event.into(),
+            expires_unix: now_unix() + self.config.login_session_ttl_secs,
+        };
+        self.login_sessions
+            .insert(id, encode(&record))
+            .map_err(ApiError::storage)?;
+        Ok(())
+    }
+
+    /// The live login session `id`.
+    pub fn login_session(&self, id: &str) -> Result<LoginSessionRecord, ApiError> {
+        let unknown =
+            || ApiError::unauthorized("login_session_id", "unknown or expired login session");
+        let bytes = self
+            .login_sessions
+            .get(id)
+            .map_err(ApiError::storage)?
+            .ok_or_else(unknown)?;
+        let record: LoginSessionRecord = decode(&bytes)?;
+        if record.expires_unix <= now_unix() {
+            return Err(unknown());
+        }
+        Ok(record)
+    }
+
+    /// The templates of the user with id `user_id`.
+    pub fn templates_of(&self, user_id: &str) -> Result<Vec<TemplateRecord>, ApiError> {
+        self.templates
+            .scan_prefix(format!("{user_id}/"))
+            .map(|entry| decode(&entry.map_err(ApiError::storage)?.1))
+            .collect()
+    }
+
+    /// Stores a template of `user_id` (new, or with its counter updated).
+    pub fn put_template(&self, user_id: &str, template: &TemplateRecord) -> Result<(), ApiError> {
+        let key = format!("{user_id}/{}", template.id);
+        self.key_handles
+            .insert(template.key_handle.as_bytes(), key.as_bytes())
+            .map_err(ApiError::storage)?;
+        self.templates
+            .insert(key, encode(template))
+            .map_err(ApiError::storage)?;
+        Ok(())
+    }
+
+    /// Deletes a template of `user_id`; false if there was none.
+    pub fn remove_template(&self, user_id: &str, template_id: &str) -> Result<bool, ApiError> {
+        let removed = self
+            .templates
+            .remove(format!("{user_id}/{template_id}"))
+            .map_err(ApiError::storage)?;
+        let Some(bytes) = removed else {
+            return Ok(false);
+        };
+        let template: TemplateRecord = decode(&bytes)?;
+        self.key_handles
+            .remove(template.key_handle.as_bytes())
+            .map_err(ApiError::storage)?;
+        Ok(true)
+    }
+
+    /// Whether any user has a template with this key handle.
+    pub fn key_handle_enrolled(&self, key_handle: &str) -> Result<bool, ApiError> {
+        self.key_handles
+            .contains_key(key_handle.as_bytes())
+            .map_err(ApiError::storage)
+    }
+}

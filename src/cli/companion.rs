@@ -1,0 +1,302 @@
+//! `vu2f logon` and `vu2f enroll`: the companion against an AA server or `vu2f aa-sim`.
+//! Secrets come from the environment or files as well as flags, and are never printed.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::Global;
+use crate::aa::api::{AuthData, EndpointCredentials};
+use crate::client::enroll::{EnrollRequest, DEFAULT_ENROLL_EVENT};
+use crate::client::logon::{Logon, LogonRequest};
+use crate::client::{
+    endpoint, AaHttp, Endpoint, EndpointAccess, OriginPolicy, Step, TlsTrust, TokenClient,
+};
+use crate::transport::{InProcess, TokenTransport, UdpTransport};
+use crate::u2f::{Authenticator, Presence, PresencePolicy};
+
+/// How to reach the server and prove the endpoint.
+#[derive(Debug, Args)]
+pub(super) struct ServerArgs {
+    /// The AA server's base URL (`https://aa.example.com`).
+    #[arg(long, value_name = "URL", env = "VU2F_SERVER")]
+    server: String,
+    /// Endpoint id of an endpoint registered before.
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "endpoint_secret",
+        env = "VU2F_ENDPOINT_ID"
+    )]
+    endpoint_id: Option<String>,
+    /// Its secret.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        requires = "endpoint_id",
+        env = "VU2F_ENDPOINT_SECRET",
+        hide_env_values = true
+    )]
+    endpoint_secret: Option<String>,
+    /// A file with the endpoint (`{"id":…,"secret":…}`). With --admin-user and no such file yet,
+    /// the endpoint is registered and saved there (mode 0600) for later runs.
+    #[arg(long, value_name = "FILE", conflicts_with = "endpoint_id")]
+    endpoint_file: Option<PathBuf>,
+    /// Register an endpoint with this administrator (deleted after the run unless --endpoint-file).
+    #[arg(
+        long,
+        value_name = "USER",
+        requires = "admin_password",
+        conflicts_with = "endpoint_id",
+        env = "VU2F_ADMIN_USER"
+    )]
+    admin_user: Option<String>,
+    /// The administrator's password.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "VU2F_ADMIN_PASSWORD",
+        hide_env_values = true
+    )]
+    admin_password: Option<String>,
+    /// Trust the certificates of this PEM file besides the system's.
+    #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
+    ca: Option<PathBuf>,
+    /// Accept any server certificate.
+    #[arg(long)]
+    insecure: bool,
+    /// An appId to sign for besides the server's own origin (repeatable).
+    #[arg(long = "appid", value_name = "APPID")]
+    app_ids: Vec<String>,
+    /// The origin put in the client data [default: the server's origin].
+    #[arg(long, value_name = "ORIGIN")]
+    origin: Option<String>,
+    /// Seconds to wait for each answer of the server.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    timeout: u64,
+}
+
+/// Which token answers.
+#[derive(Debug, Args)]
+pub(super) struct TokenArgs {
+    /// A token of the store, run in this process.
+    #[arg(long, value_name = "NAME", required_unless_present = "udp")]
+    token: Option<String>,
+    /// A token served by `vu2f serve --udp` at this address.
+    #[arg(long, value_name = "ADDR", conflicts_with = "token")]
+    udp: Option<SocketAddr>,
+    /// User presence for --token: auto, deny, delay:MS, prompt.
+    #[arg(long, default_value = "auto", value_name = "POLICY")]
+    presence: PresencePolicy,
+    /// Seconds to wait for a touch.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    touch_timeout: u64,
+}
+
+/// A user's password: from a file or the environment, never a flag.
+#[derive(Debug, Args)]
+pub(super) struct PasswordArgs {
+    /// A file whose first line is the user's password (else $VU2F_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+}
+
+impl PasswordArgs {
+    fn password(&self) -> anyhow::Result<Option<String>> {
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--password-file {}: {e}", path.display()))?;
+            return Ok(Some(text.lines().next().unwrap_or_default().to_owned()));
+        }
+        Ok(std::env::var("VU2F_PASSWORD").ok())
+    }
+}
+
+#[derive(Debug, Args)]
+pub(super) struct LogonArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    token: TokenArgs,
+    #[command(flatten)]
+    password: PasswordArgs,
+    /// The user (`REPO\user` or a bare name).
+    #[arg(long)]
+    user: String,
+    /// The event to log on to.
+    #[arg(long)]
+    event: String,
+    /// The chain's first method [default: PASSWORD:1 with a password, else U2F:1].
+    #[arg(long, value_name = "METHOD")]
+    first_method: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct EnrollArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    token: TokenArgs,
+    #[command(flatten)]
+    password: PasswordArgs,
+    /// The user (`REPO\user` or a bare name).
+    #[arg(long)]
+    user: String,
+    /// The event whose logon permits enrollment.
+    #[arg(long, default_value = DEFAULT_ENROLL_EVENT)]
+    event: String,
+    /// The template's comment.
+    #[arg(long, default_value = "vu2f virtual token")]
+    comment: String,
+}
+
+impl ServerArgs {
+    fn connect(&self) -> anyhow::Result<(AaHttp, EndpointAccess, OriginPolicy)> {
+        let trust = match (&self.ca, self.insecure) {
+            (Some(path), _) => TlsTrust::Ca(path.clone()),
+            (None, true) => TlsTrust::Insecure,
+            (None, false) => TlsTrust::System,
+        };
+        let http = AaHttp::new(&self.server, &trust, Duration::from_secs(self.timeout))?;
+        let access = match (&self.endpoint_id, &self.endpoint_secret, &self.admin_user) {
+            (Some(id), Some(secret), _) => EndpointAccess::Given(EndpointCredentials {
+                id: id.clone(),
+                secret: secret.clone(),
+            }),
+            (_, _, Some(user)) => EndpointAccess::Admin {
+                auth: AuthData {
+                    method_id: crate::client::logon::PASSWORD.into(),
+                    user_name: user.clone(),
+                    password: self.admin_password.clone().unwrap_or_default(),
+                },
+                keep: self.endpoint_file.clone(),
+            },
+            _ => match &self.endpoint_file {
+                Some(path) => EndpointAccess::Given(endpoint::read_credentials(path)?),
+                None => anyhow::bail!(
+                    "no endpoint: pass --endpoint-id and --endpoint-secret, --endpoint-file, or --admin-user and --admin-password"
+                ),
+            },
+        };
+        let policy = OriginPolicy::new(http.origin(), self.app_ids.clone(), self.origin.clone());
+        Ok((http, access, policy))
+    }
+}
+
+impl TokenArgs {
+    fn open(&self, global: &Global) -> anyhow::Result<TokenClient> {
+        let transport: Box<dyn TokenTransport + Send> = match (&self.token, self.udp) {
+            (_, Some(addr)) => Box::new(UdpTransport::connect(addr)?),
+            (Some(name), None) => {
+                let store = global.open_store()?;
+                let keys = store.load(name)?;
+                Box::new(InProcess::new(Authenticator::new(
+                    keys,
+                    Presence::new(self.presence),
+                )))
+            }
+            (None, None) => anyhow::bail!("no token: pass --token NAME or --udp ADDR"),
+        };
+        Ok(TokenClient::new(
+            transport,
+            Duration::from_secs(self.touch_timeout),
+        ))
+    }
+}
+
+/// What `logon` prints with `--json`.
+#[derive(Serialize)]
+struct LogonReport {
+    login_session_id: String,
+    user_id: Option<String>,
+    completed_methods: Vec<String>,
+    counter: Option<u32>,
+    steps: Vec<Step>,
+}
+
+/// What `enroll` prints with `--json`.
+#[derive(Serialize)]
+struct EnrollReport {
+    template_id: String,
+    user_id: String,
+    steps: Vec<Step>,
+}
+
+/// Collects steps, and prints them as they come unless `--json`.
+fn step_printer<'a>(global: &Global, steps: &'a mut Vec<Step>) -> impl FnMut(&Step) + Send + 'a {
+    let live = !global.json;
+    move |step: &Step| {
+        if live {
+            println!("  {}", step.to_line());
+        }
+        steps.push(step.clone());
+    }
+}
+
+pub(super) fn logon(global: &Global, args: LogonArgs) -> anyhow::Result<()> {
+    let (http, access, policy) = args.server.connect()?;
+    let mut token = args.token.open(global)?;
+    let request = LogonRequest {
+        user: args.user,
+        event: args.event,
+        password: args.password.password()?,
+        first_method: args.first_method,
+    };
+    let mut steps = Vec::new();
+    let logged_on = super::runtime()?.block_on(async {
+        let mut sink = step_printer(global, &mut steps);
+        let endpoint = Endpoint::open(&http, &access, &mut sink).await?;
+        let result = Logon::new(&http, &endpoint, Some(&mut token), &policy, &mut sink)
+            .run(&request)
+            .await;
+        endpoint.close(&http).await?;
+        anyhow::Ok(result?)
+    })?;
+    let report = LogonReport {
+        login_session_id: logged_on.login_session_id,
+        user_id: logged_on.user_id,
+        completed_methods: logged_on.completed_methods,
+        counter: logged_on.counter,
+        steps,
+    };
+    super::print(global, &report, |r| {
+        format!("login_session_id: {}\n", r.login_session_id)
+    })
+}
+
+pub(super) fn enroll(global: &Global, args: EnrollArgs) -> anyhow::Result<()> {
+    let (http, access, policy) = args.server.connect()?;
+    let mut token = args.token.open(global)?;
+    let password = args.password.password()?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "enrollment starts with a password logon: pass --password-file or set VU2F_PASSWORD"
+        )
+    })?;
+    let request = EnrollRequest {
+        user: args.user,
+        password,
+        event: args.event,
+        comment: args.comment,
+    };
+    let mut steps = Vec::new();
+    let enrolled = super::runtime()?.block_on(async {
+        let mut sink = step_printer(global, &mut steps);
+        let endpoint = Endpoint::open(&http, &access, &mut sink).await?;
+        let result = crate::client::enroll::enroll(
+            &http, &endpoint, &mut token, &policy, &request, &mut sink,
+        )
+        .await;
+        endpoint.close(&http).await?;
+        anyhow::Ok(result?)
+    })?;
+    let report = EnrollReport {
+        template_id: enrolled.template_id,
+        user_id: enrolled.user_id,
+        steps,
+    };
+    super::print(global, &report, |r| {
+        format!("template: {}\n", r.template_id)
+    })
+}

@@ -1,0 +1,122 @@
+//! # client — the companion: logs a user on to NetIQ / OpenText Advanced Authentication with a
+//! token (PROTOCOLS.md section 1; the U2F part follows sections 2.4 and 3.4)
+//!
+//! * [`http`]: JSON calls to the server, and what a bad reply looks like as an error.
+//! * [`endpoint`]: registering an endpoint and opening an endpoint session (1.2).
+//! * [`token`]: the token side: client data, AUTHENTICATE and REGISTER, the appId check.
+//! * [`logon`]: the `do_logon` flow, through multi-method chains (1.1, 1.3).
+//! * [`enroll`]: U2F enrollment and saving the template (1.2, inferred).
+//!
+//! Every call made and every answer got is reported as a [`Step`], for `vu2f demo` and `--json`.
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub mod endpoint;
+pub mod enroll;
+pub mod http;
+pub mod logon;
+pub mod token;
+
+pub use endpoint::{Endpoint, EndpointAccess};
+pub use http::{AaHttp, TlsTrust};
+pub use token::{OriginPolicy, TokenClient};
+
+/// Why a logon or enrollment did not complete. Each is one line naming what the server (or the
+/// token) said.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The options make no sense (an unparsable URL, an unreadable file).
+    #[error("{0}")]
+    Config(String),
+    /// The server could not be reached.
+    #[error("{call}: cannot reach the server: {detail}")]
+    Unreachable {
+        /// `METHOD /path`.
+        call: String,
+        /// The cause.
+        detail: String,
+    },
+    /// The server did not answer in time.
+    #[error("{call}: no answer within {after:?}")]
+    Timeout {
+        /// `METHOD /path`.
+        call: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The server answered an HTTP error.
+    #[error("{call}: HTTP {status}: {detail}")]
+    Http {
+        /// `METHOD /path`.
+        call: String,
+        /// The HTTP status.
+        status: u16,
+        /// The server's error body, summarised.
+        detail: String,
+    },
+    /// The server answered something that is not what the call expects.
+    #[error("{call}: bad reply: {detail}")]
+    BadReply {
+        /// `METHOD /path`.
+        call: String,
+        /// What is wrong, naming the field.
+        detail: String,
+    },
+    /// The server refused: `FAILED`, with its reason.
+    #[error("{call}: {status}{}: {msg}", reason.as_deref().map(|r| format!(" {r}")).unwrap_or_default())]
+    Refused {
+        /// `METHOD /path`.
+        call: String,
+        /// `FAILED`.
+        status: String,
+        /// The server's reason.
+        reason: Option<String>,
+        /// The server's message.
+        msg: String,
+    },
+    /// The server asks to sign for an appId the user did not allow.
+    #[error("refusing to sign for appId {app_id:?}: it is neither the server's origin ({origin}) nor allowed with --appid")]
+    AppIdNotAllowed {
+        /// The appId asked for.
+        app_id: String,
+        /// The server's origin.
+        origin: String,
+    },
+    /// The token failed or refused.
+    #[error("token: {0}")]
+    Token(String),
+}
+
+/// One call to the server or the token, and what came back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// `POST /api/v1/logon`, or `token AUTHENTICATE`.
+    pub request: String,
+    /// `MORE_DATA`, `OK`, ..., or for the token what it did.
+    pub status: String,
+    /// The server's reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The server's msgid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msgid: Option<String>,
+}
+
+impl Step {
+    /// The step as one line for people.
+    pub fn to_line(&self) -> String {
+        let mut line = format!("{:<52} {}", self.request, self.status);
+        if let Some(reason) = &self.reason {
+            line.push(' ');
+            line.push_str(reason);
+        }
+        if let Some(msgid) = &self.msgid {
+            line.push_str(&format!(" ({msgid})"));
+        }
+        line
+    }
+}
+
+/// Where steps go as they happen.
+pub type StepSink<'a> = &'a mut (dyn FnMut(&Step) + Send);

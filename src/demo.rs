@@ -1,0 +1,193 @@
+//! `vu2f demo`, the README's first command: in one process and a throwaway directory, the AA
+//! emulator starts on a loopback port, a token is created, enrolled for a user and used to log on
+//! (`U2F:1` alone, then the chain `PASSWORD:1` → `U2F:1`), every step shown as it happens.
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::aa::api::AuthData;
+use crate::aa_sim::{self, SimConfig, SimOptions};
+use crate::client::enroll::{enroll, EnrollRequest, DEFAULT_ENROLL_EVENT};
+use crate::client::logon::{Logon, LogonRequest, PASSWORD};
+use crate::client::{AaHttp, Endpoint, EndpointAccess, OriginPolicy, Step, TlsTrust, TokenClient};
+use crate::transport::InProcess;
+use crate::u2f::{Authenticator, Presence, PresencePolicy};
+
+const TOKEN: &str = "demo-token";
+const USER: &str = "alice";
+
+/// One part of the demo.
+#[derive(Debug, Serialize)]
+pub struct Section {
+    /// What it does.
+    pub title: String,
+    /// Its calls, in order.
+    pub steps: Vec<Step>,
+    /// What it ended with (`template …`, `login_session_id …`).
+    pub result: String,
+}
+
+/// What the demo did.
+#[derive(Debug, Serialize)]
+pub struct DemoReport {
+    /// The emulator's URL.
+    pub server: String,
+    /// The token's name.
+    pub token: String,
+    /// The user.
+    pub user: String,
+    /// The parts, in order.
+    pub sections: Vec<Section>,
+    /// The session of the last logon.
+    pub login_session_id: String,
+}
+
+/// Where the demo reports as it goes: a section's title, then its steps.
+pub trait DemoObserver: Send {
+    /// A section begins.
+    fn section(&mut self, title: &str);
+    /// A step of the current section happened.
+    fn step(&mut self, step: &Step);
+    /// The current section ended with `result`.
+    fn result(&mut self, result: &str);
+}
+
+struct Recorder<'a> {
+    observer: &'a mut dyn DemoObserver,
+    sections: Vec<Section>,
+}
+
+impl Recorder<'_> {
+    fn begin(&mut self, title: String) {
+        self.observer.section(&title);
+        self.sections.push(Section {
+            title,
+            steps: Vec::new(),
+            result: String::new(),
+        });
+    }
+
+    fn step(&mut self, step: &Step) {
+        self.observer.step(step);
+        if let Some(section) = self.sections.last_mut() {
+            section.steps.push(step.clone());
+        }
+    }
+
+    fn end(&mut self, result: String) {
+        self.observer.result(&result);
+        if let Some(section) = self.sections.last_mut() {
+            section.result = result;
+        }
+    }
+}
+
+/// Runs the demo.
+pub async fn run(observer: &mut dyn DemoObserver) -> anyhow::Result<DemoReport> {
+    let scratch = tempfile::tempdir()?;
+    let config = SimConfig::default();
+    let alice_password = config
+        .user(USER)
+        .map(|u| u.password.clone())
+        .unwrap_or_default();
+    let admin = config
+        .users
+        .iter()
+        .find(|u| u.admin)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the default configuration has no administrator"))?;
+    let sim = aa_sim::start(SimOptions {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: scratch.path().join("aa-sim"),
+        tls: false,
+        config,
+    })
+    .await?;
+    let store = keystore::Store::open(&scratch.path().join("store"))?;
+    store.create_token(TOKEN, keystore::TokenOptions::default())?;
+    let mut token = TokenClient::new(
+        Box::new(InProcess::new(Authenticator::new(
+            store.load(TOKEN)?,
+            Presence::new(PresencePolicy::Auto),
+        ))),
+        Duration::from_secs(10),
+    );
+    let http = AaHttp::new(&sim.url, &TlsTrust::System, Duration::from_secs(10))?;
+    let policy = OriginPolicy::new(http.origin(), Vec::new(), None);
+    let mut recorder = Recorder {
+        observer,
+        sections: Vec::new(),
+    };
+
+    let access = EndpointAccess::Admin {
+        auth: AuthData {
+            method_id: PASSWORD.into(),
+            user_name: admin.name.clone(),
+            password: admin.password.clone(),
+        },
+        keep: None,
+    };
+    recorder.begin(format!(
+        "Register an endpoint as {:?} and open an endpoint session",
+        admin.name
+    ));
+    let endpoint = Endpoint::open(&http, &access, &mut |s: &Step| recorder.step(s)).await?;
+    recorder.end(format!("endpoint {}", endpoint.id()));
+
+    recorder.begin(format!(
+        "Enroll token {TOKEN:?} for {USER} (PASSWORD:1 logon to {DEFAULT_ENROLL_EVENT:?}, then U2F:1)"
+    ));
+    let enrolled = enroll(
+        &http,
+        &endpoint,
+        &mut token,
+        &policy,
+        &EnrollRequest {
+            user: USER.into(),
+            password: alice_password.clone(),
+            event: DEFAULT_ENROLL_EVENT.into(),
+            comment: "vu2f demo".into(),
+        },
+        &mut |s: &Step| recorder.step(s),
+    )
+    .await?;
+    recorder.end(format!("template {}", enrolled.template_id));
+
+    let mut last_session = String::new();
+    for (event, password, title) in [
+        ("Search Card", None, "Log on to \"Search Card\" with U2F:1"),
+        (
+            "Password and U2F",
+            Some(alice_password.clone()),
+            "Log on to \"Password and U2F\": PASSWORD:1, then U2F:1",
+        ),
+    ] {
+        recorder.begin(title.into());
+        let logged_on = Logon::new(
+            &http,
+            &endpoint,
+            Some(&mut token),
+            &policy,
+            &mut |s: &Step| recorder.step(s),
+        )
+        .run(&LogonRequest {
+            user: USER.into(),
+            event: event.into(),
+            password,
+            first_method: None,
+        })
+        .await?;
+        recorder.end(format!("login_session_id {}", logged_on.login_session_id));
+        last_session = logged_on.login_session_id;
+    }
+    endpoint.close(&http).await?;
+    let server = sim.url.clone();
+    sim.stop().await?;
+    Ok(DemoReport {
+        server,
+        token: TOKEN.into(),
+        user: USER.into(),
+        sections: recorder.sections,
+        login_session_id: last_session,
+    })
+}
