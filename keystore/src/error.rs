@@ -17,7 +17,7 @@ pub enum StoreError {
     InUse(PathBuf),
     /// The database reported an error.
     #[error("store database: {0}")]
-    Db(#[from] sled::Error),
+    Db(sled::Error),
     /// A record in the database could not be decoded.
     #[error("store record {what} is corrupt: {detail}")]
     Corrupt {
@@ -48,3 +48,9 @@ pub enum StoreError {
 
 /// Result of key store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<sled::Error> for StoreError {
+    fn from(error: sled::Error) -> Self {
+        Self::Db(error)
+    }
+}

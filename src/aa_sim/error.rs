@@ -97,7 +97,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .map(ApiJson)
             .map_err(|e| {
                 let path = e.path().to_string();
-                let name = if path == "." { "body".into() } else { path };
+                let name = if path == "." || path == "?" {
+                    "body".into()
+                } else {
+                    path
+                };
                 ApiError::bad_field(&name, e.into_inner().to_string())
             })
     }

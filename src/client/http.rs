@@ -176,7 +176,7 @@ fn decode_json<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, String> {
     serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." {
+        if path == "." || path == "?" {
             format!("{inner}")
         } else {
             format!("field `{path}`: {inner}")

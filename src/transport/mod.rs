@@ -15,7 +15,7 @@ pub use udp::UdpTransport;
 pub enum TransportError {
     /// The socket or device failed.
     #[error("transport I/O: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The token did not answer in time.
     #[error("the token did not answer within {0:?}")]
     Timeout(Duration),
@@ -25,6 +25,12 @@ pub enum TransportError {
     /// The token's answer makes no sense.
     #[error("protocol: {0}")]
     Protocol(String),
+}
+
+impl From<std::io::Error> for TransportError {
+    fn from(error: std::io::Error) -> Self {
+        Self::Io(error)
+    }
 }
 
 /// A way to send U2F APDUs to a token.

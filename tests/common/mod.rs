@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 
 use vu2f::u2f::{Authenticator, Presence, PresencePolicy};
 
+pub mod aa;
+
 /// A temporary store with the named tokens.
 pub fn store_with(names: &[&str]) -> (tempfile::TempDir, keystore::Store) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,116 @@
+//! The companion, the emulator and a token, end to end on loopback: enrollment, U2F logon, the
+//! two-method chain, in-process and with the token in a `vu2f serve --udp` process.
+mod common;
+
+use common::aa::{token_over, Aa};
+use vu2f::aa_sim::SimConfig;
+use vu2f::client::ClientError;
+use vu2f::transport::UdpTransport;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enroll_then_log_on_in_process_with_the_counter_rising() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = Aa::token(&store, "t");
+    let enrolled = aa.enroll(&mut token, "alice").await.unwrap();
+    assert_eq!(enrolled.template_id.len(), 32);
+
+    let first = aa.logon(&mut token, "alice").await.unwrap();
+    let second = aa.logon(&mut token, "alice").await.unwrap();
+    assert_eq!(first.login_session_id.len(), 32);
+    assert_ne!(first.login_session_id, second.login_session_id);
+    assert_eq!(first.completed_methods, ["U2F:1"]);
+    assert_eq!(second.counter, first.counter.map(|c| c + 1), "exactly +1");
+    assert_eq!(
+        first.response.extra["completed_template_id"],
+        enrolled.template_id.as_str()
+    );
+    assert_eq!(first.user_id.as_deref(), Some(enrolled.user_id.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_then_u2f_chain_ends_in_ok() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = Aa::token(&store, "t");
+    aa.enroll(&mut token, "bob").await.unwrap();
+    let logged_on = aa
+        .logon_with(
+            &mut token,
+            &aa.policy,
+            "bob",
+            "Password and U2F",
+            Some(aa.password("bob")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(logged_on.completed_methods, ["PASSWORD:1", "U2F:1"]);
+    let chain = logged_on.response.completed_chain.unwrap();
+    assert_eq!(chain.methods, ["PASSWORD:1", "U2F:1"]);
+
+    let wrong = aa
+        .logon_with(
+            &mut token,
+            &aa.policy,
+            "bob",
+            "Password and U2F",
+            Some("not-the-password".into()),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&wrong, ClientError::Refused { reason: Some(r), .. } if r == "WRONG_PASSWORD"),
+        "{wrong}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_is_enrolled_once_and_a_user_without_one_cannot_use_u2f() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = Aa::token(&store, "t");
+    aa.enroll(&mut token, "alice").await.unwrap();
+    let again = aa.enroll(&mut token, "alice").await.unwrap_err();
+    assert!(again.to_string().contains("already enrolled"), "{again}");
+
+    let none = aa.logon(&mut token, "bob").await.unwrap_err();
+    assert!(
+        matches!(&none, ClientError::Refused { reason: Some(r), .. } if r == "U2F_NOT_ENROLLED"),
+        "{none}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_tokens_of_one_user_each_log_on_with_their_own_handle() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut first = Aa::token(&store, "first");
+    let mut second = Aa::token(&store, "second");
+    aa.enroll(&mut first, "alice").await.unwrap();
+    aa.enroll(&mut second, "alice").await.unwrap();
+    let a = aa.logon(&mut first, "alice").await.unwrap();
+    let b = aa.logon(&mut second, "alice").await.unwrap();
+    assert_ne!(
+        a.response.extra["completed_template_id"], b.response.extra["completed_template_id"],
+        "the server offered both handles and each token signed only its own"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enroll_and_log_on_with_the_token_in_a_serve_process_over_udp() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    drop(
+        keystore::Store::open(&store_dir)
+            .unwrap()
+            .create_token("udp", keystore::TokenOptions::default())
+            .unwrap(),
+    );
+    let server = common::Server::start(&store_dir, &["udp"], "auto");
+    let mut token = token_over(Box::new(UdpTransport::connect(server.addrs[0].1).unwrap()));
+    aa.enroll(&mut token, "alice").await.unwrap();
+    let logged_on = aa.logon(&mut token, "alice").await.unwrap();
+    assert_eq!(logged_on.completed_methods, ["U2F:1"]);
+    assert!(logged_on.counter.unwrap() >= 1);
+}

@@ -1,0 +1,245 @@
+//! `vu2f aa-sim`, `vu2f enroll` and `vu2f logon` as separate processes, as a user runs them:
+//! plain HTTP and HTTPS with the generated certificate, secrets never printed, failures one line.
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// A running `vu2f aa-sim`, killed on drop.
+struct Sim {
+    child: Child,
+    url: String,
+    certificate: Option<String>,
+}
+
+impl Sim {
+    fn start(data: &Path, tls: bool) -> Sim {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vu2f"));
+        command
+            .args(["--json", "aa-sim", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data);
+        if tls {
+            command.arg("--tls");
+        }
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let listening: Value = serde_json::from_str(&line).unwrap();
+        Sim {
+            child,
+            url: listening["url"].as_str().unwrap().to_owned(),
+            certificate: listening["certificate"].as_str().map(str::to_owned),
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().unwrap()
+}
+
+fn companion(store: &Path, sim: &Sim, verb: &str, extra: &[&str]) -> Command {
+    let mut command = common::vu2f(store);
+    command
+        .args(["--json", verb, "--server", &sim.url, "--user", "alice"])
+        .args(["--admin-user", "admin"])
+        .env("VU2F_ADMIN_PASSWORD", "admin-password")
+        .env("VU2F_PASSWORD", "alice-password")
+        .args(extra);
+    if let Some(certificate) = &sim.certificate {
+        command.args(["--ca", certificate]);
+    }
+    command
+}
+
+fn json_of(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn enroll_and_log_on(tls: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let sim = Sim::start(&dir.path().join("sim"), tls);
+    assert!(sim
+        .url
+        .starts_with(if tls { "https://" } else { "http://" }));
+    assert!(run(common::vu2f(&store).args(["token", "create", "t"]))
+        .status
+        .success());
+
+    let enrolled = json_of(&run(&mut companion(
+        &store,
+        &sim,
+        "enroll",
+        &["--token", "t"],
+    )));
+    assert_eq!(enrolled["template_id"].as_str().unwrap().len(), 32);
+
+    let logged_on = json_of(&run(companion(
+        &store,
+        &sim,
+        "logon",
+        &["--token", "t", "--event", "Search Card"],
+    )
+    .env_remove("VU2F_PASSWORD")));
+    assert_eq!(logged_on["login_session_id"].as_str().unwrap().len(), 32);
+    assert_eq!(logged_on["completed_methods"], serde_json::json!(["U2F:1"]));
+    let statuses: Vec<&str> = logged_on["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses.ends_with(&["MORE_DATA", "MORE_DATA", "signed, counter 1", "OK"]),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn enroll_and_log_on_over_http() {
+    enroll_and_log_on(false);
+}
+
+#[test]
+fn enroll_and_log_on_over_https_trusting_the_generated_certificate() {
+    enroll_and_log_on(true);
+}
+
+#[test]
+fn https_without_trust_fails_and_insecure_connects() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    assert!(run(common::vu2f(&store).args(["token", "create", "t"]))
+        .status
+        .success());
+    let mut plain = Sim::start(&dir.path().join("sim"), true);
+    plain.certificate = None;
+    let untrusted = run(&mut companion(
+        &store,
+        &plain,
+        "logon",
+        &["--token", "t", "--event", "Search Card"],
+    ));
+    assert!(!untrusted.status.success());
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        stderr.contains("cannot reach the server") && stderr.contains("certificate"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let insecure = run(&mut companion(
+        &store,
+        &plain,
+        "logon",
+        &["--token", "t", "--event", "Search Card", "--insecure"],
+    ));
+    let stderr = String::from_utf8_lossy(&insecure.stderr);
+    assert!(
+        stderr.contains("U2F_NOT_ENROLLED"),
+        "connected, and got to the U2F step: {stderr}"
+    );
+}
+
+#[test]
+fn a_kept_endpoint_is_reused_and_its_secret_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let sim = Sim::start(&dir.path().join("sim"), false);
+    let endpoint_file = dir.path().join("endpoint.json");
+    let endpoint_arg = endpoint_file.to_str().unwrap();
+    assert!(run(common::vu2f(&store).args(["token", "create", "t"]))
+        .status
+        .success());
+    let enrolled = run(&mut companion(
+        &store,
+        &sim,
+        "enroll",
+        &["--token", "t", "--endpoint-file", endpoint_arg],
+    ));
+    json_of(&enrolled);
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&endpoint_file).unwrap()).unwrap();
+    let secret = saved["secret"].as_str().unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&endpoint_file)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let mut logon = common::vu2f(&store);
+    logon
+        .args([
+            "--json",
+            "logon",
+            "--server",
+            &sim.url,
+            "--user",
+            "alice",
+            "--event",
+            "Search Card",
+        ])
+        .args(["--token", "t", "--endpoint-file", endpoint_arg]);
+    let logged_on = run(&mut logon);
+    json_of(&logged_on);
+    for output in [&enrolled, &logged_on] {
+        for stream in [&output.stdout, &output.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(!text.contains(secret), "the secret was printed: {text}");
+            assert!(!text.contains("alice-password") && !text.contains("admin-password"));
+        }
+    }
+    let again: Value =
+        serde_json::from_str(&std::fs::read_to_string(&endpoint_file).unwrap()).unwrap();
+    assert_eq!(
+        again, saved,
+        "the endpoint was reused, not registered again"
+    );
+}
+
+#[test]
+fn a_refused_logon_is_one_line_with_the_servers_reason_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let sim = Sim::start(&dir.path().join("sim"), false);
+    assert!(run(common::vu2f(&store).args(["token", "create", "t"]))
+        .status
+        .success());
+    let output = run(companion(
+        &store,
+        &sim,
+        "logon",
+        &["--token", "t", "--event", "Password and U2F"],
+    )
+    .env("VU2F_PASSWORD", "wrong"));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "vu2f: error: POST /api/v1/logon/{logon_process_id}/do_logon: FAILED WRONG_PASSWORD"
+        ),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,183 @@
+//! The AA emulator on a loopback port with an endpoint session open, tokens of a temporary store,
+//! and the raw calls that the refusal tests need to tamper between the steps of a logon.
+use std::time::Duration;
+
+use vu2f::aa::api::{
+    DoLogonRequest, LogonResponse, MethodResponse, SignResponse, StartLogonRequest,
+};
+use vu2f::aa::paths;
+use vu2f::aa_sim::{self, RunningSim, SimConfig, SimOptions};
+use vu2f::client::enroll::{EnrollRequest, Enrolled, DEFAULT_ENROLL_EVENT};
+use vu2f::client::logon::{LoggedOn, Logon, LogonRequest, PASSWORD, U2F};
+use vu2f::client::{
+    AaHttp, ClientError, Endpoint, EndpointAccess, OriginPolicy, Step, TlsTrust, TokenClient,
+};
+use vu2f::transport::{InProcess, TokenTransport};
+use vu2f::u2f::{Authenticator, Presence, PresencePolicy};
+
+/// Discards steps.
+pub fn quiet() -> impl FnMut(&Step) + Send {
+    |_: &Step| {}
+}
+
+/// A token client over any transport.
+pub fn token_over(transport: Box<dyn TokenTransport + Send>) -> TokenClient {
+    TokenClient::new(transport, Duration::from_secs(5))
+}
+
+/// A running emulator and a client connected to it.
+pub struct Aa {
+    pub sim: RunningSim,
+    pub config: SimConfig,
+    pub http: AaHttp,
+    pub endpoint: Endpoint,
+    pub policy: OriginPolicy,
+    pub dir: tempfile::TempDir,
+}
+
+impl Aa {
+    pub async fn start(config: SimConfig) -> Aa {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = aa_sim::start(SimOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("aa-sim"),
+            tls: false,
+            config: config.clone(),
+        })
+        .await
+        .unwrap();
+        let http = AaHttp::new(&sim.url, &TlsTrust::System, Duration::from_secs(10)).unwrap();
+        let admin = config.users.iter().find(|u| u.admin).unwrap();
+        let access = EndpointAccess::Admin {
+            auth: vu2f::aa::api::AuthData {
+                method_id: PASSWORD.into(),
+                user_name: admin.name.clone(),
+                password: admin.password.clone(),
+            },
+            keep: None,
+        };
+        let endpoint = Endpoint::open(&http, &access, &mut quiet()).await.unwrap();
+        let policy = OriginPolicy::new(http.origin(), Vec::new(), None);
+        Aa {
+            sim,
+            config,
+            http,
+            endpoint,
+            policy,
+            dir,
+        }
+    }
+
+    pub fn password(&self, user: &str) -> String {
+        self.config.user(user).unwrap().password.clone()
+    }
+
+    /// An in-process token of `store`.
+    pub fn token(store: &keystore::Store, name: &str) -> TokenClient {
+        if store.info(name).is_err() {
+            store
+                .create_token(name, keystore::TokenOptions::default())
+                .unwrap();
+        }
+        token_over(Box::new(InProcess::new(Authenticator::new(
+            store.load(name).unwrap(),
+            Presence::new(PresencePolicy::Auto),
+        ))))
+    }
+
+    pub async fn enroll(
+        &self,
+        token: &mut TokenClient,
+        user: &str,
+    ) -> Result<Enrolled, ClientError> {
+        vu2f::client::enroll::enroll(
+            &self.http,
+            &self.endpoint,
+            token,
+            &self.policy,
+            &EnrollRequest {
+                user: user.into(),
+                password: self.password(user),
+                event: DEFAULT_ENROLL_EVENT.into(),
+                comment: "test".into(),
+            },
+            &mut quiet(),
+        )
+        .await
+    }
+
+    pub async fn logon_with(
+        &self,
+        token: &mut TokenClient,
+        policy: &OriginPolicy,
+        user: &str,
+        event: &str,
+        password: Option<String>,
+    ) -> Result<LoggedOn, ClientError> {
+        Logon::new(
+            &self.http,
+            &self.endpoint,
+            Some(token),
+            policy,
+            &mut quiet(),
+        )
+        .run(&LogonRequest {
+            user: user.into(),
+            event: event.into(),
+            password,
+            first_method: None,
+        })
+        .await
+    }
+
+    pub async fn logon(
+        &self,
+        token: &mut TokenClient,
+        user: &str,
+    ) -> Result<LoggedOn, ClientError> {
+        self.logon_with(token, &self.policy, user, "Search Card", None)
+            .await
+    }
+
+    /// `POST /logon` with `U2F:1`; the process id.
+    pub async fn start_u2f(&self, user: &str) -> String {
+        let started: LogonResponse = self
+            .http
+            .post(
+                paths::LOGON,
+                &StartLogonRequest {
+                    method_id: U2F.into(),
+                    user_name: user.into(),
+                    event: "Search Card".into(),
+                    endpoint_session_id: self.endpoint.session_id().into(),
+                },
+            )
+            .await
+            .unwrap();
+        started.logon_process_id.unwrap()
+    }
+
+    /// The first U2F round: the sign requests.
+    pub async fn gather(&self, process: &str) -> LogonResponse {
+        self.do_logon(process, None).await
+    }
+
+    /// The second U2F round, whatever the answer.
+    pub async fn answer(&self, process: &str, sign_response: SignResponse) -> LogonResponse {
+        self.do_logon(process, Some(MethodResponse::U2f { sign_response }))
+            .await
+    }
+
+    async fn do_logon(&self, process: &str, response: Option<MethodResponse>) -> LogonResponse {
+        self.http
+            .post(
+                &paths::fill(paths::DO_LOGON, &[("logon_process_id", process)]),
+                &DoLogonRequest {
+                    response,
+                    endpoint_session_id: self.endpoint.session_id().into(),
+                },
+            )
+            .await
+            .unwrap()
+    }
+}
