@@ -114,3 +114,113 @@ async fn enroll_and_log_on_with_the_token_in_a_serve_process_over_udp() {
     assert_eq!(logged_on.completed_methods, ["U2F:1"]);
     assert!(logged_on.counter.unwrap() >= 1);
 }
+
+/// Endpoints, templates and counters live in the emulator's sled database: a restarted emulator
+/// still knows the endpoint and the token, and still refuses an old counter.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_emulators_state_survives_a_restart() {
+    use std::time::Duration;
+    use vu2f::aa_sim::{self, SimOptions};
+    use vu2f::client::{AaHttp, Endpoint, EndpointAccess, OriginPolicy, TlsTrust};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("aa-sim");
+    let listen: std::net::SocketAddr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let options = SimOptions {
+        listen,
+        data_dir,
+        tls: false,
+        config: SimConfig::default(),
+    };
+    let (_store_dir, store) = common::store_with(&[]);
+    let mut token = Aa::token(&store, "t");
+
+    let sim = aa_sim::start(options.clone()).await.unwrap();
+    let http = AaHttp::new(&sim.url, &TlsTrust::System, Duration::from_secs(5)).unwrap();
+    let keep = dir.path().join("endpoint.json");
+    let access = EndpointAccess::Admin {
+        auth: vu2f::aa::api::AuthData {
+            method_id: "PASSWORD:1".into(),
+            user_name: "admin".into(),
+            password: "admin-password".into(),
+        },
+        keep: Some(keep.clone()),
+    };
+    let policy = OriginPolicy::new(http.origin(), Vec::new(), None);
+    let endpoint = Endpoint::open(&http, &access, &mut common::aa::quiet())
+        .await
+        .unwrap();
+    let aa = Aa {
+        sim,
+        config: SimConfig::default(),
+        http: http.clone(),
+        endpoint,
+        policy,
+        dir,
+    };
+    aa.enroll(&mut token, "alice").await.unwrap();
+    let before = aa.logon(&mut token, "alice").await.unwrap();
+    let Aa { sim, dir, .. } = aa;
+    sim.stop().await.unwrap();
+
+    let sim = aa_sim::start(options).await.unwrap();
+    let endpoint = Endpoint::open(
+        &http,
+        &EndpointAccess::Given(vu2f::client::endpoint::read_credentials(&keep).unwrap()),
+        &mut common::aa::quiet(),
+    )
+    .await
+    .unwrap();
+    let aa = Aa {
+        sim,
+        config: SimConfig::default(),
+        http: http.clone(),
+        endpoint,
+        policy: OriginPolicy::new(http.origin(), Vec::new(), None),
+        dir,
+    };
+    let after = aa.logon(&mut token, "alice").await.unwrap();
+    assert!(after.counter > before.counter);
+    assert_eq!(
+        after.response.extra["completed_template_id"],
+        before.response.extra["completed_template_id"]
+    );
+}
+
+/// Users, chains and events come from the configuration.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configured_user_and_event() {
+    let mut config: SimConfig = serde_json::from_value(serde_json::json!({
+        "users": [
+            {"name": "root", "password": "r", "admin": true},
+            {"name": "carol", "password": "c"}
+        ],
+        "chains": [{"name": "Key", "methods": ["U2F:1"]}, {"name": "Pw", "methods": ["PASSWORD:1"]}],
+        "events": [
+            {"name": "Authenticators Management", "chains": ["Pw"], "enroll": true},
+            {"name": "VPN", "chains": ["Key"]}
+        ]
+    }))
+    .unwrap();
+    config.challenge_ttl_ms = 5_000;
+    let aa = Aa::start(config).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = Aa::token(&store, "t");
+    aa.enroll(&mut token, "carol").await.unwrap();
+    let logged_on = aa
+        .logon_with(&mut token, &aa.policy, "LOCAL\\carol", "VPN", None)
+        .await
+        .unwrap();
+    assert_eq!(logged_on.response.completed_chain.unwrap().name, "Key");
+    let unknown = aa
+        .logon_with(&mut token, &aa.policy, "alice", "VPN", None)
+        .await
+        .unwrap_err();
+    assert!(
+        unknown.to_string().contains("user_name: no such user"),
+        "{unknown}"
+    );
+}

@@ -243,3 +243,23 @@ fn a_refused_logon_is_one_line_with_the_servers_reason_and_exit_1() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_config_file_with_a_typo_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, r#"{"userz": []}"#).unwrap();
+    let output = run(Command::new(env!("CARGO_BIN_EXE_vu2f"))
+        .args(["aa-sim", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(dir.path().join("sim")));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("unknown field `userz`"), "{stderr}");
+
+    let printed = run(Command::new(env!("CARGO_BIN_EXE_vu2f")).args(["aa-sim", "--print-config"]));
+    let default: vu2f::aa_sim::SimConfig = serde_json::from_slice(&printed.stdout).unwrap();
+    assert_eq!(default, vu2f::aa_sim::SimConfig::default());
+}
