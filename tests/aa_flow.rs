@@ -2,9 +2,8 @@
 //! two-method chain, in-process and with the token in a `vu2f serve --udp` process.
 mod common;
 
-use common::aa::{token_over, Aa};
+use common::aa::{admin_access, assert_refused, token_over, Aa};
 use vu2f::aa_sim::SimConfig;
-use vu2f::client::ClientError;
 use vu2f::transport::UdpTransport;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -58,10 +57,7 @@ async fn a_password_then_u2f_chain_ends_in_ok() {
         )
         .await
         .unwrap_err();
-    assert!(
-        matches!(&wrong, ClientError::Refused { reason: Some(r), .. } if r == "WRONG_PASSWORD"),
-        "{wrong}"
-    );
+    assert_refused(&wrong, "WRONG_PASSWORD");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -74,10 +70,7 @@ async fn a_token_is_enrolled_once_and_a_user_without_one_cannot_use_u2f() {
     assert!(again.to_string().contains("already enrolled"), "{again}");
 
     let none = aa.logon(&mut token, "bob").await.unwrap_err();
-    assert!(
-        matches!(&none, ClientError::Refused { reason: Some(r), .. } if r == "U2F_NOT_ENROLLED"),
-        "{none}"
-    );
+    assert_refused(&none, "U2F_NOT_ENROLLED");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -116,74 +109,39 @@ async fn enroll_and_log_on_with_the_token_in_a_serve_process_over_udp() {
 }
 
 /// Endpoints, templates and counters live in the emulator's sled database: a restarted emulator
-/// still knows the endpoint and the token, and still refuses an old counter.
+/// still knows the endpoint and the token, and still counts from where it was.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_emulators_state_survives_a_restart() {
-    use std::time::Duration;
     use vu2f::aa_sim::{self, SimOptions};
-    use vu2f::client::{AaHttp, Endpoint, EndpointAccess, OriginPolicy, TlsTrust};
+    use vu2f::client::endpoint::read_credentials;
+    use vu2f::client::EndpointAccess;
 
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("aa-sim");
-    let listen: std::net::SocketAddr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let options = SimOptions {
-        listen,
-        data_dir,
+        listen: probe.local_addr().unwrap(),
+        data_dir: dir.path().join("aa-sim"),
         tls: false,
         config: SimConfig::default(),
     };
+    drop(probe);
+    let keep = dir.path().join("endpoint.json");
     let (_store_dir, store) = common::store_with(&[]);
     let mut token = Aa::token(&store, "t");
 
     let sim = aa_sim::start(options.clone()).await.unwrap();
-    let http = AaHttp::new(&sim.url, &TlsTrust::System, Duration::from_secs(5)).unwrap();
-    let keep = dir.path().join("endpoint.json");
-    let access = EndpointAccess::Admin {
-        auth: vu2f::aa::api::AuthData {
-            method_id: "PASSWORD:1".into(),
-            user_name: "admin".into(),
-            password: "admin-password".into(),
-        },
-        keep: Some(keep.clone()),
-    };
-    let policy = OriginPolicy::new(http.origin(), Vec::new(), None);
-    let endpoint = Endpoint::open(&http, &access, &mut common::aa::quiet())
-        .await
-        .unwrap();
-    let aa = Aa {
-        sim,
-        config: SimConfig::default(),
-        http: http.clone(),
-        endpoint,
-        policy,
-        dir,
-    };
+    let access = admin_access(&options.config, Some(keep.clone()));
+    let aa = Aa::attach(sim, SimConfig::default(), dir, &access).await;
     aa.enroll(&mut token, "alice").await.unwrap();
     let before = aa.logon(&mut token, "alice").await.unwrap();
     let Aa { sim, dir, .. } = aa;
     sim.stop().await.unwrap();
 
     let sim = aa_sim::start(options).await.unwrap();
-    let endpoint = Endpoint::open(
-        &http,
-        &EndpointAccess::Given(vu2f::client::endpoint::read_credentials(&keep).unwrap()),
-        &mut common::aa::quiet(),
-    )
-    .await
-    .unwrap();
-    let aa = Aa {
-        sim,
-        config: SimConfig::default(),
-        http: http.clone(),
-        endpoint,
-        policy: OriginPolicy::new(http.origin(), Vec::new(), None),
-        dir,
-    };
+    let access = EndpointAccess::Given(read_credentials(&keep).unwrap());
+    let aa = Aa::attach(sim, SimConfig::default(), dir, &access).await;
     let after = aa.logon(&mut token, "alice").await.unwrap();
-    assert!(after.counter > before.counter);
+    assert_eq!(after.counter, before.counter.map(|c| c + 1));
     assert_eq!(
         after.response.extra["completed_template_id"],
         before.response.extra["completed_template_id"]

@@ -218,12 +218,11 @@ fn issue_challenge(state: &SimState, id: &str, process: &LogonProcess) -> Answer
     let handles: Vec<String> = templates.iter().map(|t| t.key_handle.clone()).collect();
     let mut live = state.live();
     let process = live.logons.get_mut(id).ok_or_else(unknown_process)?;
-    if let Some((old, _)) = process.challenge.take() {
-        live.challenges.remove(&old.challenge);
-    }
-    let process = live.logons.get_mut(id).ok_or_else(unknown_process)?;
-    process.challenge = Some((issued.clone(), handles));
+    let previous = process.challenge.replace((issued.clone(), handles));
     let mut response = logon_object(state, id, process, outcome::U2F_WAITING_AUTH_RESPONSE);
+    if let Some((previous, _)) = previous {
+        live.challenges.remove(&previous.challenge);
+    }
     live.challenges.insert(
         challenge.clone(),
         ChallengeOwner {

@@ -35,28 +35,50 @@ pub struct Aa {
     pub dir: tempfile::TempDir,
 }
 
+/// Asserts that `error` is the server's `FAILED` with `reason`.
+pub fn assert_refused(error: &ClientError, reason: &str) {
+    assert!(
+        matches!(error, ClientError::Refused { reason: Some(r), .. } if r == reason),
+        "expected FAILED {reason}, got: {error}"
+    );
+}
+
+/// The configuration's administrator, as endpoint access (kept in `keep`, if given).
+pub fn admin_access(config: &SimConfig, keep: Option<std::path::PathBuf>) -> EndpointAccess {
+    let admin = config.users.iter().find(|u| u.admin).unwrap();
+    EndpointAccess::Admin {
+        auth: vu2f::aa::api::AuthData {
+            method_id: PASSWORD.into(),
+            user_name: admin.name.clone(),
+            password: admin.password.clone(),
+        },
+        keep,
+    }
+}
+
 impl Aa {
+    /// An emulator on a free loopback port, with its data in a new temporary directory.
     pub async fn start(config: SimConfig) -> Aa {
         let dir = tempfile::tempdir().unwrap();
-        let sim = aa_sim::start(SimOptions {
+        let options = SimOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().join("aa-sim"),
             tls: false,
             config: config.clone(),
-        })
-        .await
-        .unwrap();
-        let http = AaHttp::new(&sim.url, &TlsTrust::System, Duration::from_secs(10)).unwrap();
-        let admin = config.users.iter().find(|u| u.admin).unwrap();
-        let access = EndpointAccess::Admin {
-            auth: vu2f::aa::api::AuthData {
-                method_id: PASSWORD.into(),
-                user_name: admin.name.clone(),
-                password: admin.password.clone(),
-            },
-            keep: None,
         };
-        let endpoint = Endpoint::open(&http, &access, &mut quiet()).await.unwrap();
+        let access = admin_access(&config, None);
+        Aa::attach(aa_sim::start(options).await.unwrap(), config, dir, &access).await
+    }
+
+    /// A client of a running emulator, with an endpoint session open.
+    pub async fn attach(
+        sim: RunningSim,
+        config: SimConfig,
+        dir: tempfile::TempDir,
+        access: &EndpointAccess,
+    ) -> Aa {
+        let http = AaHttp::new(&sim.url, &TlsTrust::System, Duration::from_secs(10)).unwrap();
+        let endpoint = Endpoint::open(&http, access, &mut quiet()).await.unwrap();
         let policy = OriginPolicy::new(http.origin(), Vec::new(), None);
         Aa {
             sim,
