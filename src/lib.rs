@@ -44,5 +44,5 @@ pub mod cli;
 pub mod client;
 pub mod demo;
 pub mod device;
-pub mod selfcheck;
+pub mod probe;
 pub mod transport;

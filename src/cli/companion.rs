@@ -14,7 +14,7 @@ use crate::client::logon::{Logon, LogonRequest};
 use crate::client::{
     endpoint, AaHttp, Endpoint, EndpointAccess, OriginPolicy, Step, TlsTrust, TokenClient,
 };
-use crate::transport::{InProcess, TokenTransport, UdpTransport};
+use crate::transport::{HidrawTransport, InProcess, TokenTransport, UdpTransport};
 use crate::u2f::{Authenticator, Presence, PresencePolicy};
 
 /// How to reach the server and prove the endpoint.
@@ -82,11 +82,14 @@ pub(super) struct ServerArgs {
 #[derive(Debug, Args)]
 pub(super) struct TokenArgs {
     /// A token of the store, run in this process.
-    #[arg(long, value_name = "NAME", required_unless_present = "udp")]
+    #[arg(long, value_name = "NAME", required_unless_present_any = ["udp", "hidraw"])]
     token: Option<String>,
     /// A token served by `vu2f serve --udp` at this address.
     #[arg(long, value_name = "ADDR", conflicts_with = "token")]
     udp: Option<SocketAddr>,
+    /// A U2F HID device: `vu2f serve --uhid`'s, or a physical key.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["token", "udp"])]
+    hidraw: Option<PathBuf>,
     /// User presence for --token: auto, deny, delay:MS, prompt.
     #[arg(long, default_value = "auto", value_name = "POLICY")]
     presence: PresencePolicy,
@@ -187,6 +190,12 @@ impl ServerArgs {
 
 impl TokenArgs {
     fn open(&self, global: &Global) -> anyhow::Result<TokenClient> {
+        if let Some(path) = &self.hidraw {
+            return Ok(TokenClient::new(
+                Box::new(HidrawTransport::open_path(path)?),
+                Duration::from_secs(self.touch_timeout),
+            ));
+        }
         let transport: Box<dyn TokenTransport + Send> = match (&self.token, self.udp) {
             (_, Some(addr)) => Box::new(UdpTransport::connect(addr)?),
             (Some(name), None) => {
@@ -197,7 +206,9 @@ impl TokenArgs {
                     Presence::new(self.presence),
                 )))
             }
-            (None, None) => anyhow::bail!("no token: pass --token NAME or --udp ADDR"),
+            (None, None) => {
+                anyhow::bail!("no token: pass --token NAME, --udp ADDR or --hidraw PATH")
+            }
         };
         Ok(TokenClient::new(
             transport,

@@ -68,8 +68,8 @@ enum Command {
     AaSim(aa_sim::AaSimArgs),
     /// The whole flow in one process: the emulator, a token, enrollment and logon, step by step.
     Demo,
-    /// Check the token alone: it registers and authenticates in-process, every answer verified.
-    SelfCheck,
+    /// Check a U2F token: register, authenticate, verify (a throwaway in-process token by default).
+    Probe(ProbeArgs),
 }
 
 /// Runs a parsed command line; prints errors as one line and returns the exit code.
@@ -101,11 +101,47 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Enroll(args) => companion::enroll(global, *args),
         Command::AaSim(args) => aa_sim::run(global, args),
         Command::Demo => demo(global),
-        Command::SelfCheck => {
-            let report = crate::selfcheck::run()?;
-            print(global, &report, |r| r.to_text())
-        }
+        Command::Probe(args) => probe(global, args),
     }
+}
+
+#[derive(Debug, Args)]
+struct ProbeArgs {
+    /// A U2F HID device: the virtual one of `vu2f serve --uhid`, or a physical key.
+    #[arg(long, value_name = "PATH")]
+    hidraw: Option<PathBuf>,
+    /// A token served by `vu2f serve --udp`.
+    #[arg(long, value_name = "ADDR", conflicts_with = "hidraw")]
+    udp: Option<std::net::SocketAddr>,
+    /// Also measure AUTHENTICATE latency over this many rounds (a physical key wants a touch each).
+    #[arg(long, default_value_t = 0)]
+    rounds: usize,
+    /// Seconds to wait for a touch.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    touch_timeout: u64,
+}
+
+fn probe(global: &Global, args: ProbeArgs) -> anyhow::Result<()> {
+    use crate::transport::{HidrawTransport, TokenTransport, UdpTransport};
+    let (target, token): (String, Option<Box<dyn TokenTransport>>) = match (&args.hidraw, args.udp)
+    {
+        (Some(path), _) => (
+            format!("hidraw {}", path.display()),
+            Some(Box::new(HidrawTransport::open_path(path)?)),
+        ),
+        (None, Some(addr)) => (
+            format!("udp {addr}"),
+            Some(Box::new(UdpTransport::connect(addr)?)),
+        ),
+        (None, None) => ("a throwaway token in this process".into(), None),
+    };
+    let report = crate::probe::run(
+        target,
+        token,
+        args.rounds,
+        std::time::Duration::from_secs(args.touch_timeout),
+    )?;
+    print(global, &report, |r| r.to_text())
 }
 
 /// Prints the demo as it happens (or its report with `--json`).

@@ -1,12 +1,16 @@
 //! `vu2f serve`: run tokens for hosts to use.
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use tokio::net::UdpSocket;
 
 use super::Global;
+use crate::device::uhid::{UhidDevice, UhidServer};
+use crate::device::SharedToken;
 use crate::hid::CtapHid;
 use crate::u2f::{Authenticator, Button, Presence, PresencePolicy};
 
@@ -16,6 +20,13 @@ pub(super) struct ServeArgs {
     /// ADDR's port (port 0: any free port for each).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8111")]
     udp: Option<SocketAddr>,
+    /// Serve each token as a HID device through /dev/uhid: the kernel shows a /dev/hidrawN that
+    /// browsers, libfido2 and python-fido2 take for a U2F key.
+    #[arg(long)]
+    uhid: bool,
+    /// The uhid interface.
+    #[arg(long, value_name = "PATH", default_value = crate::device::uhid::UHID_PATH, hide = true)]
+    uhid_path: PathBuf,
     /// A token to serve (repeatable).
     #[arg(long = "token", value_name = "NAME")]
     tokens: Vec<String>,
@@ -30,18 +41,27 @@ pub(super) struct ServeArgs {
     allow_remote: bool,
 }
 
+/// What `serve` prints for each token, one JSON object per line with `--json`.
 #[derive(serde::Serialize)]
 struct Served {
     token: String,
-    udp: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    udp: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hidraw: Option<PathBuf>,
 }
 
+/// How long the kernel may take to show a new device's hidraw node.
+const HIDRAW_APPEARS: Duration = Duration::from_secs(10);
+
 pub(super) fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
-    let Some(udp) = args.udp else {
-        anyhow::bail!("nothing to serve on: pass --udp [ADDR]");
-    };
-    if !udp.ip().is_loopback() && !args.allow_remote {
-        anyhow::bail!("{udp} is not a loopback address; pass --allow-remote to expose the tokens to the network");
+    if args.udp.is_none() && !args.uhid {
+        anyhow::bail!("nothing to serve on: pass --udp [ADDR], --uhid, or both");
+    }
+    if let Some(udp) = args.udp {
+        if !udp.ip().is_loopback() && !args.allow_remote {
+            anyhow::bail!("{udp} is not a loopback address; pass --allow-remote to expose the tokens to the network");
+        }
     }
     let store = global.open_store()?;
     let names = if args.all {
@@ -52,65 +72,123 @@ pub(super) fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     if names.is_empty() {
         anyhow::bail!("no token to serve: pass --token NAME or --all (create one with `vu2f token create NAME`)");
     }
-    let mut engines = Vec::with_capacity(names.len());
+    let mut tokens = Vec::with_capacity(names.len());
     for name in &names {
-        engines.push(Authenticator::new(
+        tokens.push(Authenticator::new(
             store.load(name)?,
             Presence::new(args.presence),
         ));
     }
-    super::runtime()?.block_on(serve_all(global, &store, engines, udp, args.presence))
+    super::runtime()?.block_on(serve_all(global, &store, tokens, &args))
+}
+
+/// Creates every token's uhid device, in order.
+fn create_devices(
+    path: &std::path::Path,
+    tokens: &[(String, SharedToken)],
+) -> anyhow::Result<Vec<(String, UhidDevice, CtapHid<SharedToken>)>> {
+    let process = std::process::id();
+    let mut devices = Vec::with_capacity(tokens.len());
+    for (index, (name, token)) in tokens.iter().enumerate() {
+        let device = UhidDevice::create(path, name, &format!("vu2f:{process}:{index}"))
+            .map_err(|e| anyhow::anyhow!("token {name}: {e}"))?;
+        devices.push((name.clone(), device, CtapHid::new(token.clone())));
+    }
+    Ok(devices)
 }
 
 async fn serve_all(
     global: &Global,
     store: &keystore::Store,
     engines: Vec<Authenticator>,
-    first: SocketAddr,
-    policy: PresencePolicy,
+    args: &ServeArgs,
 ) -> anyhow::Result<()> {
     let mut buttons: HashMap<String, Arc<Button>> = HashMap::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, engine) in engines.into_iter().enumerate() {
+    let mut tokens = Vec::with_capacity(engines.len());
+    for engine in engines {
         let name = engine.name().to_owned();
-        let mut addr = first;
-        if first.port() != 0 {
-            let port = u16::try_from(usize::from(first.port()) + index)
-                .map_err(|_| anyhow::anyhow!("not enough ports above {first} for every token"))?;
-            addr.set_port(port);
+        let button = Arc::clone(engine.presence().button());
+        if args.presence == PresencePolicy::Prompt {
+            spawn_prompt(name.clone(), Arc::clone(&button));
         }
-        let socket = tokio::net::UdpSocket::bind(addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("binding UDP {addr} for token {name}: {e}"))?;
-        let bound = socket.local_addr()?;
-        buttons.insert(name.clone(), Arc::clone(engine.presence().button()));
-        if policy == PresencePolicy::Prompt {
-            spawn_prompt(name.clone(), Arc::clone(engine.presence().button()));
-        }
-        let served = Served {
-            token: name.clone(),
-            udp: bound,
-        };
-        if global.json {
-            println!("{}", serde_json::to_string(&served)?);
-        } else {
-            println!(
-                "serving token {} on udp {} (presence {policy})",
-                served.token, served.udp
-            );
-        }
-        tasks.spawn(async move {
-            if let Err(e) = crate::device::udp::serve(socket, CtapHid::new(engine)).await {
-                eprintln!("vu2f: token {name} stopped: {e}");
-            }
-        });
+        buttons.insert(name.clone(), button);
+        tokens.push((name, SharedToken::new(engine)));
     }
+    let devices = if args.uhid {
+        create_devices(&args.uhid_path, &tokens)?
+    } else {
+        Vec::new()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, (name, token)) in tokens.iter().enumerate() {
+        let mut served = Served {
+            token: name.clone(),
+            udp: None,
+            hidraw: None,
+        };
+        if let Some(first) = args.udp {
+            let socket = bind_udp(first, index, name).await?;
+            served.udp = Some(socket.local_addr()?);
+            let (name, hid) = (name.clone(), CtapHid::new(token.clone()));
+            tasks.spawn(async move {
+                if let Err(e) = crate::device::udp::serve(socket, hid).await {
+                    eprintln!("vu2f: token {name} stopped serving UDP: {e}");
+                }
+            });
+        }
+        if let Some((_, device, _)) = devices.get(index) {
+            served.hidraw = Some(device.hidraw(HIDRAW_APPEARS).ok_or_else(|| {
+                anyhow::anyhow!("token {name}: the kernel made no hidraw node for the uhid device within {HIDRAW_APPEARS:?}")
+            })?);
+        }
+        print_served(global, &served, args.presence)?;
+    }
+    let uhid = if devices.is_empty() {
+        None
+    } else {
+        let server = UhidServer::new(devices)?;
+        let stop = server.stop_handle();
+        Some((stop, std::thread::spawn(move || server.run())))
+    };
     let control = crate::device::control::listen(store.dir(), buttons)
         .map_err(|e| anyhow::anyhow!("control socket in {}: {e}", store.dir().display()))?;
     super::wait_for_termination().await?;
+    if let Some((stop, thread)) = uhid {
+        stop.stop();
+        let _ = thread.join();
+    }
     control.abort();
     tasks.abort_all();
     let _ = std::fs::remove_file(crate::device::control::socket_path(store.dir()));
+    Ok(())
+}
+
+/// The UDP socket of the `index`th token: ports count up from `first`'s (0: any free port).
+async fn bind_udp(first: SocketAddr, index: usize, name: &str) -> anyhow::Result<UdpSocket> {
+    let mut addr = first;
+    if first.port() != 0 {
+        let port = u16::try_from(usize::from(first.port()) + index)
+            .map_err(|_| anyhow::anyhow!("not enough ports above {first} for every token"))?;
+        addr.set_port(port);
+    }
+    UdpSocket::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding UDP {addr} for token {name}: {e}"))
+}
+
+fn print_served(global: &Global, served: &Served, policy: PresencePolicy) -> anyhow::Result<()> {
+    if global.json {
+        println!("{}", serde_json::to_string(served)?);
+    } else {
+        let mut line = format!("serving token {}", served.token);
+        if let Some(udp) = served.udp {
+            line.push_str(&format!(" on udp {udp}"));
+        }
+        if let Some(hidraw) = &served.hidraw {
+            line.push_str(&format!(" as {}", hidraw.display()));
+        }
+        println!("{line} (presence {policy})");
+    }
     Ok(())
 }
 

@@ -1,7 +1,46 @@
 //! # device — where reports meet a wire (`DESIGN.md`, "Sans-IO middle": only this layer does I/O)
 //!
 //! * [`udp`]: `vu2f serve --udp`: CTAPHID over UDP, one report per datagram, replies to the sender.
+//! * [`uhid`]: `vu2f serve --uhid`: a HID device through the kernel, seen as `/dev/hidrawN`.
+//! * [`report_descriptor`]: the FIDO U2F report descriptor and the device ids.
+//! * [`SharedToken`]: one token behind several devices (`--udp` and `--uhid` together).
 //! * [`control`]: the control socket in the store directory that `vu2f touch NAME` presses
 //!   buttons through.
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::hid::MessageHandler;
+use crate::u2f::Authenticator;
+
 pub mod control;
+pub mod report_descriptor;
 pub mod udp;
+pub mod uhid;
+
+/// A token that several devices serve: each has its own CTAPHID channels, all share the keys,
+/// the counter and the button.
+#[derive(Clone)]
+pub struct SharedToken(Arc<Mutex<Authenticator>>);
+
+impl SharedToken {
+    /// Shares `authenticator`.
+    pub fn new(authenticator: Authenticator) -> Self {
+        Self(Arc::new(Mutex::new(authenticator)))
+    }
+}
+
+impl MessageHandler for SharedToken {
+    fn handle_message(&mut self, apdu: &[u8], now: Instant) -> Vec<u8> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .process(apdu, now)
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one (for `select!` arms that are disabled then).
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}

@@ -39,7 +39,7 @@ pub async fn serve<H: MessageHandler>(
                 }
                 (hid.handle_report(report, Instant::now()), Some(from))
             }
-            () = sleep_until(deadline), if deadline.is_some() => (hid.poll(Instant::now()), None),
+            () = super::sleep_until(deadline), if deadline.is_some() => (hid.poll(Instant::now()), None),
         };
         for reply in &replies {
             let cid = cid_of(reply);
@@ -54,11 +54,5 @@ pub async fn serve<H: MessageHandler>(
                 tracing::debug!("reply to {to} failed: {e}");
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(deadline) = deadline {
-        tokio::time::sleep_until(deadline.into()).await;
     }
 }

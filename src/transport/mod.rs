@@ -2,12 +2,18 @@
 //!
 //! * [`InProcess`]: a function call into the U2F engine (tests, load, the demo).
 //! * [`UdpTransport`]: CTAPHID over UDP, one 64-byte report per datagram (`vu2f serve --udp`).
+//! * [`HidrawTransport`]: CTAPHID through `/dev/hidrawN`: `vu2f serve --uhid`, or a physical key.
+//!
+//! Both are a [`ctaphid::CtapHidHost`] over a different [`ctaphid::ReportLink`].
 use std::time::{Duration, Instant};
 
 use crate::hid::HidError;
 use crate::u2f::{messages, Authenticator, StatusWord};
 
+pub mod ctaphid;
+mod hidraw;
 mod udp;
+pub use hidraw::HidrawTransport;
 pub use udp::UdpTransport;
 
 /// Why an exchange with a token failed.

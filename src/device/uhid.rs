@@ -1,0 +1,376 @@
+//! A token as a Linux HID device, through `/dev/uhid` (kernel `Documentation/hid/uhid.rst`;
+//! `DESIGN.md`, "Contracts": `vu2f serve --uhid`): the kernel shows it as `/dev/hidrawN` with the
+//! FIDO report descriptor, and every host stack takes it for a U2F key.
+//!
+//! uhid speaks in fixed-size events (`struct uhid_event` of `linux/uhid.h`, packed: a `u32`
+//! type, then a union). Events to the kernel are encoded by `uhid-virt`. Events from the kernel
+//! are decoded here, from their documented offsets, so that nothing the kernel sends can panic:
+//!
+//! ```text
+//!  UHID_OUTPUT (6)       type:u32 | data[4096] | size:u16 | rtype:u8      an output report
+//!  UHID_GET_REPORT (9)   type:u32 | id:u32 | rnum:u8 | rtype:u8           answered EIO
+//!  UHID_SET_REPORT (13)  type:u32 | id:u32 | rnum:u8 | rtype:u8 | …       answered EIO
+//!  START, STOP, OPEN, CLOSE                                               nothing to do
+//! ```
+//! The device lives as long as its file: dropping a [`UhidDevice`] (or the process dying, even by
+//! `kill -9`) destroys it and its hidraw node.
+//!
+//! [`UhidServer`] runs every device of a process on one thread: one `poll` over all the files and
+//! a stop signal, with the CTAPHID timeouts as the poll's timeout.
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags, Timespec};
+use uhid_virt::{Bus, CreateParams, InputEvent, UHID_EVENT_SIZE};
+
+use super::report_descriptor::{FIDO_U2F, PRODUCT_ID, VENDOR_ID};
+use crate::hid::{CtapHid, MessageHandler};
+
+/// Where the kernel's uhid interface is.
+pub const UHID_PATH: &str = "/dev/uhid";
+
+const UHID_OUTPUT: u32 = 6;
+const UHID_GET_REPORT: u32 = 9;
+const UHID_SET_REPORT: u32 = 13;
+const UHID_DATA_MAX: usize = 4096;
+/// `EIO`: the answer to feature report requests, which a FIDO token does not have.
+const EIO: u16 = 5;
+
+/// Why a device could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum UhidError {
+    /// `/dev/uhid` does not exist.
+    #[error("{0} does not exist: load the uhid module (`sudo modprobe uhid`); the kernel needs CONFIG_UHID")]
+    Missing(PathBuf),
+    /// `/dev/uhid` is not writable by this user.
+    #[error("{0} is not writable by this user: run scripts/setup-uhid.sh once (a udev rule and the group uhid), or run as root")]
+    Denied(PathBuf),
+    /// Anything else.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+}
+
+/// What the kernel sent.
+#[derive(Debug, PartialEq, Eq)]
+enum KernelEvent<'a> {
+    Output(&'a [u8]),
+    GetReport { id: u32 },
+    SetReport { id: u32 },
+    Other,
+}
+
+fn u32_at(event: &[u8], offset: usize) -> Option<u32> {
+    let bytes = event.get(offset..offset + 4)?;
+    Some(u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+fn parse(event: &[u8]) -> KernelEvent<'_> {
+    match u32_at(event, 0) {
+        Some(UHID_OUTPUT) => {
+            let size = event
+                .get(4 + UHID_DATA_MAX..4 + UHID_DATA_MAX + 2)
+                .map(|b| usize::from(u16::from_ne_bytes([b[0], b[1]])))
+                .unwrap_or(0);
+            match event.get(4..4 + size.min(UHID_DATA_MAX)) {
+                Some(data) => KernelEvent::Output(data),
+                None => KernelEvent::Other,
+            }
+        }
+        Some(UHID_GET_REPORT) => match u32_at(event, 4) {
+            Some(id) => KernelEvent::GetReport { id },
+            None => KernelEvent::Other,
+        },
+        Some(UHID_SET_REPORT) => match u32_at(event, 4) {
+            Some(id) => KernelEvent::SetReport { id },
+            None => KernelEvent::Other,
+        },
+        _ => KernelEvent::Other,
+    }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn truncated(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// One virtual U2F HID device.
+pub struct UhidDevice {
+    file: File,
+    uniq: String,
+}
+
+impl UhidDevice {
+    /// Creates a device named after `token` through `uhid` (normally [`UHID_PATH`]). `uniq`
+    /// tells it apart from every other device (its hidraw node is found by it).
+    pub fn create(uhid: &Path, token: &str, uniq: &str) -> Result<Self, UhidError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(uhid)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => UhidError::Missing(uhid.to_owned()),
+                std::io::ErrorKind::PermissionDenied => UhidError::Denied(uhid.to_owned()),
+                _ => UhidError::Io {
+                    path: uhid.to_owned(),
+                    source: e,
+                },
+            })?;
+        let uniq = truncated(uniq, 63);
+        let params = CreateParams {
+            name: truncated(&format!("vu2f {token}"), 127),
+            phys: truncated(&format!("vu2f/{token}"), 63),
+            uniq: uniq.clone(),
+            bus: Bus::USB,
+            vendor: VENDOR_ID,
+            product: PRODUCT_ID,
+            version: 0,
+            country: 0,
+            rd_data: FIDO_U2F.to_vec(),
+        };
+        let device = Self { file, uniq };
+        device
+            .send(InputEvent::Create(params))
+            .map_err(|source| UhidError::Io {
+                path: uhid.to_owned(),
+                source,
+            })?;
+        Ok(device)
+    }
+
+    fn send(&self, event: InputEvent<'_>) -> std::io::Result<()> {
+        let bytes: [u8; UHID_EVENT_SIZE] = event.into();
+        (&self.file).write_all(&bytes)
+    }
+
+    /// The device's `/dev/hidrawN`, once the kernel has made it (waits at most `timeout`).
+    pub fn hidraw(&self, timeout: Duration) -> Option<PathBuf> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(node) = find_hidraw(&self.uniq) {
+                return Some(node);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Reads and answers every event the kernel has queued.
+    fn drain<H: MessageHandler>(
+        &self,
+        hid: &mut CtapHid<H>,
+        event: &mut [u8],
+    ) -> std::io::Result<()> {
+        loop {
+            let read = match (&self.file).read(event) {
+                Ok(read) => read,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            match parse(&event[..read]) {
+                KernelEvent::Output(report) => {
+                    for reply in hid.handle_report(report, Instant::now()) {
+                        self.send(InputEvent::Input { data: &reply })?;
+                    }
+                }
+                KernelEvent::GetReport { id } => self.send(InputEvent::GetReportReply {
+                    id,
+                    err: EIO,
+                    data: Vec::new(),
+                })?,
+                KernelEvent::SetReport { id } => {
+                    self.send(InputEvent::SetReportReply { id, err: EIO })?
+                }
+                KernelEvent::Other => {}
+            }
+        }
+    }
+
+    fn expire<H: MessageHandler>(&self, hid: &mut CtapHid<H>) -> std::io::Result<()> {
+        for reply in hid.poll(Instant::now()) {
+            self.send(InputEvent::Input { data: &reply })?;
+        }
+        Ok(())
+    }
+}
+
+/// Stops a running [`UhidServer`] from another thread.
+#[derive(Clone)]
+pub struct StopHandle(Arc<OwnedFd>);
+
+impl StopHandle {
+    /// Asks the server to destroy its devices and return.
+    pub fn stop(&self) {
+        let _ = rustix::io::write(&*self.0, &1u64.to_ne_bytes());
+    }
+}
+
+/// Every uhid device of the process, served from one thread.
+pub struct UhidServer<H: MessageHandler> {
+    devices: Vec<(String, UhidDevice, CtapHid<H>)>,
+    stop: Arc<OwnedFd>,
+}
+
+impl<H: MessageHandler> UhidServer<H> {
+    /// A server of `devices`, each named by its token.
+    pub fn new(devices: Vec<(String, UhidDevice, CtapHid<H>)>) -> std::io::Result<Self> {
+        let stop = eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?;
+        Ok(Self {
+            devices,
+            stop: Arc::new(stop),
+        })
+    }
+
+    /// What stops [`UhidServer::run`].
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(Arc::clone(&self.stop))
+    }
+
+    /// Serves until stopped; then every device is destroyed. A device that fails is destroyed
+    /// alone, and the others go on.
+    pub fn run(mut self) {
+        let mut event = vec![0u8; UHID_EVENT_SIZE];
+        while !self.devices.is_empty() {
+            let now = Instant::now();
+            let timeout = self
+                .devices
+                .iter()
+                .filter_map(|(_, _, hid)| hid.next_deadline())
+                .min()
+                .map(|deadline| {
+                    let left = deadline.saturating_duration_since(now);
+                    Timespec {
+                        tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                        tv_nsec: i64::from(left.subsec_nanos()),
+                    }
+                });
+            let (stopped, ready) = {
+                let mut fds = Vec::with_capacity(self.devices.len() + 1);
+                fds.push(PollFd::new(&*self.stop, PollFlags::IN));
+                for (_, device, _) in &self.devices {
+                    fds.push(PollFd::new(&device.file, PollFlags::IN));
+                }
+                match poll(&mut fds, timeout.as_ref()) {
+                    Ok(_) => {}
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => {
+                        tracing::error!("uhid poll failed: {e}");
+                        return;
+                    }
+                }
+                let ready: Vec<bool> = fds[1..].iter().map(|fd| !fd.revents().is_empty()).collect();
+                (!fds[0].revents().is_empty(), ready)
+            };
+            if stopped {
+                return;
+            }
+            let mut failed = Vec::new();
+            for (index, ((name, device, hid), ready)) in
+                self.devices.iter_mut().zip(ready).enumerate()
+            {
+                let result = if ready {
+                    device.drain(hid, &mut event)
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = result.and_then(|()| device.expire(hid)) {
+                    eprintln!("vu2f: token {name}: uhid device failed, destroying it: {e}");
+                    failed.push(index);
+                }
+            }
+            for index in failed.into_iter().rev() {
+                self.devices.remove(index);
+            }
+        }
+    }
+}
+
+impl Drop for UhidDevice {
+    fn drop(&mut self) {
+        // Closing the file destroys the device too; saying so first is the documented way.
+        let _ = self.send(InputEvent::Destroy);
+    }
+}
+
+/// The hidraw node whose HID device has `uniq` (from `/sys/class/hidraw/*/device/uevent`).
+pub fn find_hidraw(uniq: &str) -> Option<PathBuf> {
+    let wanted = format!("HID_UNIQ={uniq}");
+    for entry in std::fs::read_dir("/sys/class/hidraw").ok()?.flatten() {
+        let uevent =
+            std::fs::read_to_string(entry.path().join("device/uevent")).unwrap_or_default();
+        if uevent.lines().any(|line| line == wanted) {
+            let node = Path::new("/dev").join(entry.file_name());
+            if node.exists() {
+                return Some(node);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: u32) -> Vec<u8> {
+        let mut event = vec![0u8; UHID_EVENT_SIZE];
+        event[..4].copy_from_slice(&kind.to_ne_bytes());
+        event
+    }
+
+    #[test]
+    fn an_output_report_is_read_from_its_documented_offsets() {
+        let mut output = event(UHID_OUTPUT);
+        output[4..4 + 65].copy_from_slice(&[7u8; 65]);
+        output[4 + UHID_DATA_MAX..4 + UHID_DATA_MAX + 2].copy_from_slice(&65u16.to_ne_bytes());
+        assert_eq!(parse(&output), KernelEvent::Output(&[7u8; 65]));
+    }
+
+    #[test]
+    fn report_requests_and_nonsense_do_not_panic() {
+        let mut get = event(UHID_GET_REPORT);
+        get[4..8].copy_from_slice(&42u32.to_ne_bytes());
+        assert_eq!(parse(&get), KernelEvent::GetReport { id: 42 });
+        let mut huge = event(UHID_OUTPUT);
+        huge[4 + UHID_DATA_MAX..4 + UHID_DATA_MAX + 2].copy_from_slice(&u16::MAX.to_ne_bytes());
+        assert_eq!(
+            parse(&huge),
+            KernelEvent::Output(&huge[4..4 + UHID_DATA_MAX])
+        );
+        for short in [&[][..], &[6, 0], &event(UHID_OUTPUT)[..10], &event(99)] {
+            let _ = parse(short);
+        }
+        assert_eq!(parse(&event(99)), KernelEvent::Other);
+    }
+
+    #[test]
+    fn a_missing_uhid_is_explained() {
+        let error = UhidDevice::create(Path::new("/nonexistent/uhid"), "t", "u")
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("modprobe uhid"), "{error}");
+    }
+
+    #[test]
+    fn long_names_are_cut_on_a_character_boundary() {
+        assert_eq!(truncated("ééé", 3), "é");
+        assert_eq!(truncated("abc", 63), "abc");
+    }
+}

@@ -1,0 +1,100 @@
+//! The host side of CTAPHID over any link that carries one 64-byte report at a time (FIDO U2F HID
+//! protocol v1.1 section 2; PROTOCOLS.md 3.4): INIT on the broadcast channel to get a channel of
+//! one's own, then each message fragmented into reports and the reply reassembled.
+use std::time::{Duration, Instant};
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::{TokenTransport, TransportError};
+use crate::hid::host::{Reply, ReplyAssembler};
+use crate::hid::{fragment, Command, Report, BROADCAST_CID};
+
+/// How long to wait for a reply by default (PROTOCOLS.md 3.2: the transaction timeout).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Something that carries HID reports to a token and back: a UDP socket, a hidraw node.
+pub trait ReportLink {
+    /// Sends one output report.
+    fn send(&mut self, report: &Report) -> std::io::Result<()>;
+    /// Waits at most `timeout` for one input report; `None` when none came.
+    fn receive(&mut self, timeout: Duration) -> std::io::Result<Option<Report>>;
+}
+
+/// A CTAPHID channel to a token over a [`ReportLink`].
+pub struct CtapHidHost<L: ReportLink> {
+    link: L,
+    cid: u32,
+    timeout: Duration,
+}
+
+impl<L: ReportLink> CtapHidHost<L> {
+    /// Allocates a channel on the token at the other end of `link` with INIT.
+    pub fn open(link: L) -> Result<Self, TransportError> {
+        let mut host = Self {
+            link,
+            cid: BROADCAST_CID,
+            timeout: REPLY_TIMEOUT,
+        };
+        let mut nonce = [0u8; 8];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| TransportError::Protocol("no randomness".into()))?;
+        let reply = host.transact(Command::Init as u8, &nonce)?;
+        match reply.get(..12) {
+            Some(head) if head[..8] == nonce => {
+                host.cid = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+                Ok(host)
+            }
+            _ => Err(TransportError::Protocol(
+                "INIT reply does not echo the nonce".into(),
+            )),
+        }
+    }
+
+    /// Sets how long to wait for each reply.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// The channel id the token allocated.
+    pub fn cid(&self) -> u32 {
+        self.cid
+    }
+
+    /// Sends one message and returns the reply payload.
+    pub fn transact(&mut self, command: u8, payload: &[u8]) -> Result<Vec<u8>, TransportError> {
+        for report in fragment(self.cid, command, payload) {
+            self.link.send(&report)?;
+        }
+        let deadline = Instant::now() + self.timeout;
+        let mut assembler = ReplyAssembler::new(self.cid);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(TransportError::Timeout(self.timeout));
+            }
+            let Some(report) = self.link.receive(left)? else {
+                return Err(TransportError::Timeout(self.timeout));
+            };
+            match assembler.push(&report) {
+                Some(Reply::Message {
+                    command: c,
+                    payload,
+                }) if c == command => return Ok(payload),
+                Some(Reply::Message { command: c, .. }) => {
+                    return Err(TransportError::Protocol(format!(
+                        "reply command {c:#04x} to {command:#04x}"
+                    )))
+                }
+                Some(Reply::Error(e)) => return Err(TransportError::Hid(e)),
+                None => {}
+            }
+        }
+    }
+}
+
+impl<L: ReportLink> TokenTransport for CtapHidHost<L> {
+    fn exchange(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.transact(Command::Msg as u8, apdu)
+    }
+}
