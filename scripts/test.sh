@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of vu2f, installing what they need first:
-#   formatting and lints, the Rust tests of the workspace (unit, integration, properties, kill -9),
-#   python-fido2 (PyPI, in a virtual environment under target/) driving `vu2f serve --udp`,
-#   and the README's first command.
+#   formatting and lints, the Rust tests of the workspace (unit, integration, properties, kill -9,
+#   the AA flows), python-fido2 (PyPI, in a virtual environment under target/) driving
+#   `vu2f serve --udp`, the uhid tests against a real kernel (in a VM where this one has no uhid:
+#   scripts/vm-test.sh), and the README's first command.
 # A test that cannot run fails; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
+source scripts/deps.sh
+ensure_build_deps
 venv=target/venv
-if [ ! -x "$venv/bin/pytest" ] || ! "$venv/bin/python" -c 'import fido2' 2>/dev/null; then
-  echo "== installing python-fido2 and pytest into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'fido2>=2.0,<3' 'pytest>=8'
-fi
+ensure_python_venv "$venv" 'fido2>=2.0,<3' 'pytest>=8'
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -23,7 +21,10 @@ echo "== cargo test (workspace)"
 cargo test --workspace --release
 
 echo "== python-fido2 over UDP"
-VU2F_BIN="$PWD/target/release/vu2f" "$venv/bin/pytest" -q tests/python
+VU2F_BIN="$PWD/target/release/vu2f" "$venv/bin/pytest" -q tests/python --ignore=tests/python/test_ctap1_hidraw.py
+
+echo "== uhid: libfido2, python-fido2 and vu2f through the kernel"
+scripts/vm-test.sh
 
 echo "== README first command: vu2f demo"
 cargo run --release --quiet -- demo >/dev/null

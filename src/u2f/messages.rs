@@ -1,6 +1,6 @@
 //! The host side of U2F messages: building requests, parsing responses and verifying them, as a
 //! relying party does (FIDO U2F raw message formats v1.2, sections 4.3 and 5.4; PROTOCOLS.md
-//! section 4). Used by the client, the emulator, the self-check and the tests.
+//! section 4). Used by the client, the emulator, `vu2f probe` and the tests.
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use sha2::{Digest, Sha256};
 

@@ -1,0 +1,37 @@
+# Sourced by the other scripts: installs what the project needs from Debian and PyPI, once.
+# shellcheck shell=bash
+
+# ensure_debian_packages PKG...: installs the packages that are not installed yet.
+ensure_debian_packages() {
+  local missing=() package
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "== installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; then
+    $sudo apt-get update -q >/dev/null
+    $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# ensure_python_venv DIR PACKAGE...: a virtual environment in DIR with the packages.
+ensure_python_venv() {
+  local venv=$1
+  shift
+  if [ ! -f "$venv/.vu2f-packages" ] || [ "$(cat "$venv/.vu2f-packages")" != "$*" ]; then
+    echo "== installing $* into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+    echo "$*" > "$venv/.vu2f-packages"
+  fi
+}
+
+# The build needs libclang for uhid-virt's bindings to <linux/uhid.h>.
+ensure_build_deps() {
+  ensure_debian_packages libclang-dev
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the uhid tests (tests/uhid.rs and tests/python/test_ctap1_hidraw.py) against the kernel.
+# Where /dev/uhid is writable they run here. Otherwise (CI's kernel has no CONFIG_UHID) they run
+# in a throwaway VM: virtme-ng (PyPI) boots Debian's linux-image-amd64 kernel, where uhid is a
+# module, under qemu without KVM, with this machine's filesystem shared read-only; it boots in
+# about 20 s. Everything it needs is installed first. Any failure, including a VM that cannot
+# boot, fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+ensure_build_deps
+ensure_debian_packages fido2-tools
+ensure_python_venv target/venv 'fido2>=2.0,<3' 'pytest>=8'
+
+cargo build --release --quiet
+test_binary=$(cargo test --release --quiet --test uhid --no-run --message-format=json \
+  | python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "uhid":
+        print(m["executable"])')
+
+if [ -w /dev/uhid ]; then
+  exec scripts/uhid-tests.sh "$test_binary"
+fi
+
+ensure_debian_packages qemu-system-x86 linux-image-amd64 busybox-static
+ensure_python_venv target/vng 'virtme-ng==1.42'
+kernel=$(ls /boot/vmlinuz-*-amd64 | sort -V | tail -n 1)
+echo "== booting $kernel under qemu (no KVM) to run the uhid tests"
+PATH="$PWD/target/vng/bin:$PATH" timeout 1200 vng --run "$kernel" --disable-kvm --user root \
+  --memory 2G --cpus 2 --exec "$PWD/scripts/uhid-tests.sh $test_binary"
