@@ -44,5 +44,6 @@ pub mod cli;
 pub mod client;
 pub mod demo;
 pub mod device;
+pub mod load;
 pub mod probe;
 pub mod transport;

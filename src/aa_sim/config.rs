@@ -13,6 +13,8 @@ pub struct SimConfig {
     pub facets: Vec<String>,
     /// Lifetime of a U2F challenge, in milliseconds.
     pub challenge_ttl_ms: u64,
+    /// A delay before every answer, in milliseconds: a slow server on purpose, for load tests.
+    pub response_delay_ms: u64,
     /// Lifetime of a login session, in seconds.
     pub login_session_ttl_secs: u64,
     /// Lifetime of an endpoint session, in seconds.
@@ -97,6 +99,7 @@ impl Default for SimConfig {
             app_id: None,
             facets: Vec::new(),
             challenge_ttl_ms: 120_000,
+            response_delay_ms: 0,
             login_session_ttl_secs: 3_600,
             endpoint_session_ttl_secs: 86_400,
             repo: "LOCAL".into(),
@@ -144,13 +147,19 @@ impl SimConfig {
         Ok(())
     }
 
+    /// `name` without this configuration's repository prefix (`LOCAL\alice` is `alice`);
+    /// `None` for another repository's.
+    pub fn bare_name<'a>(&self, name: &'a str) -> Option<&'a str> {
+        match name.split_once('\\') {
+            Some((repo, bare)) if repo.eq_ignore_ascii_case(&self.repo) => Some(bare),
+            Some(_) => None,
+            None => Some(name),
+        }
+    }
+
     /// The user called `name`, with or without the repository prefix, case-insensitively.
     pub fn user(&self, name: &str) -> Option<&UserConfig> {
-        let bare = match name.split_once('\\') {
-            Some((repo, bare)) if repo.eq_ignore_ascii_case(&self.repo) => bare,
-            Some(_) => return None,
-            None => name,
-        };
+        let bare = self.bare_name(name)?;
         self.users
             .iter()
             .find(|u| u.name.eq_ignore_ascii_case(bare))

@@ -23,7 +23,7 @@ fn check_admin(state: &SimState, auth: &AuthData) -> Result<(), ApiError> {
             "only PASSWORD:1 is accepted",
         ));
     }
-    match state.config.user(&auth.user_name) {
+    match state.user(&auth.user_name) {
         Some(user) if user.password == auth.password && user.admin => Ok(()),
         Some(user) if user.password == auth.password => Err(ApiError::forbidden(
             "auth_data.user_name",

@@ -38,9 +38,7 @@ pub async fn start(
     ApiJson(request): ApiJson<StartLogonRequest>,
 ) -> Answer {
     state.check_endpoint_session(&request.endpoint_session_id)?;
-    let user = state
-        .config
-        .user(&request.user_name)
+    let user = state.user(&request.user_name)
         .ok_or_else(|| ApiError::bad_field("user_name", "no such user"))?
         .name
         .clone();
@@ -185,7 +183,7 @@ pub async fn do_logon(
 }
 
 fn check_password(state: &SimState, user: &str, password: &str) -> Result<Option<String>, Outcome> {
-    match state.config.user(user) {
+    match state.user(user) {
         Some(u) if u.password == password => Ok(None),
         _ => Err(outcome::WRONG_PASSWORD),
     }

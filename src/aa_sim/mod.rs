@@ -67,8 +67,19 @@ fn origin_of(url: &str) -> Option<String> {
     Some(url.origin().ascii_serialization())
 }
 
+/// Holds every answer back by the configured delay.
+async fn delay(
+    axum::extract::State(delay): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    tokio::time::sleep(delay).await;
+    next.run(request).await
+}
+
 fn router(state: Arc<SimState>) -> Router {
-    Router::new()
+    let response_delay = std::time::Duration::from_millis(state.config.response_delay_ms);
+    let router = Router::new()
         .route(paths::ENDPOINTS, post(endpoints::register))
         .route(paths::ENDPOINT, delete(endpoints::delete))
         .route(paths::ENDPOINT_SESSIONS, post(endpoints::open_session))
@@ -87,7 +98,12 @@ fn router(state: Arc<SimState>) -> Router {
         .route(paths::ENROLL, post(enroll::start))
         .route(paths::DO_ENROLL, post(enroll::do_enroll))
         .fallback(error::no_route)
-        .with_state(state)
+        .with_state(state);
+    if response_delay.is_zero() {
+        router
+    } else {
+        router.layer(axum::middleware::from_fn_with_state(response_delay, delay))
+    }
 }
 
 /// The TLS certificate and key in `dir`, generated on first use for `localhost` and `host`.

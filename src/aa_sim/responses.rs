@@ -111,7 +111,7 @@ pub fn complete(
     chain: Chain,
     template_id: Option<String>,
 ) {
-    let admin = state.config.user(user).is_some_and(|u| u.admin);
+    let admin = state.user(user).is_some_and(|u| u.admin);
     let qualified = qualified_name(state, user);
     let domain = "vu2f.test";
     response.login_session_id = Some(login_session_id);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::config::SimConfig;
+use super::config::{SimConfig, UserConfig};
 use super::error::ApiError;
 use super::records::{now_unix, EndpointSessionRecord, LoginSessionRecord, TemplateRecord};
 
@@ -111,6 +111,8 @@ pub struct SimState {
     pub app_id: String,
     /// Origins accepted in client data.
     pub facets: Vec<String>,
+    /// Lowercase user name to its index in `config.users`.
+    users: HashMap<String, usize>,
     db: sled::Db,
     /// Endpoints by id.
     pub endpoints: sled::Tree,
@@ -145,7 +147,14 @@ impl SimState {
             .path(dir.join("db"))
             .cache_capacity(64 << 20)
             .open()?;
+        let users = config
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.name.to_ascii_lowercase(), i))
+            .collect();
         Ok(Self {
+            users,
             config,
             app_id,
             facets,
@@ -157,6 +166,12 @@ impl SimState {
             db,
             live: Mutex::new(Live::default()),
         })
+    }
+
+    /// The user called `name`, with or without the repository prefix, case-insensitively.
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        let bare = self.config.bare_name(name)?.to_ascii_lowercase();
+        self.users.get(&bare).map(|&i| &self.config.users[i])
     }
 
     /// The in-memory state, swept of what has expired.

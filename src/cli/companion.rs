@@ -22,7 +22,7 @@ use crate::u2f::{Authenticator, Presence, PresencePolicy};
 pub(super) struct ServerArgs {
     /// The AA server's base URL (`https://aa.example.com`).
     #[arg(long, value_name = "URL", env = "VU2F_SERVER")]
-    server: String,
+    pub(super) server: Option<String>,
     /// Endpoint id of an endpoint registered before.
     #[arg(
         long,
@@ -107,7 +107,8 @@ pub(super) struct PasswordArgs {
 }
 
 impl PasswordArgs {
-    fn password(&self) -> anyhow::Result<Option<String>> {
+    /// The password, if one was given.
+    pub(super) fn password(&self) -> anyhow::Result<Option<String>> {
         if let Some(path) = &self.password_file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("--password-file {}: {e}", path.display()))?;
@@ -156,14 +157,42 @@ pub(super) struct EnrollArgs {
 }
 
 impl ServerArgs {
-    fn connect(&self) -> anyhow::Result<(AaHttp, EndpointAccess, OriginPolicy)> {
-        let trust = match (&self.ca, self.insecure) {
+    /// How to trust the server's certificate.
+    pub(super) fn trust(&self) -> TlsTrust {
+        match (&self.ca, self.insecure) {
             (Some(path), _) => TlsTrust::Ca(path.clone()),
             (None, true) => TlsTrust::Insecure,
             (None, false) => TlsTrust::System,
-        };
-        let http = AaHttp::new(&self.server, &trust, Duration::from_secs(self.timeout))?;
-        let access = match (&self.endpoint_id, &self.endpoint_secret, &self.admin_user) {
+        }
+    }
+
+    /// The server's URL, which is required.
+    pub(super) fn url(&self) -> anyhow::Result<&str> {
+        self.server
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("no server: pass --server URL (or set VU2F_SERVER)"))
+    }
+
+    /// appIds the user allows besides the server's origin.
+    pub(super) fn app_ids(&self) -> &[String] {
+        &self.app_ids
+    }
+
+    /// Seconds to wait for each answer.
+    pub(super) fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout)
+    }
+
+    fn connect(&self) -> anyhow::Result<(AaHttp, EndpointAccess, OriginPolicy)> {
+        let http = AaHttp::new(self.url()?, &self.trust(), self.timeout())?;
+        let access = self.access()?;
+        let policy = OriginPolicy::new(http.origin(), self.app_ids.clone(), self.origin.clone());
+        Ok((http, access, policy))
+    }
+
+    /// How to get the endpoint.
+    pub(super) fn access(&self) -> anyhow::Result<EndpointAccess> {
+        Ok(match (&self.endpoint_id, &self.endpoint_secret, &self.admin_user) {
             (Some(id), Some(secret), _) => EndpointAccess::Given(EndpointCredentials {
                 id: id.clone(),
                 secret: secret.clone(),
@@ -182,9 +211,7 @@ impl ServerArgs {
                     "no endpoint: pass --endpoint-id and --endpoint-secret, --endpoint-file, or --admin-user and --admin-password"
                 ),
             },
-        };
-        let policy = OriginPolicy::new(http.origin(), self.app_ids.clone(), self.origin.clone());
-        Ok((http, access, policy))
+        })
     }
 }
 

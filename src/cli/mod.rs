@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 mod aa_sim;
 mod bench;
 mod companion;
+mod load;
 mod serve;
 mod token;
 
@@ -64,6 +65,8 @@ enum Command {
     Logon(Box<companion::LogonArgs>),
     /// Enroll a token for a user on an AA server (a password logon, then U2F:1 enrollment).
     Enroll(Box<companion::EnrollArgs>),
+    /// Log on with many virtual tokens at once and report throughput and latency.
+    Load(Box<load::LoadArgs>),
     /// Run the AA emulator: the REST API of logon and enrollment, with real U2F verification.
     AaSim(aa_sim::AaSimArgs),
     /// The whole flow in one process: the emulator, a token, enrollment and logon, step by step.
@@ -100,6 +103,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Logon(args) => companion::logon(global, *args),
         Command::Enroll(args) => companion::enroll(global, *args),
         Command::AaSim(args) => aa_sim::run(global, args),
+        Command::Load(args) => load::run(global, *args),
         Command::Demo => demo(global),
         Command::Probe(args) => probe(global, args),
     }

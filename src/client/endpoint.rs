@@ -124,6 +124,11 @@ impl Endpoint {
         &self.credentials.id
     }
 
+    /// Access to the same endpoint, for opening more sessions on it.
+    pub fn same_endpoint(&self) -> EndpointAccess {
+        EndpointAccess::Given(self.credentials.clone())
+    }
+
     /// Deletes the endpoint if this run registered it for itself.
     pub async fn close(self, http: &AaHttp) -> Result<(), ClientError> {
         if let Some(auth_data) = self.delete_with {

@@ -164,13 +164,13 @@ impl AaHttp {
 
 /// `bytes` as `R`, or a line that says what is wrong and where.
 fn decode_json<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, String> {
-    let text = String::from_utf8_lossy(bytes);
-    let trimmed = text.trim_start();
-    if trimmed.is_empty() {
-        return Err("empty body, expected JSON".into());
-    }
-    if trimmed.starts_with('<') {
-        return Err(format!("HTML instead of JSON: {}", excerpt(trimmed)));
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err("empty body, expected JSON".into()),
+        Some(b'<') => {
+            let text = String::from_utf8_lossy(bytes);
+            return Err(format!("HTML instead of JSON: {}", excerpt(text.trim_start())));
+        }
+        Some(_) => {}
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {

@@ -120,15 +120,16 @@ impl TokenClient {
         }
     }
 
-    /// Runs `f` with the transport on the blocking pool.
+    /// Runs `f` with the transport: on the blocking pool when it may block, else right here.
     async fn with_transport<T: Send + 'static>(
         &mut self,
         f: impl FnOnce(&mut dyn TokenTransport) -> T + Send + 'static,
     ) -> Result<T, ClientError> {
-        let mut transport = self
-            .transport
-            .take()
-            .ok_or_else(|| ClientError::Token("the token was lost by an earlier failure".into()))?;
+        let lost = || ClientError::Token("the token was lost by an earlier failure".into());
+        if let Some(transport) = self.transport.as_mut().filter(|t| !t.may_block()) {
+            return Ok(f(transport.as_mut()));
+        }
+        let mut transport = self.transport.take().ok_or_else(lost)?;
         let (transport, result) = tokio::task::spawn_blocking(move || {
             let result = f(transport.as_mut());
             (transport, result)

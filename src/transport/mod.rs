@@ -43,6 +43,12 @@ impl From<std::io::Error> for TransportError {
 pub trait TokenTransport {
     /// Sends one APDU and returns the response (data ‖ SW).
     fn exchange(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError>;
+
+    /// Whether an exchange may wait on I/O or a person (then async callers run it on a
+    /// blocking thread); a computation of microseconds says false.
+    fn may_block(&self) -> bool {
+        true
+    }
 }
 
 /// The engine itself, called directly.
@@ -60,6 +66,12 @@ impl InProcess {
 impl TokenTransport for InProcess {
     fn exchange(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
         Ok(self.authenticator.process(apdu, Instant::now()))
+    }
+
+    /// Only with a presence policy that answers at once (not `prompt`, `touch` or `delay`,
+    /// which make callers poll).
+    fn may_block(&self) -> bool {
+        !self.authenticator.presence().answers_at_once()
     }
 }
 

@@ -135,6 +135,11 @@ impl Presence {
         &self.button
     }
 
+    /// Whether every operation is touched at once (`auto`): no caller ever waits.
+    pub fn answers_at_once(&self) -> bool {
+        self.policy == PresencePolicy::Auto
+    }
+
     /// Consumes a touch if one is there now. False means: answer `0x6985`, the host will retry.
     pub fn take(&mut self, now: Instant) -> bool {
         let touched = match self.policy {

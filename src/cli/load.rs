@@ -1,0 +1,102 @@
+//! `vu2f load`: many virtual tokens logging on at once, against the embedded emulator or a server.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::companion::{PasswordArgs, ServerArgs};
+use super::Global;
+use crate::load::{LoadOptions, Model, Target, Until};
+
+#[derive(Debug, Args)]
+pub(super) struct LoadArgs {
+    /// Run the emulator in this process (the default when no --server is given).
+    #[arg(long, conflicts_with = "server")]
+    embedded: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    password: PasswordArgs,
+    /// How many tokens (and users): PREFIX00001 … created in the store when missing.
+    #[arg(long, default_value_t = 100)]
+    tokens: usize,
+    /// Tokens and users are named PREFIX followed by five digits.
+    #[arg(long, default_value = "load-")]
+    prefix: String,
+    /// Enroll every token first (always done with --embedded).
+    #[arg(long)]
+    enroll: bool,
+    /// The event to log on to.
+    #[arg(long, default_value = "Search Card")]
+    event: String,
+    /// Closed model: this many logons in flight.
+    #[arg(long, value_name = "C", conflicts_with = "rate")]
+    concurrency: Option<usize>,
+    /// Open model: this many logons started per second, however the server keeps up.
+    #[arg(long, value_name = "R")]
+    rate: Option<f64>,
+    /// Seconds to start logons for.
+    #[arg(long, value_name = "SECS", conflicts_with = "logons")]
+    duration: Option<f64>,
+    /// Logons to start.
+    #[arg(long, value_name = "M")]
+    logons: Option<u64>,
+    /// Seconds over which the load rises to its level.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    ramp_up: f64,
+    /// With --embedded: hold every answer back this long (a slow server on purpose).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    server_delay_ms: u64,
+    /// Write a self-contained HTML report with charts.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
+}
+
+pub(super) fn run(global: &Global, args: LoadArgs) -> anyhow::Result<()> {
+    let target = if args.server.server.is_none() || args.embedded {
+        Target::Embedded {
+            server_delay: Duration::from_millis(args.server_delay_ms),
+        }
+    } else {
+        Target::Server {
+            url: args.server.url()?.to_owned(),
+            trust: args.server.trust(),
+            access: args.server.access()?,
+            app_ids: args.server.app_ids().to_vec(),
+            password: args.password.password()?,
+        }
+    };
+    let embedded = matches!(target, Target::Embedded { .. });
+    anyhow::ensure!(args.tokens > 0, "--tokens must be at least 1");
+    let model = match (args.concurrency, args.rate) {
+        (_, Some(rate)) if rate > 0.0 && rate.is_finite() => Model::Rate(rate),
+        (_, Some(rate)) => anyhow::bail!("--rate {rate}: must be a positive number"),
+        (Some(c), None) => Model::Concurrency(c.clamp(1, args.tokens)),
+        (None, None) => Model::Concurrency(32.min(args.tokens)),
+    };
+    let until = match (args.duration, args.logons) {
+        (_, Some(m)) => Until::Logons(m),
+        (Some(d), None) if d > 0.0 && d.is_finite() => Until::Duration(Duration::from_secs_f64(d)),
+        (Some(d), None) => anyhow::bail!("--duration {d}: must be a positive number of seconds"),
+        (None, None) => Until::Duration(Duration::from_secs(10)),
+    };
+    let options = LoadOptions {
+        target,
+        tokens: args.tokens,
+        prefix: args.prefix,
+        enroll: args.enroll || embedded,
+        event: args.event,
+        model,
+        until,
+        ramp_up: Duration::from_secs_f64(args.ramp_up.max(0.0)),
+        progress: !global.json,
+        timeout: args.server.timeout(),
+    };
+    let store = global.open_store()?;
+    let report = super::runtime()?.block_on(crate::load::run(&store, options))?;
+    if let Some(path) = &args.report {
+        std::fs::write(path, report.to_html())
+            .map_err(|e| anyhow::anyhow!("--report {}: {e}", path.display()))?;
+    }
+    super::print(global, &report, |r| r.to_text())
+}

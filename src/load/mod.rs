@@ -1,0 +1,489 @@
+//! # load — many virtual tokens logging on at once (`vu2f load`)
+//!
+//! Each virtual user is a token of the store, enrolled for a user of the same name, with its own
+//! endpoint session. Logons run the U2F flow of PROTOCOLS.md 1.1 through the companion client.
+//!
+//! * Closed model (`--concurrency C`): C workers, each starting a logon when its last one ends.
+//! * Open model (`--rate R`): logons are started on a schedule whatever the server does, and each
+//!   is timed from when it was meant to start, so a slow server shows as latency and the offered
+//!   rate holds (no coordinated omission).
+//!
+//! * `stats`: histograms, timeline, errors. * `report`: text, JSON and the HTML page.
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::aa::api::AuthData;
+use crate::aa_sim::config::UserConfig;
+use crate::aa_sim::{self, RunningSim, SimConfig, SimOptions};
+use crate::client::enroll::{enroll, EnrollRequest, DEFAULT_ENROLL_EVENT};
+use crate::client::logon::{Logon, LogonRequest, PASSWORD, U2F};
+use crate::client::{
+    AaHttp, ClientError, Endpoint, EndpointAccess, OriginPolicy, Step, TlsTrust, TokenClient,
+};
+use crate::transport::InProcess;
+use crate::u2f::{Authenticator, Presence, PresencePolicy};
+
+pub mod report;
+pub mod stats;
+
+use stats::{Recorder, Summary, STEPS};
+
+/// The password of the users the embedded emulator gets for a load run.
+pub const EMBEDDED_PASSWORD: &str = "load-password";
+
+/// Where the logons go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The emulator, started in this process on a loopback port.
+    Embedded {
+        /// Extra delay of every answer (to see what a slow server does to the load).
+        server_delay: Duration,
+    },
+    /// A real server.
+    Server {
+        /// Its base URL.
+        url: String,
+        /// How to trust its certificate.
+        trust: TlsTrust,
+        /// The endpoint.
+        access: EndpointAccess,
+        /// appIds allowed besides the server's origin.
+        app_ids: Vec<String>,
+        /// The users' password, to enroll them (with `enroll`).
+        password: Option<String>,
+    },
+}
+
+/// How logons are started.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Model {
+    /// This many logons in flight at all times.
+    Concurrency(usize),
+    /// This many logons started per second.
+    Rate(f64),
+}
+
+/// When the run ends.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Until {
+    /// Start no logon after this long.
+    Duration(Duration),
+    /// Start this many logons.
+    Logons(u64),
+}
+
+/// A load run.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Where.
+    pub target: Target,
+    /// How many tokens (and users).
+    pub tokens: usize,
+    /// Tokens and users are `{prefix}{n:05}`.
+    pub prefix: String,
+    /// Enroll each token first.
+    pub enroll: bool,
+    /// The event to log on to.
+    pub event: String,
+    /// Closed or open model.
+    pub model: Model,
+    /// When to stop.
+    pub until: Until,
+    /// Time over which the load rises to its level.
+    pub ramp_up: Duration,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Seconds to wait for each server answer.
+    pub timeout: Duration,
+}
+
+/// What a run did.
+#[derive(Debug, Serialize)]
+pub struct LoadReport {
+    /// The server.
+    pub server: String,
+    /// Tokens used.
+    pub tokens: usize,
+    /// The model.
+    pub model: Model,
+    /// Seconds from the first start to the last answer.
+    pub elapsed_s: f64,
+    /// Logons started.
+    pub started: u64,
+    /// Logons that ended in `OK`.
+    pub completed: u64,
+    /// Logons that failed.
+    pub failed: u64,
+    /// Logons started per second, as offered.
+    pub offered_per_s: f64,
+    /// Logons completed per second.
+    pub logons_per_s: f64,
+    /// Seconds spent creating, loading and enrolling tokens.
+    pub setup_s: f64,
+    /// Latencies, errors, timeline.
+    pub summary: Summary,
+    /// The whole-logon latencies as a histogram: (upper bound in ms, logons).
+    pub latency_buckets: Vec<(f64, u64)>,
+}
+
+/// One virtual user: a token, its user, its endpoint session.
+struct VirtualUser {
+    name: String,
+    token: TokenClient,
+    endpoint: Endpoint,
+}
+
+/// The kind of a failure, for counting.
+fn error_kind(error: &ClientError) -> String {
+    match error {
+        ClientError::Refused { reason, .. } => {
+            format!("FAILED {}", reason.as_deref().unwrap_or("(no reason)"))
+        }
+        ClientError::Http { status, .. } => format!("HTTP {status}"),
+        ClientError::Timeout { .. } => "timeout".into(),
+        ClientError::Unreachable { .. } => "unreachable".into(),
+        ClientError::BadReply { .. } => "bad reply".into(),
+        ClientError::AppIdNotAllowed { .. } => "appId not allowed".into(),
+        ClientError::Token(_) => "token".into(),
+        ClientError::Config(_) => "configuration".into(),
+    }
+}
+
+struct Shared {
+    http: AaHttp,
+    policy: OriginPolicy,
+    event: String,
+    idle: Mutex<Vec<VirtualUser>>,
+    recorder: Mutex<Recorder>,
+    t0: Instant,
+}
+
+impl Shared {
+    fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {
+        self.recorder.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one logon meant to start at `intended`, and records it.
+    async fn logon(self: &Arc<Self>, intended: Instant) {
+        self.recorder().started(intended.saturating_duration_since(self.t0));
+        let user = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let Some(mut user) = user else {
+            self.recorder()
+                .failed(self.t0.elapsed(), "no idle token (raise --tokens)".into());
+            return;
+        };
+        let mut marks = Vec::with_capacity(STEPS.len());
+        let began = Instant::now();
+        let result = {
+            let mut sink = |_: &Step| marks.push(Instant::now());
+            Logon::new(
+                &self.http,
+                &user.endpoint,
+                Some(&mut user.token),
+                &self.policy,
+                &mut sink,
+            )
+            .run(&LogonRequest {
+                user: user.name.clone(),
+                event: self.event.clone(),
+                password: None,
+                first_method: Some(U2F.into()),
+            })
+            .await
+        };
+        let now = Instant::now();
+        match result {
+            Ok(_) => {
+                let mut previous = began;
+                let steps: Vec<Duration> = marks
+                    .iter()
+                    .map(|mark| {
+                        let step = mark.duration_since(previous);
+                        previous = *mark;
+                        step
+                    })
+                    .collect();
+                self.recorder().completed(
+                    now.duration_since(self.t0),
+                    now.duration_since(intended),
+                    &steps,
+                );
+            }
+            Err(error) => self
+                .recorder()
+                .failed(now.duration_since(self.t0), error_kind(&error)),
+        }
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(user);
+    }
+}
+
+/// The `k`th start time after `t0` for `rate` per second, rising linearly over `ramp_up`.
+fn scheduled(k: u64, rate: f64, ramp_up: Duration) -> Duration {
+    let ramp = ramp_up.as_secs_f64();
+    let k = k as f64;
+    let during_ramp = rate * ramp / 2.0;
+    let seconds = if ramp > 0.0 && k < during_ramp {
+        (2.0 * ramp * k / rate).sqrt()
+    } else if ramp > 0.0 {
+        ramp / 2.0 + k / rate
+    } else {
+        k / rate
+    };
+    Duration::from_secs_f64(seconds)
+}
+
+fn token_names(prefix: &str, count: usize) -> Vec<String> {
+    (1..=count).map(|n| format!("{prefix}{n:05}")).collect()
+}
+
+/// The embedded emulator, with a user per token.
+async fn start_embedded(
+    names: &[String],
+    server_delay: Duration,
+    dir: &std::path::Path,
+) -> anyhow::Result<RunningSim> {
+    let mut config = SimConfig::default();
+    config.users.extend(names.iter().map(|name| UserConfig {
+        name: name.clone(),
+        password: EMBEDDED_PASSWORD.into(),
+        admin: false,
+    }));
+    config.response_delay_ms = u64::try_from(server_delay.as_millis()).unwrap_or(u64::MAX);
+    aa_sim::start(SimOptions {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.join("aa-sim"),
+        tls: false,
+        config,
+    })
+    .await
+}
+
+/// Runs a load test with the tokens of `store`.
+pub async fn run(store: &keystore::Store, options: LoadOptions) -> anyhow::Result<LoadReport> {
+    let setup = Instant::now();
+    let names = token_names(&options.prefix, options.tokens);
+    let missing: Vec<&String> = names.iter().filter(|n| store.info(n).is_err()).collect();
+    if !missing.is_empty() {
+        store.create_tokens(&missing, keystore::TokenOptions::default())?;
+    }
+    let scratch = tempfile::tempdir()?;
+    let (sim, url, trust, access, app_ids, password) = match &options.target {
+        Target::Embedded { server_delay } => {
+            let sim = start_embedded(&names, *server_delay, scratch.path()).await?;
+            let url = sim.url.clone();
+            let admin = SimConfig::default()
+                .users
+                .into_iter()
+                .find(|u| u.admin)
+                .ok_or_else(|| anyhow::anyhow!("no administrator in the default configuration"))?;
+            let access = EndpointAccess::Admin {
+                auth: AuthData {
+                    method_id: PASSWORD.into(),
+                    user_name: admin.name,
+                    password: admin.password,
+                },
+                keep: None,
+            };
+            (Some(sim), url, TlsTrust::System, access, Vec::new(), Some(EMBEDDED_PASSWORD.to_owned()))
+        }
+        Target::Server { url, trust, access, app_ids, password } => (
+            None,
+            url.clone(),
+            trust.clone(),
+            access.clone(),
+            app_ids.clone(),
+            password.clone(),
+        ),
+    };
+    let http = AaHttp::new(&url, &trust, options.timeout)?;
+    let policy = OriginPolicy::new(http.origin(), app_ids, None);
+    let registered = Endpoint::open(&http, &access, &mut |_: &Step| {}).await?;
+    let same = registered.same_endpoint();
+    let mut recorder = Recorder::new();
+    let mut users = Vec::with_capacity(names.len());
+    for name in &names {
+        let token = TokenClient::new(
+            Box::new(InProcess::new(Authenticator::new(
+                store.load(name)?,
+                Presence::new(PresencePolicy::Auto),
+            ))),
+            Duration::from_secs(10),
+        );
+        let opened = Instant::now();
+        let endpoint = Endpoint::open(&http, &same, &mut |_: &Step| {}).await?;
+        recorder.endpoint_session(opened.elapsed());
+        users.push(VirtualUser {
+            name: name.clone(),
+            token,
+            endpoint,
+        });
+    }
+    if options.enroll {
+        let password = password.ok_or_else(|| {
+            anyhow::anyhow!("enrolling the load users needs their password (--password-file or VU2F_PASSWORD)")
+        })?;
+        enroll_all(&http, &policy, &mut users, &password).await?;
+    }
+    let setup_s = setup.elapsed().as_secs_f64();
+
+    let shared = Arc::new(Shared {
+        http,
+        policy,
+        event: options.event.clone(),
+        idle: Mutex::new(users),
+        recorder: Mutex::new(recorder),
+        t0: Instant::now(),
+    });
+    let progress = report::Progress::new(options.progress, options.until);
+    let started = drive(&shared, &options, &progress).await;
+    progress.finish();
+    let elapsed = shared.t0.elapsed().as_secs_f64();
+
+    let users = std::mem::take(&mut *shared.idle.lock().unwrap_or_else(|e| e.into_inner()));
+    for user in users {
+        let _ = user.endpoint.close(&shared.http).await;
+    }
+    let _ = registered.close(&shared.http).await;
+    if let Some(sim) = sim {
+        sim.stop().await?;
+    }
+    let summary = shared.recorder().summary();
+    let latency_buckets = shared.recorder().latency_buckets(60);
+    let completed = summary.logon.count;
+    let failed: u64 = summary.errors.values().sum();
+    Ok(LoadReport {
+        server: if matches!(options.target, Target::Embedded { .. }) {
+            format!("embedded emulator at {url}")
+        } else {
+            url
+        },
+        tokens: options.tokens,
+        model: options.model,
+        elapsed_s: elapsed,
+        started,
+        completed,
+        failed,
+        offered_per_s: started as f64 / elapsed.max(1e-9),
+        logons_per_s: completed as f64 / elapsed.max(1e-9),
+        setup_s,
+        summary,
+        latency_buckets,
+    })
+}
+
+/// Enrolls every user's token, a few at a time.
+async fn enroll_all(
+    http: &AaHttp,
+    policy: &OriginPolicy,
+    users: &mut [VirtualUser],
+    password: &str,
+) -> anyhow::Result<()> {
+    for chunk in users.chunks_mut(32) {
+        let mut pending = Vec::with_capacity(chunk.len());
+        for user in chunk.iter_mut() {
+            let request = EnrollRequest {
+                user: user.name.clone(),
+                password: password.to_owned(),
+                event: DEFAULT_ENROLL_EVENT.into(),
+                comment: "vu2f load".into(),
+            };
+            pending.push(async move {
+                let name = user.name.clone();
+                enroll(http, &user.endpoint, &mut user.token, policy, &request, &mut |_: &Step| {})
+                    .await
+                    .map_err(|e| anyhow::anyhow!("enrolling {name}: {e}"))
+            });
+        }
+        for result in futures::future::join_all(pending).await {
+            result?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts logons as the model says until the run ends; returns how many were started.
+async fn drive(shared: &Arc<Shared>, options: &LoadOptions, progress: &report::Progress) -> u64 {
+    let t0 = shared.t0;
+    let deadline = match options.until {
+        Until::Duration(d) => Some(t0 + d),
+        Until::Logons(_) => None,
+    };
+    let limit = match options.until {
+        Until::Logons(m) => m,
+        Until::Duration(_) => u64::MAX,
+    };
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    let ticker = {
+        let shared = Arc::clone(shared);
+        let bar = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let (completed, failed) = shared.recorder().counts();
+                bar.update(completed, failed, t0.elapsed());
+            }
+        })
+    };
+    match options.model {
+        Model::Rate(rate) => {
+            for k in 0..limit {
+                let intended = t0 + scheduled(k, rate, options.ramp_up);
+                if deadline.is_some_and(|d| intended >= d) {
+                    break;
+                }
+                tokio::time::sleep_until(intended.into()).await;
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let shared = Arc::clone(shared);
+                tasks.spawn(async move { shared.logon(intended).await });
+                while tasks.try_join_next().is_some() {}
+            }
+        }
+        Model::Concurrency(workers) => {
+            let workers = workers.max(1);
+            for worker in 0..workers {
+                let shared = Arc::clone(shared);
+                let counter = Arc::clone(&counter);
+                let delay = options.ramp_up.mul_f64(worker as f64 / workers as f64);
+                tasks.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    loop {
+                        let now = Instant::now();
+                        if deadline.is_some_and(|d| now >= d) {
+                            break;
+                        }
+                        if counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= limit {
+                            counter.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                        shared.logon(now).await;
+                    }
+                });
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    ticker.abort();
+    counter.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scheduled;
+    use std::time::Duration;
+
+    #[test]
+    fn the_schedule_holds_the_rate_after_the_ramp() {
+        assert_eq!(scheduled(10, 100.0, Duration::ZERO), Duration::from_millis(100));
+        let ramp = Duration::from_secs(2);
+        assert_eq!(scheduled(0, 100.0, ramp), Duration::ZERO);
+        let at_end_of_ramp = scheduled(100, 100.0, ramp).as_secs_f64();
+        assert!((at_end_of_ramp - 2.0).abs() < 1e-9, "{at_end_of_ramp}");
+        let later = scheduled(300, 100.0, ramp).as_secs_f64() - at_end_of_ramp;
+        assert!((later - 2.0).abs() < 1e-9, "200 more at 100/s take 2 s: {later}");
+    }
+}
