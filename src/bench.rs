@@ -5,10 +5,15 @@
 //! * REGISTER: against raw key generation plus one sign with a loaded key (what a registration
 //!   cannot avoid: a new key pair and the attestation signature).
 //! * The durable counter: flushes per 1,000 signatures.
+//! * Logons: `vu2f load` against the embedded emulator on every core, against the bound ECDSA
+//!   alone sets (each logon is one signature by the token and one verification by the server).
 use std::time::{Duration, Instant};
 
 use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+use ring::signature::{
+    EcdsaKeyPair, KeyPair as _, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1,
+    ECDSA_P256_SHA256_ASN1_SIGNING,
+};
 use serde::Serialize;
 
 use crate::u2f::authenticator::Control;
@@ -34,7 +39,20 @@ pub struct BenchReport {
     pub register_ratio: f64,
     /// Store flushes per 1,000 signatures.
     pub counter_flushes_per_1000: f64,
+    /// Raw ring P-256 verifications per second, one thread.
+    pub raw_verify_per_sec: f64,
+    /// Cores the logon measurement may use.
+    pub cores: usize,
+    /// Logons per second if each cost only one sign and one verify, on every core.
+    pub ecdsa_logon_bound_per_sec: f64,
+    /// Logons per second through HTTP against the embedded emulator (`vu2f load`).
+    pub logons_per_sec: f64,
+    /// Logons over the ECDSA bound.
+    pub logon_ratio: f64,
 }
+
+/// Tokens of the logon measurement.
+const LOGON_TOKENS: usize = 1000;
 
 /// Runs `op` in batches until `duration` has passed; returns operations per second.
 fn rate(duration: Duration, mut op: impl FnMut()) -> f64 {
@@ -67,6 +85,14 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
         .map_err(|_| anyhow::anyhow!("bench: key load"))?;
     let raw_sign = rate(duration, || {
         let _ = std::hint::black_box(key.sign(&rng, &message));
+    });
+    let signature = key
+        .sign(&rng, &message)
+        .map_err(|_| anyhow::anyhow!("bench: sign"))?;
+    let public =
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key.public_key().as_ref().to_vec());
+    let raw_verify = rate(duration, || {
+        let _ = std::hint::black_box(public.verify(&message, signature.as_ref()));
     });
     let raw_keygen_sign = rate(duration, || {
         let _ = std::hint::black_box(EcdsaKeyPair::generate_pkcs8(
@@ -108,6 +134,31 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
     });
     ensure(failures == 0, "an operation failed during the measurement")?;
     let flushes = token.counter_flushes() - flushes_before;
+    drop(token);
+
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let ecdsa_bound = cores as f64 / (1.0 / raw_sign + 1.0 / raw_verify);
+    let load = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(crate::load::run(
+            &store,
+            crate::load::LoadOptions {
+                target: crate::load::Target::Embedded {
+                    server_delay: Duration::ZERO,
+                },
+                tokens: LOGON_TOKENS,
+                prefix: "bench-".into(),
+                enroll: true,
+                event: "Search Card".into(),
+                model: crate::load::Model::Concurrency(32),
+                until: crate::load::Until::Duration(duration),
+                ramp_up: Duration::ZERO,
+                progress: false,
+                timeout: Duration::from_secs(10),
+            },
+        ))?;
+    ensure(load.failed == 0, "a logon failed during the measurement")?;
 
     Ok(BenchReport {
         seconds_each: duration.as_secs_f64(),
@@ -118,6 +169,11 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
         register_per_sec: register_rate,
         register_ratio: register_rate / raw_keygen_sign,
         counter_flushes_per_1000: flushes as f64 * 1000.0 / signatures as f64,
+        raw_verify_per_sec: raw_verify,
+        cores,
+        ecdsa_logon_bound_per_sec: ecdsa_bound,
+        logons_per_sec: load.logons_per_s,
+        logon_ratio: load.logons_per_s / ecdsa_bound,
     })
 }
 
@@ -130,7 +186,10 @@ impl BenchReport {
              AUTHENTICATE in-process      {:>9.0} /s   {:>5.1} % of raw sign\n\
              raw keygen + sign            {:>9.0} /s\n\
              REGISTER in-process          {:>9.0} /s   {:>5.1} % of raw keygen + sign\n\
-             counter flushes              {:>9.2} per 1,000 signatures\n",
+             counter flushes              {:>9.2} per 1,000 signatures\n\
+             raw ring P-256 verify        {:>9.0} /s\n\
+             logons, ECDSA bound          {:>9.0} /s   (sign + verify, {} cores)\n\
+             logons via HTTP, embedded    {:>9.0} /s   {:>5.1} % of the ECDSA bound\n",
             self.seconds_each,
             self.raw_sign_per_sec,
             self.authenticate_per_sec,
@@ -139,6 +198,116 @@ impl BenchReport {
             self.register_per_sec,
             self.register_ratio * 100.0,
             self.counter_flushes_per_1000,
+            self.raw_verify_per_sec,
+            self.ecdsa_logon_bound_per_sec,
+            self.cores,
+            self.logons_per_sec,
+            self.logon_ratio * 100.0,
         )
     }
+}
+
+/// What `vu2f bench --scale N` measured.
+#[derive(Debug, Serialize)]
+pub struct ScaleReport {
+    /// Tokens in the process.
+    pub tokens: usize,
+    /// Seconds to create them in the store (one batch).
+    pub create_s: f64,
+    /// Seconds to load them all into engines.
+    pub load_s: f64,
+    /// Seconds for every token to register once and authenticate once.
+    pub authenticate_s: f64,
+    /// Heap added by loading the tokens, per token, in bytes.
+    pub bytes_per_token_loaded: f64,
+    /// Heap added by the loaded tokens after a registration and an authentication each (their
+    /// key caches hold one credential), per token, in bytes. The store's cache was warmed by an
+    /// earlier load of every token before the baseline.
+    pub bytes_per_token: f64,
+}
+
+impl ScaleReport {
+    /// The report for people.
+    pub fn to_text(&self) -> String {
+        format!(
+            "vu2f bench --scale: {} tokens in one process\n\
+             created in {:.1} s, loaded in {:.1} s, each registered and authenticated in {:.1} s\n\
+             memory per token: {:.0} bytes loaded, {:.0} bytes after use (heap in use, beyond the store's cache)\n",
+            self.tokens,
+            self.create_s,
+            self.load_s,
+            self.authenticate_s,
+            self.bytes_per_token_loaded,
+            self.bytes_per_token
+        )
+    }
+}
+
+/// Bytes of heap in use, as the process's allocator counts them.
+pub type HeapMeter = fn() -> usize;
+
+/// Loads every token of the store at `dir` in this process, registers and authenticates each
+/// once, and measures the memory they take beyond the store's (warmed) cache. The tokens should have been created by another
+/// process, so that nothing the creation allocated is still in this one.
+pub fn scale(
+    dir: &std::path::Path,
+    create_s: f64,
+    heap_in_use: HeapMeter,
+) -> anyhow::Result<ScaleReport> {
+    let store = keystore::Store::open(dir)?;
+    let names = store.names()?;
+    anyhow::ensure!(!names.is_empty(), "no tokens in {}", dir.display());
+    // Warm the store's cache (and its writes) with a load of every token, given back at once:
+    // what the second load adds is what the tokens themselves take. sled frees replaced pages
+    // only as later operations move its epochs on, so each phase ends with a read of every token.
+    let settle = || -> anyhow::Result<()> {
+        for name in &names {
+            store.info(name)?;
+        }
+        Ok(())
+    };
+    drop(store.load_many(&names)?);
+    settle()?;
+    let baseline = heap_in_use();
+
+    let started = Instant::now();
+    let mut engines: Vec<Authenticator> = store
+        .load_many(&names)?
+        .into_iter()
+        .map(|keys| Authenticator::new(keys, Presence::new(PresencePolicy::Auto)))
+        .collect();
+    let load_s = started.elapsed().as_secs_f64();
+    settle()?;
+    let loaded = heap_in_use().saturating_sub(baseline);
+
+    let started = Instant::now();
+    let app = messages::app_param("https://scale.vu2f.invalid");
+    let challenge = messages::challenge_param(b"scale");
+    let register = messages::register_request(&challenge, &app);
+    for engine in &mut engines {
+        let response = engine.process(&register, Instant::now());
+        let registration = RegistrationResponse::try_from(messages::split_status(&response)?)?;
+        let authenticate = messages::authenticate_request(
+            Control::EnforcePresenceAndSign,
+            &challenge,
+            &app,
+            &registration.key_handle,
+        );
+        let signed = engine.process(&authenticate, Instant::now());
+        let signed = messages::AuthenticationResponse::try_from(messages::split_status(&signed)?)?;
+        signed.verify(&app, &challenge, &registration.public_key)?;
+    }
+    let authenticate_s = started.elapsed().as_secs_f64();
+    settle()?;
+    let added = heap_in_use().saturating_sub(baseline);
+    let tokens = engines.len();
+    drop(engines);
+    Ok(ScaleReport {
+        tokens,
+        create_s,
+        load_s,
+        authenticate_s,
+        bytes_per_token_loaded: loaded as f64 / tokens as f64,
+        bytes_per_token: added as f64 / tokens as f64,
+    })
 }

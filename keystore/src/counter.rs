@@ -60,11 +60,21 @@ impl Counter {
         Ok(value)
     }
 
-    fn reserve(&mut self) -> Result<()> {
+    /// The ceiling the next reservation would persist; `None` when the counter is exhausted.
+    pub(crate) fn next_ceiling(&self) -> Option<u32> {
         let ceiling = self.ceiling.saturating_add(self.block);
-        if ceiling == self.ceiling || self.next > u64::from(u32::MAX) {
+        (ceiling != self.ceiling && self.next <= u64::from(u32::MAX)).then_some(ceiling)
+    }
+
+    /// Takes `ceiling` as reserved: the caller has written and flushed it.
+    pub(crate) fn reserved(&mut self, ceiling: u32) {
+        self.ceiling = ceiling;
+    }
+
+    fn reserve(&mut self) -> Result<()> {
+        let Some(ceiling) = self.next_ceiling() else {
             return Err(StoreError::CounterExhausted(self.name.clone()));
-        }
+        };
         self.tree
             .insert(self.name.as_bytes(), &ceiling.to_be_bytes())?;
         self.tree.flush()?;

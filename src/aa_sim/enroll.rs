@@ -313,7 +313,8 @@ pub async fn find_user(
     let name = query
         .user_name
         .ok_or_else(|| ApiError::bad_field("user_name", "missing"))?;
-    let user = state.user(&name)
+    let user = state
+        .user(&name)
         .ok_or_else(|| ApiError::not_found("user_name", "no such user", "querystring"))?;
     Ok(Json(json!({
         "id": user_id(&state, &user.name),

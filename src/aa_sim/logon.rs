@@ -38,7 +38,8 @@ pub async fn start(
     ApiJson(request): ApiJson<StartLogonRequest>,
 ) -> Answer {
     state.check_endpoint_session(&request.endpoint_session_id)?;
-    let user = state.user(&request.user_name)
+    let user = state
+        .user(&request.user_name)
         .ok_or_else(|| ApiError::bad_field("user_name", "no such user"))?
         .name
         .clone();

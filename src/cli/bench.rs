@@ -10,6 +10,10 @@ pub(super) struct BenchArgs {
     /// Seconds each measurement runs.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
+    /// Instead: create this many tokens in one process, use each once, and measure the memory
+    /// per token.
+    #[arg(long, value_name = "TOKENS")]
+    scale: Option<usize>,
 }
 
 pub(super) fn run(global: &Global, args: BenchArgs) -> anyhow::Result<()> {
@@ -17,6 +21,24 @@ pub(super) fn run(global: &Global, args: BenchArgs) -> anyhow::Result<()> {
         args.seconds > 0.0 && args.seconds <= 600.0,
         "--seconds must be between 0 and 600"
     );
+    if let Some(tokens) = args.scale {
+        anyhow::ensure!(tokens > 0, "--scale needs at least one token");
+        let dir = tempfile::tempdir()?;
+        let store = dir.path().join("store");
+        let started = std::time::Instant::now();
+        let created = std::process::Command::new(std::env::current_exe()?)
+            .arg("--store")
+            .arg(&store)
+            .args(["token", "create", "scale", "--count", &tokens.to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        anyhow::ensure!(created.success(), "creating {tokens} tokens failed");
+        let heap = global
+            .heap_in_use
+            .ok_or_else(|| anyhow::anyhow!("--scale needs the vu2f binary's counting allocator"))?;
+        let report = crate::bench::scale(&store, started.elapsed().as_secs_f64(), heap)?;
+        return print(global, &report, |r| r.to_text());
+    }
     let report = crate::bench::run(Duration::from_secs_f64(args.seconds))?;
     print(global, &report, |r| r.to_text())
 }

@@ -30,6 +30,9 @@ struct Global {
     /// Print results as JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// Bytes of heap in use, from the binary's allocator.
+    #[arg(skip)]
+    heap_in_use: Option<crate::bench::HeapMeter>,
 }
 
 impl Global {
@@ -76,7 +79,9 @@ enum Command {
 }
 
 /// Runs a parsed command line; prints errors as one line and returns the exit code.
-pub fn run(cli: Cli) -> ExitCode {
+/// `heap_in_use` tells the bytes of heap in use, where the binary's allocator counts them.
+pub fn run(mut cli: Cli, heap_in_use: Option<crate::bench::HeapMeter>) -> ExitCode {
+    cli.global.heap_in_use = heap_in_use;
     std::panic::set_hook(Box::new(|info| {
         eprintln!("vu2f: internal error: {info}");
     }));

@@ -72,13 +72,11 @@ pub(super) fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     if names.is_empty() {
         anyhow::bail!("no token to serve: pass --token NAME or --all (create one with `vu2f token create NAME`)");
     }
-    let mut tokens = Vec::with_capacity(names.len());
-    for name in &names {
-        tokens.push(Authenticator::new(
-            store.load(name)?,
-            Presence::new(args.presence),
-        ));
-    }
+    let tokens = store
+        .load_many(&names)?
+        .into_iter()
+        .map(|keys| Authenticator::new(keys, Presence::new(args.presence)))
+        .collect();
     super::runtime()?.block_on(serve_all(global, &store, tokens, &args))
 }
 

@@ -168,7 +168,10 @@ fn decode_json<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, String> {
         None => return Err("empty body, expected JSON".into()),
         Some(b'<') => {
             let text = String::from_utf8_lossy(bytes);
-            return Err(format!("HTML instead of JSON: {}", excerpt(text.trim_start())));
+            return Err(format!(
+                "HTML instead of JSON: {}",
+                excerpt(text.trim_start())
+            ));
         }
         Some(_) => {}
     }

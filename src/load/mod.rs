@@ -33,6 +33,9 @@ use stats::{Recorder, Summary, STEPS};
 /// The password of the users the embedded emulator gets for a load run.
 pub const EMBEDDED_PASSWORD: &str = "load-password";
 
+/// How many users are set up (endpoint session, enrollment) at once.
+const SETUP_BATCH: usize = 64;
+
 /// Where the logons go.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -169,7 +172,8 @@ impl Shared {
 
     /// Runs one logon meant to start at `intended`, and records it.
     async fn logon(self: &Arc<Self>, intended: Instant) {
-        self.recorder().started(intended.saturating_duration_since(self.t0));
+        self.recorder()
+            .started(intended.saturating_duration_since(self.t0));
         let user = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let Some(mut user) = user else {
             self.recorder()
@@ -217,7 +221,10 @@ impl Shared {
                 .recorder()
                 .failed(now.duration_since(self.t0), error_kind(&error)),
         }
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(user);
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(user);
     }
 }
 
@@ -288,9 +295,22 @@ pub async fn run(store: &keystore::Store, options: LoadOptions) -> anyhow::Resul
                 },
                 keep: None,
             };
-            (Some(sim), url, TlsTrust::System, access, Vec::new(), Some(EMBEDDED_PASSWORD.to_owned()))
+            (
+                Some(sim),
+                url,
+                TlsTrust::System,
+                access,
+                Vec::new(),
+                Some(EMBEDDED_PASSWORD.to_owned()),
+            )
         }
-        Target::Server { url, trust, access, app_ids, password } => (
+        Target::Server {
+            url,
+            trust,
+            access,
+            app_ids,
+            password,
+        } => (
             None,
             url.clone(),
             trust.clone(),
@@ -305,26 +325,35 @@ pub async fn run(store: &keystore::Store, options: LoadOptions) -> anyhow::Resul
     let same = registered.same_endpoint();
     let mut recorder = Recorder::new();
     let mut users = Vec::with_capacity(names.len());
-    for name in &names {
-        let token = TokenClient::new(
-            Box::new(InProcess::new(Authenticator::new(
-                store.load(name)?,
-                Presence::new(PresencePolicy::Auto),
-            ))),
-            Duration::from_secs(10),
-        );
-        let opened = Instant::now();
-        let endpoint = Endpoint::open(&http, &same, &mut |_: &Step| {}).await?;
-        recorder.endpoint_session(opened.elapsed());
-        users.push(VirtualUser {
-            name: name.clone(),
-            token,
-            endpoint,
-        });
+    let mut loaded = store.load_many(&names)?.into_iter();
+    for chunk in names.chunks(SETUP_BATCH) {
+        let sessions = futures::future::join_all(chunk.iter().map(|_| async {
+            let opened = Instant::now();
+            let endpoint = Endpoint::open(&http, &same, &mut |_: &Step| {}).await;
+            (opened.elapsed(), endpoint)
+        }))
+        .await;
+        for ((name, (took, endpoint)), keys) in chunk.iter().zip(sessions).zip(&mut loaded) {
+            recorder.endpoint_session(took);
+            let token = TokenClient::new(
+                Box::new(InProcess::new(Authenticator::new(
+                    keys,
+                    Presence::new(PresencePolicy::Auto),
+                ))),
+                Duration::from_secs(10),
+            );
+            users.push(VirtualUser {
+                name: name.clone(),
+                token,
+                endpoint: endpoint?,
+            });
+        }
     }
     if options.enroll {
         let password = password.ok_or_else(|| {
-            anyhow::anyhow!("enrolling the load users needs their password (--password-file or VU2F_PASSWORD)")
+            anyhow::anyhow!(
+                "enrolling the load users needs their password (--password-file or VU2F_PASSWORD)"
+            )
         })?;
         enroll_all(&http, &policy, &mut users, &password).await?;
     }
@@ -382,7 +411,7 @@ async fn enroll_all(
     users: &mut [VirtualUser],
     password: &str,
 ) -> anyhow::Result<()> {
-    for chunk in users.chunks_mut(32) {
+    for chunk in users.chunks_mut(SETUP_BATCH) {
         let mut pending = Vec::with_capacity(chunk.len());
         for user in chunk.iter_mut() {
             let request = EnrollRequest {
@@ -393,9 +422,16 @@ async fn enroll_all(
             };
             pending.push(async move {
                 let name = user.name.clone();
-                enroll(http, &user.endpoint, &mut user.token, policy, &request, &mut |_: &Step| {})
-                    .await
-                    .map_err(|e| anyhow::anyhow!("enrolling {name}: {e}"))
+                enroll(
+                    http,
+                    &user.endpoint,
+                    &mut user.token,
+                    policy,
+                    &request,
+                    &mut |_: &Step| {},
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("enrolling {name}: {e}"))
             });
         }
         for result in futures::future::join_all(pending).await {
@@ -478,12 +514,18 @@ mod tests {
 
     #[test]
     fn the_schedule_holds_the_rate_after_the_ramp() {
-        assert_eq!(scheduled(10, 100.0, Duration::ZERO), Duration::from_millis(100));
+        assert_eq!(
+            scheduled(10, 100.0, Duration::ZERO),
+            Duration::from_millis(100)
+        );
         let ramp = Duration::from_secs(2);
         assert_eq!(scheduled(0, 100.0, ramp), Duration::ZERO);
         let at_end_of_ramp = scheduled(100, 100.0, ramp).as_secs_f64();
         assert!((at_end_of_ramp - 2.0).abs() < 1e-9, "{at_end_of_ramp}");
         let later = scheduled(300, 100.0, ramp).as_secs_f64() - at_end_of_ramp;
-        assert!((later - 2.0).abs() < 1e-9, "200 more at 100/s take 2 s: {later}");
+        assert!(
+            (later - 2.0).abs() < 1e-9,
+            "200 more at 100/s take 2 s: {later}"
+        );
     }
 }

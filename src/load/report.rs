@@ -235,10 +235,7 @@ impl LoadReport {
                     .y_desc("logons")
                     .draw();
                 let _ = chart.draw_series(buckets.iter().map(|(upper_ms, count)| {
-                    Rectangle::new(
-                        [(upper_ms - width, 0), (*upper_ms, *count)],
-                        BLUE.filled(),
-                    )
+                    Rectangle::new([(upper_ms - width, 0), (*upper_ms, *count)], BLUE.filled())
                 }));
             }
             let _ = root.present();
@@ -247,8 +244,11 @@ impl LoadReport {
     }
 }
 
+/// A named line of a chart: its label, its colour, its points (second, value).
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
 /// A chart of series over the seconds of the run.
-fn line_chart(y_desc: &str, series: &[(&str, RGBColor, Vec<(f64, f64)>)], seconds: usize) -> String {
+fn line_chart(y_desc: &str, series: &[Series<'_>], seconds: usize) -> String {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 320)).into_drawing_area();
@@ -271,9 +271,10 @@ fn line_chart(y_desc: &str, series: &[(&str, RGBColor, Vec<(f64, f64)>)], second
                 .draw();
             for (name, color, points) in series {
                 let color = *color;
-                if let Ok(drawn) =
-                    chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
-                {
+                if let Ok(drawn) = chart.draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                )) {
                     drawn.label(*name).legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                     });

@@ -18,7 +18,9 @@ fn histogram() -> Histogram<u64> {
 }
 
 fn micros(duration: Duration) -> u64 {
-    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS)
+    u64::try_from(duration.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_MICROS)
 }
 
 /// One second of the run.
@@ -97,7 +99,9 @@ impl Recorder {
     }
 
     fn second(&mut self, at: Duration) -> &mut (u64, u64, u64, Histogram<u64>) {
-        let index = usize::try_from(at.as_secs()).unwrap_or(usize::MAX).min(86_400);
+        let index = usize::try_from(at.as_secs())
+            .unwrap_or(usize::MAX)
+            .min(86_400);
         while self.timeline.len() <= index {
             self.timeline.push((0, 0, 0, histogram()));
         }

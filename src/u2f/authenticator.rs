@@ -79,7 +79,7 @@ impl Authenticator {
         Self {
             keys,
             presence,
-            key_cache: Vec::with_capacity(KEY_CACHE_SLOTS),
+            key_cache: Vec::new(),
             rng: SystemRandom::new(),
         }
     }
@@ -178,6 +178,9 @@ impl Authenticator {
                 let signing_key = credential.signing_key(&self.rng)?;
                 if self.key_cache.len() == KEY_CACHE_SLOTS {
                     self.key_cache.pop();
+                } else {
+                    // One slot at a time: most tokens only ever use one credential.
+                    self.key_cache.reserve_exact(1);
                 }
                 let mut handle = [0u8; KEY_HANDLE_LEN];
                 handle.copy_from_slice(key_handle);
