@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_build_deps
 ensure_debian_packages fido2-tools
-ensure_python_venv target/venv 'fido2>=2.0,<3' 'pytest>=8'
+ensure_python_venv target/venv 'fido2>=2.0,<3' 'pytest>=8' 'locust>=2.20,<3'
 
 cargo build --release --quiet
 test_binary=$(cargo test --release --quiet --test uhid --no-run --message-format=json \

@@ -15,6 +15,7 @@
 pub mod aa;
 pub mod aa_sim;
 pub mod hid;
+pub mod https;
 pub mod u2f;
 
 /// The version of vu2f (from Cargo.toml) as the INIT reply's major, minor and build bytes.

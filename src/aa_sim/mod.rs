@@ -12,7 +12,7 @@
 //! * `state`, `records`: what is kept, in sled and in memory.
 //! * `error`: the error body (1.5) and the extractors that produce it.
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -106,38 +106,6 @@ fn router(state: Arc<SimState>) -> Router {
     }
 }
 
-/// The TLS certificate and key in `dir`, generated on first use for `localhost` and `host`.
-fn tls_material(dir: &Path, host: &str) -> anyhow::Result<(PathBuf, Vec<u8>, Vec<u8>)> {
-    let cert_path = dir.join("tls-certificate.pem");
-    let key_path = dir.join("tls-key.pem");
-    if !cert_path.exists() || !key_path.exists() {
-        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        if !names.iter().any(|n| n == host) {
-            names.push(host.to_owned());
-        }
-        let generated =
-            rcgen::generate_simple_self_signed(names).context("generating the TLS certificate")?;
-        write_private(&key_path, generated.key_pair.serialize_pem().as_bytes())?;
-        std::fs::write(&cert_path, generated.cert.pem())
-            .with_context(|| format!("writing {}", cert_path.display()))?;
-    }
-    let cert = std::fs::read(&cert_path).with_context(|| format!("{}", cert_path.display()))?;
-    let key = std::fs::read(&key_path).with_context(|| format!("{}", key_path.display()))?;
-    Ok((cert_path, cert, key))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .and_then(|mut f| f.write_all(bytes))
-        .with_context(|| format!("writing {}", path.display()))
-}
-
 /// Starts the emulator; it serves until [`RunningSim::stop`].
 pub async fn start(options: SimOptions) -> anyhow::Result<RunningSim> {
     options
@@ -173,20 +141,13 @@ pub async fn start(options: SimOptions) -> anyhow::Result<RunningSim> {
             },
         )?,
     );
-    let app = router(state.clone()).into_make_service();
-    let handle = axum_server::Handle::new();
-    let (task, certificate) = if options.tls {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let (cert_path, cert, key) = tls_material(&options.data_dir, &host)?;
-        let config = axum_server::tls_rustls::RustlsConfig::from_pem(cert, key)
-            .await
-            .context("loading the TLS certificate")?;
-        let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone());
-        (tokio::spawn(server.serve(app)), Some(cert_path))
+    let tls = if options.tls {
+        Some(crate::https::certificate(&options.data_dir, "tls", &host)?)
     } else {
-        let server = axum_server::from_tcp(listener).handle(handle.clone());
-        (tokio::spawn(server.serve(app)), None)
+        None
     };
+    let certificate = tls.as_ref().map(|t| t.path.clone());
+    let (handle, task) = crate::https::serve(listener, router(state.clone()), tls).await?;
     Ok(RunningSim {
         url,
         app_id,

@@ -24,6 +24,13 @@ pub(super) struct ServeArgs {
     /// browsers, libfido2 and python-fido2 take for a U2F key.
     #[arg(long)]
     uhid: bool,
+    /// Serve AA's Device Service API (FIDO U2F: sign, register, abort) over HTTPS, at
+    /// 127.0.0.1:8441 like the vendor's unless ADDR is given.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::device::service::DEFAULT_ADDR)]
+    device_service: Option<SocketAddr>,
+    /// The Device Service speaks plain HTTP instead of HTTPS.
+    #[arg(long, requires = "device_service")]
+    plain_http: bool,
     /// The uhid interface.
     #[arg(long, value_name = "PATH", default_value = crate::device::uhid::UHID_PATH, hide = true)]
     uhid_path: PathBuf,
@@ -41,6 +48,14 @@ pub(super) struct ServeArgs {
     allow_remote: bool,
 }
 
+/// What `serve` prints for the Device Service, with `--json` as one JSON line after the tokens'.
+#[derive(serde::Serialize)]
+struct DeviceService {
+    device_service: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<PathBuf>,
+}
+
 /// What `serve` prints for each token, one JSON object per line with `--json`.
 #[derive(serde::Serialize)]
 struct Served {
@@ -55,12 +70,12 @@ struct Served {
 const HIDRAW_APPEARS: Duration = Duration::from_secs(10);
 
 pub(super) fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
-    if args.udp.is_none() && !args.uhid {
-        anyhow::bail!("nothing to serve on: pass --udp [ADDR], --uhid, or both");
+    if args.udp.is_none() && !args.uhid && args.device_service.is_none() {
+        anyhow::bail!("nothing to serve on: pass --udp [ADDR], --uhid or --device-service [ADDR]");
     }
-    if let Some(udp) = args.udp {
-        if !udp.ip().is_loopback() && !args.allow_remote {
-            anyhow::bail!("{udp} is not a loopback address; pass --allow-remote to expose the tokens to the network");
+    for addr in args.udp.iter().chain(&args.device_service) {
+        if !addr.ip().is_loopback() && !args.allow_remote {
+            anyhow::bail!("{addr} is not a loopback address; pass --allow-remote to expose the tokens to the network");
         }
     }
     let store = global.open_store()?;
@@ -148,6 +163,12 @@ async fn serve_all(
         let stop = server.stop_handle();
         Some((stop, std::thread::spawn(move || server.run())))
     };
+    let device_service = match args.device_service {
+        Some(addr) => {
+            Some(start_device_service(global, store, &tokens, addr, args.plain_http).await?)
+        }
+        None => None,
+    };
     let control = crate::device::control::listen(store.dir(), buttons)
         .map_err(|e| anyhow::anyhow!("control socket in {}: {e}", store.dir().display()))?;
     super::wait_for_termination().await?;
@@ -155,10 +176,47 @@ async fn serve_all(
         stop.stop();
         let _ = thread.join();
     }
+    if let Some(handle) = device_service {
+        handle.shutdown();
+    }
     control.abort();
     tasks.abort_all();
     let _ = std::fs::remove_file(crate::device::control::socket_path(store.dir()));
     Ok(())
+}
+
+/// Starts the Device Service on `addr` with every served token.
+async fn start_device_service(
+    global: &Global,
+    store: &keystore::Store,
+    tokens: &[(String, SharedToken)],
+    addr: SocketAddr,
+    plain_http: bool,
+) -> anyhow::Result<axum_server::Handle> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| anyhow::anyhow!("binding the Device Service to {addr}: {e}"))?;
+    let bound = listener.local_addr()?;
+    let tls = if plain_http {
+        None
+    } else {
+        Some(crate::https::certificate(
+            store.dir(),
+            "device-service",
+            &bound.ip().to_string(),
+        )?)
+    };
+    let served = DeviceService {
+        device_service: format!("{}://{bound}", if plain_http { "http" } else { "https" }),
+        certificate: tls.as_ref().map(|t| t.path.clone()),
+    };
+    let app = crate::device::service::router(crate::device::service::Tokens::new(tokens.to_vec()));
+    let (handle, _task) = crate::https::serve(listener, app, tls).await?;
+    if global.json {
+        println!("{}", serde_json::to_string(&served)?);
+    } else {
+        println!("Device Service on {}", served.device_service);
+    }
+    Ok(handle)
 }
 
 /// The UDP socket of the `index`th token: ports count up from `first`'s (0: any free port).

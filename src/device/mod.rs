@@ -3,7 +3,8 @@
 //! * [`udp`]: `vu2f serve --udp`: CTAPHID over UDP, one report per datagram, replies to the sender.
 //! * [`uhid`]: `vu2f serve --uhid`: a HID device through the kernel, seen as `/dev/hidrawN`.
 //! * [`report_descriptor`]: the FIDO U2F report descriptor and the device ids.
-//! * [`SharedToken`]: one token behind several devices (`--udp` and `--uhid` together).
+//! * [`service`]: `vu2f serve --device-service`: the FIDO U2F API of AA's Device Service.
+//! * [`SharedToken`]: one token behind several devices (`--udp`, `--uhid`, the device service).
 //! * [`control`]: the control socket in the store directory that `vu2f touch NAME` presses
 //!   buttons through.
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use crate::u2f::Authenticator;
 
 pub mod control;
 pub mod report_descriptor;
+pub mod service;
 pub mod udp;
 pub mod uhid;
 
@@ -26,6 +28,21 @@ impl SharedToken {
     /// Shares `authenticator`.
     pub fn new(authenticator: Authenticator) -> Self {
         Self(Arc::new(Mutex::new(authenticator)))
+    }
+}
+
+impl crate::transport::TokenTransport for SharedToken {
+    fn exchange(&mut self, apdu: &[u8]) -> Result<Vec<u8>, crate::transport::TransportError> {
+        Ok(self.handle_message(apdu, Instant::now()))
+    }
+
+    fn may_block(&self) -> bool {
+        !self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .presence()
+            .answers_at_once()
     }
 }
 

@@ -1,0 +1,128 @@
+//! `vu2f serve --device-service`: AA's Device Service API (PROTOCOLS.md 1.6) answered by vu2f
+//! tokens, its error codes included, checked as a relying party would.
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use vu2f::u2f::messages::{self, AuthenticationResponse, RegistrationResponse};
+
+struct Service {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(store: &std::path::Path, tokens: &[&str]) -> Service {
+    let mut command = common::vu2f(store);
+    command.args(["--json", "serve", "--device-service", "127.0.0.1:0", "--plain-http"]);
+    for token in tokens {
+        command.args(["--token", token]);
+    }
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut url = String::new();
+    for _ in 0..=tokens.len() {
+        let line: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        if let Some(service) = line["device_service"].as_str() {
+            url = service.to_owned();
+        }
+    }
+    Service { child, url }
+}
+
+const APP_ID: &str = "https://aa.vu2f.test";
+
+fn post(service: &Service, call: &str, token: &str, body: Value) -> Value {
+    reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/fidou2f/{call}?token={token}", service.url))
+        .json(&body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+#[test]
+fn register_and_sign_verify_and_errors_carry_the_js_api_codes() {
+    let (dir, store) = common::store_with(&["a", "b"]);
+    drop(store);
+    let service = start(&dir.path().join("store"), &["a", "b"]);
+
+    let registered = post(&service, "register", "a", json!({
+        "registerRequests": [{"version": "U2F_V2", "appId": APP_ID, "challenge": "cmVn"}],
+        "signRequests": []
+    }));
+    let client_data = URL_SAFE_NO_PAD.decode(registered["clientData"].as_str().unwrap()).unwrap();
+    let client: Value = serde_json::from_slice(&client_data).unwrap();
+    assert_eq!(client["typ"], "navigator.id.finishEnrollment");
+    assert_eq!(client["origin"], APP_ID);
+    let data = URL_SAFE_NO_PAD.decode(registered["registrationData"].as_str().unwrap()).unwrap();
+    let registration = RegistrationResponse::try_from(&data[..]).unwrap();
+    let app = messages::app_param(APP_ID);
+    registration.verify(&app, &messages::challenge_param(&client_data)).unwrap();
+    let key_handle = URL_SAFE_NO_PAD.encode(&registration.key_handle);
+    let sign_request = json!({"version": "U2F_V2", "appId": APP_ID, "keyHandle": key_handle,
+                              "challenge": "c2lnbg"});
+
+    let signed = post(&service, "sign", "a", json!({"signRequests": [sign_request]}));
+    let client_data = URL_SAFE_NO_PAD.decode(signed["clientData"].as_str().unwrap()).unwrap();
+    let data = URL_SAFE_NO_PAD.decode(signed["signatureData"].as_str().unwrap()).unwrap();
+    AuthenticationResponse::try_from(&data[..])
+        .unwrap()
+        .verify(&app, &messages::challenge_param(&client_data), &registration.public_key)
+        .unwrap();
+    assert_eq!(signed["keyHandle"], key_handle.as_str());
+
+    let anyone = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/fidou2f/sign", service.url))
+        .json(&json!({"signRequests": [sign_request]}))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert!(anyone["signatureData"].is_string(), "without ?token every token is asked: {anyone}");
+
+    let others = post(&service, "sign", "b", json!({"signRequests": [sign_request]}));
+    assert_eq!(others["errorCode"], 4, "{others}");
+    let again = post(&service, "register", "a", json!({
+        "registerRequests": [{"version": "U2F_V2", "appId": APP_ID, "challenge": "cmVn"}],
+        "signRequests": [sign_request]
+    }));
+    assert_eq!(again["errorCode"], 4, "already registered: {again}");
+    let not_a_url = post(&service, "register", "a", json!({
+        "registerRequests": [{"version": "U2F_V2", "appId": "NetIQ", "challenge": "cmVn"}]
+    }));
+    assert_eq!(not_a_url["errorCode"], 2, "{not_a_url}");
+    let other_page = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/fidou2f/sign?token=a", service.url))
+        .header("Origin", "https://evil.example")
+        .json(&json!({"signRequests": [sign_request]}))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(other_page["errorCode"], 2, "a page of another origin: {other_page}");
+    let garbage = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/fidou2f/sign", service.url))
+        .body("{oops")
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(garbage["errorCode"], 2);
+    let aborted: Value = reqwest::blocking::get(format!("{}/api/v1/fidou2f/abort", service.url))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(aborted, json!({"result": "ok"}));
+}
