@@ -24,7 +24,13 @@ impl Drop for Service {
 
 fn start(store: &std::path::Path, tokens: &[&str]) -> Service {
     let mut command = common::vu2f(store);
-    command.args(["--json", "serve", "--device-service", "127.0.0.1:0", "--plain-http"]);
+    command.args([
+        "--json",
+        "serve",
+        "--device-service",
+        "127.0.0.1:0",
+        "--plain-http",
+    ]);
     for token in tokens {
         command.args(["--token", token]);
     }
@@ -44,7 +50,10 @@ const APP_ID: &str = "https://aa.vu2f.test";
 
 fn post(service: &Service, call: &str, token: &str, body: Value) -> Value {
     reqwest::blocking::Client::new()
-        .post(format!("{}/api/v1/fidou2f/{call}?token={token}", service.url))
+        .post(format!(
+            "{}/api/v1/fidou2f/{call}?token={token}",
+            service.url
+        ))
         .json(&body)
         .send()
         .unwrap()
@@ -58,28 +67,52 @@ fn register_and_sign_verify_and_errors_carry_the_js_api_codes() {
     drop(store);
     let service = start(&dir.path().join("store"), &["a", "b"]);
 
-    let registered = post(&service, "register", "a", json!({
-        "registerRequests": [{"version": "U2F_V2", "appId": APP_ID, "challenge": "cmVn"}],
-        "signRequests": []
-    }));
-    let client_data = URL_SAFE_NO_PAD.decode(registered["clientData"].as_str().unwrap()).unwrap();
+    let registered = post(
+        &service,
+        "register",
+        "a",
+        json!({
+            "registerRequests": [{"version": "U2F_V2", "appId": APP_ID, "challenge": "cmVn"}],
+            "signRequests": []
+        }),
+    );
+    let client_data = URL_SAFE_NO_PAD
+        .decode(registered["clientData"].as_str().unwrap())
+        .unwrap();
     let client: Value = serde_json::from_slice(&client_data).unwrap();
     assert_eq!(client["typ"], "navigator.id.finishEnrollment");
     assert_eq!(client["origin"], APP_ID);
-    let data = URL_SAFE_NO_PAD.decode(registered["registrationData"].as_str().unwrap()).unwrap();
+    let data = URL_SAFE_NO_PAD
+        .decode(registered["registrationData"].as_str().unwrap())
+        .unwrap();
     let registration = RegistrationResponse::try_from(&data[..]).unwrap();
     let app = messages::app_param(APP_ID);
-    registration.verify(&app, &messages::challenge_param(&client_data)).unwrap();
+    registration
+        .verify(&app, &messages::challenge_param(&client_data))
+        .unwrap();
     let key_handle = URL_SAFE_NO_PAD.encode(&registration.key_handle);
     let sign_request = json!({"version": "U2F_V2", "appId": APP_ID, "keyHandle": key_handle,
                               "challenge": "c2lnbg"});
 
-    let signed = post(&service, "sign", "a", json!({"signRequests": [sign_request]}));
-    let client_data = URL_SAFE_NO_PAD.decode(signed["clientData"].as_str().unwrap()).unwrap();
-    let data = URL_SAFE_NO_PAD.decode(signed["signatureData"].as_str().unwrap()).unwrap();
+    let signed = post(
+        &service,
+        "sign",
+        "a",
+        json!({"signRequests": [sign_request]}),
+    );
+    let client_data = URL_SAFE_NO_PAD
+        .decode(signed["clientData"].as_str().unwrap())
+        .unwrap();
+    let data = URL_SAFE_NO_PAD
+        .decode(signed["signatureData"].as_str().unwrap())
+        .unwrap();
     AuthenticationResponse::try_from(&data[..])
         .unwrap()
-        .verify(&app, &messages::challenge_param(&client_data), &registration.public_key)
+        .verify(
+            &app,
+            &messages::challenge_param(&client_data),
+            &registration.public_key,
+        )
         .unwrap();
     assert_eq!(signed["keyHandle"], key_handle.as_str());
 
@@ -90,18 +123,36 @@ fn register_and_sign_verify_and_errors_carry_the_js_api_codes() {
         .unwrap()
         .json::<Value>()
         .unwrap();
-    assert!(anyone["signatureData"].is_string(), "without ?token every token is asked: {anyone}");
+    assert!(
+        anyone["signatureData"].is_string(),
+        "without ?token every token is asked: {anyone}"
+    );
 
-    let others = post(&service, "sign", "b", json!({"signRequests": [sign_request]}));
+    let others = post(
+        &service,
+        "sign",
+        "b",
+        json!({"signRequests": [sign_request]}),
+    );
     assert_eq!(others["errorCode"], 4, "{others}");
-    let again = post(&service, "register", "a", json!({
-        "registerRequests": [{"version": "U2F_V2", "appId": APP_ID, "challenge": "cmVn"}],
-        "signRequests": [sign_request]
-    }));
+    let again = post(
+        &service,
+        "register",
+        "a",
+        json!({
+            "registerRequests": [{"version": "U2F_V2", "appId": APP_ID, "challenge": "cmVn"}],
+            "signRequests": [sign_request]
+        }),
+    );
     assert_eq!(again["errorCode"], 4, "already registered: {again}");
-    let not_a_url = post(&service, "register", "a", json!({
-        "registerRequests": [{"version": "U2F_V2", "appId": "NetIQ", "challenge": "cmVn"}]
-    }));
+    let not_a_url = post(
+        &service,
+        "register",
+        "a",
+        json!({
+            "registerRequests": [{"version": "U2F_V2", "appId": "NetIQ", "challenge": "cmVn"}]
+        }),
+    );
     assert_eq!(not_a_url["errorCode"], 2, "{not_a_url}");
     let other_page = reqwest::blocking::Client::new()
         .post(format!("{}/api/v1/fidou2f/sign?token=a", service.url))
@@ -111,7 +162,10 @@ fn register_and_sign_verify_and_errors_carry_the_js_api_codes() {
         .unwrap()
         .json::<Value>()
         .unwrap();
-    assert_eq!(other_page["errorCode"], 2, "a page of another origin: {other_page}");
+    assert_eq!(
+        other_page["errorCode"], 2,
+        "a page of another origin: {other_page}"
+    );
     let garbage = reqwest::blocking::Client::new()
         .post(format!("{}/api/v1/fidou2f/sign", service.url))
         .body("{oops")
