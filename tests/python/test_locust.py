@@ -54,7 +54,10 @@ def test_locust_logs_on_through_the_device_service(tmp_path):
         for name, row in rows.items():
             assert int(row["Failure Count"]) == 0, (name, row)
         assert int(rows["enroll: save template"]["Request Count"]) == USERS
-        assert int(rows["device service sign"]["Request Count"]) == int(whole["Request Count"])
+        # Every completed logon had one signature; logons cut off when Locust stopped may have
+        # had theirs without being counted whole.
+        signs = int(rows["device service sign"]["Request Count"])
+        assert int(whole["Request Count"]) <= signs <= int(whole["Request Count"]) + USERS
     finally:
         for child in children:
             child.kill()
