@@ -25,15 +25,24 @@ async fn alice_enrolled(config: SimConfig) -> (Aa, tempfile::TempDir, vu2f::clie
     (aa, dir, token)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_tampered_signature() {
-    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
+/// A new logon process for alice, and the token's answer to its sign request.
+async fn signed(
+    aa: &Aa,
+    token: &mut vu2f::client::TokenClient,
+) -> (String, vu2f::aa::api::SignResponse) {
     let process = aa.start_u2f("alice").await;
     let gathered = aa.gather(&process).await;
-    let (mut response, _) = token
+    let (response, _) = token
         .sign(&gathered.sign_requests, &aa.policy)
         .await
         .unwrap();
+    (process, response)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tampered_signature() {
+    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
+    let (process, mut response) = signed(&aa, &mut token).await;
     let mut data = URL_SAFE_NO_PAD.decode(&response.signature_data).unwrap();
     *data.last_mut().unwrap() ^= 0x01;
     response.signature_data = URL_SAFE_NO_PAD.encode(&data);
@@ -186,12 +195,7 @@ async fn a_key_handle_of_another_user() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_process_is_over() {
     let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
-    let process = aa.start_u2f("alice").await;
-    let gathered = aa.gather(&process).await;
-    let (mut response, _) = token
-        .sign(&gathered.sign_requests, &aa.policy)
-        .await
-        .unwrap();
+    let (process, mut response) = signed(&aa, &mut token).await;
     response.client_data = "!!".into();
     assert_failed(
         &aa.answer(&process, response).await,

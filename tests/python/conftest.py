@@ -18,33 +18,47 @@ def vu2f_binary() -> str:
     return path
 
 
-@pytest.fixture
-def served(tmp_path):
-    """Yields a function that serves tokens and returns {name: (host, port)}."""
-    store = str(tmp_path / "store")
-    children = []
+class Servers:
+    """`vu2f serve` processes over one store, killed at the end of the test."""
 
-    def serve(*names, presence="auto"):
+    def __init__(self, store):
+        self.store = store
+        self.children = []
+
+    def start(self, names, transport_args, key):
+        """Creates the tokens, serves them, and returns {name: the `key` of its JSON line}."""
         for name in names:
-            subprocess.run([vu2f_binary(), "--store", store, "token", "create", name], check=True,
-                           stdout=subprocess.DEVNULL)
-        args = [vu2f_binary(), "--store", store, "--json", "serve", "--udp", "127.0.0.1:0",
-                "--presence", presence]
+            subprocess.run([vu2f_binary(), "--store", self.store, "token", "create", name],
+                           check=True, stdout=subprocess.DEVNULL)
+        args = [vu2f_binary(), "--store", self.store, "--json", "serve"] + transport_args
         for name in names:
             args += ["--token", name]
         child = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-        children.append(child)
-        addrs = {}
+        self.children.append(child)
+        found = {}
         for _ in names:
             line = json.loads(child.stdout.readline())
-            host, port = line["udp"].rsplit(":", 1)
-            addrs[line["token"]] = (host, int(port))
-        return addrs
+            found[line["token"]] = line[key]
+        return found
+
+    def stop(self):
+        for child in self.children:
+            child.kill()
+            child.wait()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Yields a function that serves tokens over UDP and returns {name: (host, port)}."""
+    servers = Servers(str(tmp_path / "store"))
+
+    def serve(*names, presence="auto"):
+        addrs = servers.start(names, ["--udp", "127.0.0.1:0", "--presence", presence], "udp")
+        return {name: (addr.rsplit(":", 1)[0], int(addr.rsplit(":", 1)[1]))
+                for name, addr in addrs.items()}
 
     yield serve
-    for child in children:
-        child.kill()
-        child.wait()
+    servers.stop()
 
 
 def uhid_available() -> bool:
@@ -60,25 +74,6 @@ def served_uhid(tmp_path):
     """Yields a function that serves tokens as uhid devices and returns {name: hidraw path}."""
     if not uhid_available():
         pytest.skip("/dev/uhid is not writable here; scripts/vm-test.sh runs this in a VM")
-    store = str(tmp_path / "store")
-    children = []
-
-    def serve(*names):
-        for name in names:
-            subprocess.run([vu2f_binary(), "--store", store, "token", "create", name], check=True,
-                           stdout=subprocess.DEVNULL)
-        args = [vu2f_binary(), "--store", store, "--json", "serve", "--uhid"]
-        for name in names:
-            args += ["--token", name]
-        child = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-        children.append(child)
-        nodes = {}
-        for _ in names:
-            line = json.loads(child.stdout.readline())
-            nodes[line["token"]] = line["hidraw"]
-        return nodes
-
-    yield serve
-    for child in children:
-        child.kill()
-        child.wait()
+    servers = Servers(str(tmp_path / "store"))
+    yield lambda *names: servers.start(names, ["--uhid"], "hidraw")
+    servers.stop()
