@@ -333,3 +333,54 @@ async fn bad_requests_get_a_4xx_error_body_naming_the_field() {
         );
     }
 }
+
+/// The emulator bounds what one client can make it hold: request bodies (413) and open logon
+/// processes (503, until some end), each with an error body.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_bodies_and_too_many_open_processes_are_refused() {
+    let config = SimConfig {
+        max_open_processes: 2,
+        max_body_bytes: 4096,
+        ..SimConfig::default()
+    };
+    let (aa, _dir, mut token) = alice_enrolled(config).await;
+    let client = reqwest::Client::new();
+    let huge = format!(
+        r#"{{"salt":"{}","endpoint_secret_hash":"00"}}"#,
+        "s".repeat(8192)
+    );
+    let response = client
+        .post(format!(
+            "{}/api/v1/endpoints/{}/sessions",
+            aa.sim.url,
+            aa.endpoint.id()
+        ))
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let error: vu2f::aa::api::ErrorBody = response.json().await.unwrap();
+    assert_eq!(error.errors[0].name, "body");
+
+    let first = aa.start_u2f("alice").await;
+    aa.start_u2f("alice").await;
+    let third = aa
+        .http
+        .post::<_, vu2f::aa::api::LogonResponse>(
+            "/api/v1/logon",
+            &serde_json::json!({"method_id": "U2F:1", "user_name": "alice",
+                                "event": "Search Card", "endpoint_session_id": aa.endpoint.session_id()}),
+        )
+        .await
+        .unwrap_err();
+    assert!(third.to_string().contains("HTTP 503"), "{third}");
+
+    let gathered = aa.gather(&first).await;
+    let (response, _) = token
+        .sign(&gathered.sign_requests, &aa.policy)
+        .await
+        .unwrap();
+    assert_eq!(aa.answer(&first, response).await.status, LogonStatus::Ok);
+    aa.start_u2f("alice").await;
+}

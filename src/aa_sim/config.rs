@@ -15,6 +15,11 @@ pub struct SimConfig {
     pub challenge_ttl_ms: u64,
     /// A delay before every answer, in milliseconds: a slow server on purpose, for load tests.
     pub response_delay_ms: u64,
+    /// Logon processes open at once (and, apart, enroll processes); more get 503 until some end
+    /// or expire (10 minutes idle).
+    pub max_open_processes: usize,
+    /// Largest request body, in bytes; more gets 413.
+    pub max_body_bytes: usize,
     /// Lifetime of a login session, in seconds.
     pub login_session_ttl_secs: u64,
     /// Lifetime of an endpoint session, in seconds.
@@ -100,6 +105,8 @@ impl Default for SimConfig {
             facets: Vec::new(),
             challenge_ttl_ms: 120_000,
             response_delay_ms: 0,
+            max_open_processes: 100_000,
+            max_body_bytes: 64 * 1024,
             login_session_ttl_secs: 3_600,
             endpoint_session_ttl_secs: 86_400,
             repo: "LOCAL".into(),

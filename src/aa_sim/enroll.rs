@@ -71,7 +71,14 @@ pub async fn start(
         ));
     }
     let id = random_alphanumeric();
-    state.live().enrolls.insert(
+    let mut live = state.live();
+    if live.enrolls.len() >= state.config.max_open_processes {
+        return Err(ApiError::busy(
+            "enroll_process_id",
+            "too many enroll processes are open; finish some or retry later",
+        ));
+    }
+    live.enrolls.insert(
         id.clone(),
         EnrollProcess {
             login_session: request.login_session_id,

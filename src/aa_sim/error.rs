@@ -60,6 +60,11 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, name, description, "body")
     }
 
+    /// 503: too many processes are open; the client should come back later.
+    pub fn busy(name: &str, description: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, name, description, "server")
+    }
+
     /// 500: the emulator's own storage failed.
     pub fn storage(error: impl std::fmt::Display) -> Self {
         Self::new(
@@ -91,7 +96,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(request, state)
             .await
-            .map_err(|e| ApiError::bad_field("body", e.body_text()))?;
+            .map_err(|e| ApiError::new(e.status(), "body", e.body_text(), "body"))?;
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(&mut deserializer)
             .map(ApiJson)

@@ -75,7 +75,14 @@ pub async fn start(
     };
     let id = random_alphanumeric();
     let response = logon_object(&state, &id, &process, outcome::PROCESS_STARTED);
-    state.live().logons.insert(id, process);
+    let mut live = state.live();
+    if live.logons.len() >= state.config.max_open_processes {
+        return Err(ApiError::busy(
+            "logon_process_id",
+            "too many logon processes are open; finish some or retry later",
+        ));
+    }
+    live.logons.insert(id, process);
     Ok(Json(response))
 }
 

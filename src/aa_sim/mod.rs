@@ -79,6 +79,7 @@ async fn delay(
 
 fn router(state: Arc<SimState>) -> Router {
     let response_delay = std::time::Duration::from_millis(state.config.response_delay_ms);
+    let body_limit = axum::extract::DefaultBodyLimit::max(state.config.max_body_bytes);
     let router = Router::new()
         .route(paths::ENDPOINTS, post(endpoints::register))
         .route(paths::ENDPOINT, delete(endpoints::delete))
@@ -98,6 +99,7 @@ fn router(state: Arc<SimState>) -> Router {
         .route(paths::ENROLL, post(enroll::start))
         .route(paths::DO_ENROLL, post(enroll::do_enroll))
         .fallback(error::no_route)
+        .layer(body_limit)
         .with_state(state);
     if response_delay.is_zero() {
         router

@@ -55,6 +55,12 @@ pub(super) fn run(global: &Global, args: AaSimArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "vu2f: warning: the emulator listens on {}: anyone who reaches it can log on as its users",
+            args.listen
+        );
+    }
     let config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)

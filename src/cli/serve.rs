@@ -77,6 +77,9 @@ pub(super) fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         if !addr.ip().is_loopback() && !args.allow_remote {
             anyhow::bail!("{addr} is not a loopback address; pass --allow-remote to expose the tokens to the network");
         }
+        if !addr.ip().is_loopback() {
+            eprintln!("vu2f: warning: serving on {addr}: anyone who reaches it can use the tokens");
+        }
     }
     let store = global.open_store()?;
     let names = if args.all {
