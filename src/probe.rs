@@ -12,7 +12,9 @@ use serde::Serialize;
 
 use crate::transport::{exchange_awaiting_presence, InProcess, TokenTransport};
 use crate::u2f::authenticator::Control;
-use crate::u2f::messages::{self, AuthenticationResponse, RegistrationResponse};
+use crate::u2f::messages::{
+    self, AuthenticationResponse, ClientData, RegistrationResponse, TYP_REGISTER, TYP_SIGN,
+};
 use crate::u2f::{Authenticator, Presence, PresencePolicy, StatusWord};
 
 const APP_ID: &str = "https://probe.vu2f.invalid";
@@ -81,14 +83,16 @@ fn expect_status(response: &[u8], expected: StatusWord, what: &str) -> anyhow::R
 }
 
 fn client_data(typ: &str, challenge: &str) -> Vec<u8> {
-    format!(r#"{{"typ":"{typ}","challenge":"{challenge}","origin":"{APP_ID}"}}"#).into_bytes()
+    ClientData {
+        typ,
+        challenge,
+        origin: APP_ID,
+    }
+    .to_bytes()
 }
 
 fn authenticate_request(round: usize, key_handle: &[u8]) -> (Vec<u8>, [u8; 32]) {
-    let challenge = messages::challenge_param(&client_data(
-        "navigator.id.getAssertion",
-        &format!("r{round}"),
-    ));
+    let challenge = messages::challenge_param(&client_data(TYP_SIGN, &format!("r{round}")));
     let request = messages::authenticate_request(
         Control::EnforcePresenceAndSign,
         &challenge,
@@ -116,8 +120,7 @@ pub fn check(
     step("VERSION", version);
 
     let app = messages::app_param(APP_ID);
-    let challenge =
-        messages::challenge_param(&client_data("navigator.id.finishEnrollment", "probe"));
+    let challenge = messages::challenge_param(&client_data(TYP_REGISTER, "probe"));
     let response = exchange_awaiting_presence(
         token,
         &messages::register_request(&challenge, &app),

@@ -2,15 +2,14 @@
 //! plain HTTP and HTTPS with the generated certificate, secrets never printed, failures one line.
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
 /// A running `vu2f aa-sim`, killed on drop.
 struct Sim {
-    child: Child,
+    _process: common::Running,
     url: String,
     certificate: Option<String>,
 }
@@ -24,24 +23,12 @@ impl Sim {
         if tls {
             command.arg("--tls");
         }
-        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let listening: Value = serde_json::from_str(&line).unwrap();
+        let (process, lines) = common::Running::start(command, 1);
         Sim {
-            child,
-            url: listening["url"].as_str().unwrap().to_owned(),
-            certificate: listening["certificate"].as_str().map(str::to_owned),
+            _process: process,
+            url: lines[0]["url"].as_str().unwrap().to_owned(),
+            certificate: lines[0]["certificate"].as_str().map(str::to_owned),
         }
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

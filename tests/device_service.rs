@@ -2,24 +2,14 @@
 //! tokens, its error codes included, checked as a relying party would.
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use vu2f::u2f::messages::{self, AuthenticationResponse, RegistrationResponse};
 
 struct Service {
-    child: Child,
+    _process: common::Running,
     url: String,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start(store: &std::path::Path, tokens: &[&str]) -> Service {
@@ -34,16 +24,15 @@ fn start(store: &std::path::Path, tokens: &[&str]) -> Service {
     for token in tokens {
         command.args(["--token", token]);
     }
-    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut url = String::new();
-    for _ in 0..=tokens.len() {
-        let line: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-        if let Some(service) = line["device_service"].as_str() {
-            url = service.to_owned();
-        }
+    let (process, lines) = common::Running::start(command, tokens.len() + 1);
+    let url = lines[tokens.len()]["device_service"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Service {
+        _process: process,
+        url,
     }
-    Service { child, url }
 }
 
 const APP_ID: &str = "https://aa.vu2f.test";

@@ -4,9 +4,8 @@
 //! missing `/dev/uhid` is a failure, not a skip.
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
@@ -34,7 +33,7 @@ fn uhid_available() -> bool {
 
 /// A `vu2f serve --uhid` process and the hidraw node of each token; SIGKILLed on drop.
 struct Served {
-    child: Child,
+    process: common::Running,
     hidraw: Vec<PathBuf>,
 }
 
@@ -45,35 +44,16 @@ impl Served {
         for token in tokens {
             command.args(["--token", token]);
         }
-        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (process, lines) = common::Running::start(command, tokens.len());
         let hidraw = tokens
             .iter()
-            .map(|token| {
-                let line = lines.next().expect("serve printed each token").unwrap();
-                let served: serde_json::Value = serde_json::from_str(&line).unwrap();
+            .zip(lines)
+            .map(|(token, served)| {
                 assert_eq!(served["token"], token.as_str());
                 PathBuf::from(served["hidraw"].as_str().unwrap())
             })
             .collect();
-        Served { child, hidraw }
-    }
-
-    fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-s", signal, &pid])
-            .status()
-            .unwrap()
-            .success());
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Served { process, hidraw }
     }
 }
 
@@ -320,7 +300,7 @@ fn killing_the_server_removes_the_devices_and_a_restart_keeps_keys_and_counter()
     let registration = register(&mut device);
     let before = authenticate(&mut device, &registration);
     drop(device);
-    let status = served.signal("TERM");
+    let status = served.process.signal("TERM");
     assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
     assert!(gone(&served.hidraw), "SIGTERM removed every node");
 
@@ -329,7 +309,7 @@ fn killing_the_server_removes_the_devices_and_a_restart_keeps_keys_and_counter()
     let after = authenticate(&mut device, &registration);
     assert!(after > before, "counter {after} after {before}");
     drop(device);
-    served.signal("KILL");
+    served.process.signal("KILL");
     assert!(gone(&served.hidraw), "SIGKILL removed every node");
 
     let served = Served::start(&store, &tokens);

@@ -8,12 +8,25 @@
 //! * [`outcome`]: status, reason, msgid and msg of each answer (PROTOCOLS.md 1.4).
 //! * [`paths`]: the REST paths.
 //! * [`endpoint_secret_hash`]: the salted proof of the endpoint secret (PROTOCOLS.md 1.2).
+//! * [`U2F`], [`PASSWORD`]: the method ids; [`origin_of`]: the origin of an appId or facet.
 pub mod api;
 pub mod enroll;
 pub mod outcome;
 pub mod paths;
 
 use sha2::{Digest, Sha256};
+
+/// The U2F method.
+pub const U2F: &str = "U2F:1";
+/// The password method.
+pub const PASSWORD: &str = "PASSWORD:1";
+
+/// `scheme://host[:port]` of a URL (an appId, a facet), if `text` is one with a host.
+pub fn origin_of(text: &str) -> Option<String> {
+    let url = reqwest::Url::parse(text).ok()?;
+    url.host_str()?;
+    Some(url.origin().ascii_serialization())
+}
 
 /// `endpoint_secret_hash` of `POST /api/v1/endpoints/{id}/sessions`:
 /// `hex(SHA256(secret ‖ hex(SHA256(endpoint_id ‖ salt))))`, lowercase hex throughout.

@@ -24,8 +24,8 @@ use crate::aa::enroll::{
     StartEnrollRequest, TemplateList, TemplateSaved, TemplateSummary,
 };
 use crate::aa::outcome::{self, Outcome};
-use crate::client::logon::U2F;
-use crate::client::token::{TYP_REGISTER, U2F_V2};
+use crate::aa::U2F;
+use crate::u2f::messages::{TYP_REGISTER, U2F_V2};
 
 fn unknown_process() -> ApiError {
     ApiError::unknown_in_path("enroll_process_id", "unknown or finished enroll process")

@@ -23,8 +23,8 @@ use crate::aa::api::{
     SignResponse, StartLogonRequest, WebauthChallenge,
 };
 use crate::aa::outcome::{self, Outcome};
-use crate::client::logon::{PASSWORD, U2F};
-use crate::client::token::{TYP_SIGN, U2F_V2};
+use crate::aa::{PASSWORD, U2F};
+use crate::u2f::messages::{TYP_SIGN, U2F_V2};
 
 type Answer = Result<Json<LogonResponse>, ApiError>;
 

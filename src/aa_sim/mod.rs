@@ -60,13 +60,6 @@ pub struct RunningSim {
     state: Arc<SimState>,
 }
 
-/// `scheme://host[:port]` of a URL.
-fn origin_of(url: &str) -> Option<String> {
-    let url = reqwest::Url::parse(url).ok()?;
-    url.host_str()?;
-    Some(url.origin().ascii_serialization())
-}
-
 /// Holds every answer back by the configured delay.
 async fn delay(
     axum::extract::State(delay): axum::extract::State<std::time::Duration>,
@@ -131,7 +124,7 @@ pub async fn start(options: SimOptions) -> anyhow::Result<RunningSim> {
         SocketAddr::V4(_) => format!("{scheme}://{host}:{}", bound.port()),
     };
     let app_id = options.config.app_id.clone().unwrap_or_else(|| url.clone());
-    let mut facets: Vec<String> = origin_of(&app_id).into_iter().collect();
+    let mut facets: Vec<String> = crate::aa::origin_of(&app_id).into_iter().collect();
     facets.extend(options.config.facets.iter().cloned());
     let state = Arc::new(
         SimState::open(&options.data_dir, options.config, app_id.clone(), facets).with_context(

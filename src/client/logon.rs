@@ -8,10 +8,7 @@ use crate::aa::api::{
 };
 use crate::aa::paths;
 
-/// The U2F method.
-pub const U2F: &str = "U2F:1";
-/// The password method.
-pub const PASSWORD: &str = "PASSWORD:1";
+pub use crate::aa::{PASSWORD, U2F};
 
 /// More methods than any sane chain has: a server that keeps answering `NEXT` is broken.
 const MAX_METHODS: usize = 16;

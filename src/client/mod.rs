@@ -86,6 +86,18 @@ pub enum ClientError {
     /// The token failed or refused.
     #[error("token: {0}")]
     Token(String),
+    /// Nobody touched the token in time (it kept answering `6985`).
+    #[error("token: {operation}: nobody touched the token in time (6985)")]
+    NoTouch {
+        /// `REGISTER` or `AUTHENTICATE`.
+        operation: &'static str,
+    },
+    /// None of the key handles the server offered belongs to the token.
+    #[error("token: none of the {offered} key handles the server offered belongs to this token")]
+    NotThisToken {
+        /// How many were offered.
+        offered: usize,
+    },
 }
 
 /// One call to the server or the token, and what came back.

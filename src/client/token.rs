@@ -7,44 +7,20 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use reqwest::Url;
-use serde::Serialize;
 
 use super::ClientError;
 use crate::aa::api::{SignRequest, SignResponse};
 use crate::aa::enroll::{RegisterRequest, RegisterResponse};
+use crate::aa::origin_of;
 use crate::transport::{exchange_awaiting_presence, TokenTransport, TransportError};
 use crate::u2f::authenticator::Control;
-use crate::u2f::messages::{self, AuthenticationResponse};
+use crate::u2f::messages::{
+    self, AuthenticationResponse, ClientData, TYP_REGISTER, TYP_SIGN, U2F_V2,
+};
 use crate::u2f::StatusWord;
-
-/// `typ` of the client data of a registration.
-pub const TYP_REGISTER: &str = "navigator.id.finishEnrollment";
-/// `typ` of the client data of an authentication.
-pub const TYP_SIGN: &str = "navigator.id.getAssertion";
-/// The U2F protocol version of requests and responses.
-pub const U2F_V2: &str = "U2F_V2";
 
 /// How often a request that waits for a touch is repeated (PROTOCOLS.md 2.1).
 const PRESENCE_POLL: Duration = Duration::from_millis(100);
-
-/// The client data of U2F (PROTOCOLS.md 2.4), serialized in this field order.
-#[derive(Debug, Serialize)]
-pub struct ClientData<'a> {
-    /// `navigator.id.getAssertion` or `navigator.id.finishEnrollment`.
-    pub typ: &'a str,
-    /// The server's challenge, verbatim.
-    pub challenge: &'a str,
-    /// The facet the request comes from.
-    pub origin: &'a str,
-}
-
-impl ClientData<'_> {
-    /// The exact bytes that are hashed and sent.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-}
 
 /// Which appIds the client signs for, and the origin it puts in the client data.
 ///
@@ -91,13 +67,6 @@ impl OriginPolicy {
     }
 }
 
-/// `scheme://host[:port]` of a URL, if `text` is one.
-fn origin_of(text: &str) -> Option<String> {
-    let url = Url::parse(text).ok()?;
-    url.host_str()?;
-    Some(url.origin().ascii_serialization())
-}
-
 /// A token, as the companion uses it.
 pub struct TokenClient {
     transport: Option<Box<dyn TokenTransport + Send>>,
@@ -108,7 +77,7 @@ pub struct TokenClient {
 enum SignAttempt {
     Signed(Vec<u8>),
     NotMine,
-    Failed(String),
+    Failed(ClientError),
 }
 
 impl TokenClient {
@@ -174,7 +143,7 @@ impl TokenClient {
                 .await?;
             match attempt {
                 SignAttempt::NotMine => continue,
-                SignAttempt::Failed(why) => return Err(ClientError::Token(why)),
+                SignAttempt::Failed(error) => return Err(error),
                 SignAttempt::Signed(data) => {
                     let counter = AuthenticationResponse::try_from(&data[..])
                         .map_err(|e| ClientError::Token(format!("authentication response: {e}")))?
@@ -188,10 +157,9 @@ impl TokenClient {
                 }
             }
         }
-        Err(ClientError::Token(format!(
-            "none of the {} key handles the server offered belongs to this token",
-            requests.len()
-        )))
+        Err(ClientError::NotThisToken {
+            offered: requests.len(),
+        })
     }
 
     /// Whether the token recognises one of `requests`' key handles (check-only, `0x07`): the
@@ -262,12 +230,12 @@ impl TokenClient {
 fn authenticate(transport: &mut dyn TokenTransport, apdu: &[u8], timeout: Duration) -> SignAttempt {
     let response = match exchange_awaiting_presence(transport, apdu, PRESENCE_POLL, timeout) {
         Ok(response) => response,
-        Err(e) => return SignAttempt::Failed(e.to_string()),
+        Err(e) => return SignAttempt::Failed(token_error(e)),
     };
     match messages::split_status(&response) {
         Ok(data) => SignAttempt::Signed(data.to_vec()),
         Err(messages::MessageError::Status(0x6A80 | 0x6700)) => SignAttempt::NotMine,
-        Err(e) => SignAttempt::Failed(sw_error("AUTHENTICATE", e).to_string()),
+        Err(e) => SignAttempt::Failed(sw_error("AUTHENTICATE", e)),
     }
 }
 
@@ -275,11 +243,9 @@ fn token_error(error: TransportError) -> ClientError {
     ClientError::Token(error.to_string())
 }
 
-fn sw_error(operation: &str, error: messages::MessageError) -> ClientError {
+fn sw_error(operation: &'static str, error: messages::MessageError) -> ClientError {
     match error {
-        messages::MessageError::Status(0x6985) => ClientError::Token(format!(
-            "{operation}: nobody touched the token in time (6985)"
-        )),
+        messages::MessageError::Status(0x6985) => ClientError::NoTouch { operation },
         other => ClientError::Token(format!("{operation}: {other}")),
     }
 }

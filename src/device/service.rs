@@ -60,8 +60,8 @@ impl From<ClientError> for ServiceError {
     fn from(error: ClientError) -> Self {
         let code = match &error {
             ClientError::AppIdNotAllowed { .. } => ErrorCode::BadRequest,
-            ClientError::Token(why) if why.contains("touched") => ErrorCode::Timeout,
-            ClientError::Token(why) if why.contains("belongs") => ErrorCode::DeviceIneligible,
+            ClientError::NoTouch { .. } => ErrorCode::Timeout,
+            ClientError::NotThisToken { .. } => ErrorCode::DeviceIneligible,
             _ => ErrorCode::Other,
         };
         ServiceError(code, error.to_string())
@@ -132,16 +132,12 @@ pub struct RegisterBody {
 /// The page's origin (the `Origin` header), or else the App ID's own: the policy a browser
 /// would apply (PROTOCOLS.md 2.4).
 fn policy(headers: &HeaderMap, app_id: &str) -> Result<OriginPolicy, ServiceError> {
-    let app_origin = reqwest::Url::parse(app_id)
-        .ok()
-        .filter(|u| u.host_str().is_some())
-        .map(|u| u.origin().ascii_serialization())
-        .ok_or_else(|| {
-            ServiceError(
-                ErrorCode::BadRequest,
-                format!("appId {app_id:?} is not a URL"),
-            )
-        })?;
+    let app_origin = crate::aa::origin_of(app_id).ok_or_else(|| {
+        ServiceError(
+            ErrorCode::BadRequest,
+            format!("appId {app_id:?} is not a URL"),
+        )
+    })?;
     let origin = headers
         .get("origin")
         .and_then(|o| o.to_str().ok())

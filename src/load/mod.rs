@@ -152,6 +152,8 @@ fn error_kind(error: &ClientError) -> String {
         ClientError::BadReply { .. } => "bad reply".into(),
         ClientError::AppIdNotAllowed { .. } => "appId not allowed".into(),
         ClientError::Token(_) => "token".into(),
+        ClientError::NoTouch { .. } => "no touch".into(),
+        ClientError::NotThisToken { .. } => "key handle not this token's".into(),
         ClientError::Config(_) => "configuration".into(),
     }
 }

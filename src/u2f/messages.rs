@@ -2,6 +2,7 @@
 //! relying party does (FIDO U2F raw message formats v1.2, sections 4.3 and 5.4; PROTOCOLS.md
 //! section 4). Used by the client, the emulator, `vu2f probe` and the tests.
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::apdu::{encode_extended, Instruction};
@@ -33,6 +34,31 @@ pub enum MessageError {
     /// The signature does not verify.
     #[error("signature does not verify")]
     Signature,
+}
+
+/// `typ` of the client data of a registration.
+pub const TYP_REGISTER: &str = "navigator.id.finishEnrollment";
+/// `typ` of the client data of an authentication.
+pub const TYP_SIGN: &str = "navigator.id.getAssertion";
+/// The U2F protocol version of the JS API's requests and responses.
+pub const U2F_V2: &str = "U2F_V2";
+
+/// The client data of U2F (PROTOCOLS.md 2.4), serialized in this field order.
+#[derive(Debug, Serialize)]
+pub struct ClientData<'a> {
+    /// `navigator.id.getAssertion` or `navigator.id.finishEnrollment`.
+    pub typ: &'a str,
+    /// The server's challenge, verbatim.
+    pub challenge: &'a str,
+    /// The facet the request comes from.
+    pub origin: &'a str,
+}
+
+impl ClientData<'_> {
+    /// The exact bytes that are hashed and sent.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
 }
 
 /// `SHA-256(appId)`: the application parameter.

@@ -31,9 +31,51 @@ pub fn vu2f(store: &Path) -> Command {
     command
 }
 
+/// A `vu2f` process that announces itself in JSON lines on stdout; killed on drop.
+pub struct Running {
+    pub child: Child,
+}
+
+impl Running {
+    /// Starts `command` and reads its first `lines` JSON lines.
+    pub fn start(mut command: Command, lines: usize) -> (Running, Vec<serde_json::Value>) {
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let announced = (0..lines)
+            .map(|_| {
+                let line = stdout.next().expect("vu2f announced itself").unwrap();
+                serde_json::from_str(&line).unwrap()
+            })
+            .collect();
+        (Running { child }, announced)
+    }
+
+    /// Sends `signal` (a `kill -s` name) and waits for the exit.
+    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-s", signal, &pid])
+            .status()
+            .unwrap()
+            .success());
+        self.child.wait().unwrap()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A running `vu2f serve --udp 127.0.0.1:0`, killed on drop.
 pub struct Server {
-    pub child: Child,
+    pub process: Running,
     pub addrs: Vec<(String, SocketAddr)>,
 }
 
@@ -51,34 +93,20 @@ impl Server {
         for t in tokens {
             command.args(["--token", t]);
         }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addrs = tokens
+        let (process, lines) = Running::start(command, tokens.len());
+        let addrs = lines
             .iter()
-            .map(|_| {
-                let line = lines.next().expect("serve printed its address").unwrap();
-                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            .map(|v| {
                 (
                     v["token"].as_str().unwrap().to_owned(),
                     v["udp"].as_str().unwrap().parse().unwrap(),
                 )
             })
             .collect();
-        Server { child, addrs }
+        Server { process, addrs }
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
