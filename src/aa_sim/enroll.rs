@@ -256,6 +256,7 @@ pub async fn save_template(
     }
     template.comment = request.comment;
     state.put_template(&owner, &template)?;
+    state.persist().await?;
     Ok(Json(TemplateSaved {
         auth_t_id: template.id,
     }))
@@ -301,6 +302,7 @@ pub async fn delete_template(
 ) -> Result<Json<Value>, ApiError> {
     session_of_user(&state, &query.login_session_id, &owner)?;
     if state.remove_template(&owner, &template_id)? {
+        state.persist().await?;
         Ok(Json(json!({})))
     } else {
         Err(ApiError::not_found(

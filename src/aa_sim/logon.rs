@@ -185,7 +185,12 @@ pub async fn do_logon(
         }
     };
     match verdict {
-        Ok(template_id) => pass(&state, &id, template_id),
+        Ok(template_id) => {
+            if template_id.is_some() {
+                state.persist().await?;
+            }
+            pass(&state, &id, template_id)
+        }
         Err(failed) => Ok(Json(fail(&state, &id, &process, failed))),
     }
 }

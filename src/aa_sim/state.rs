@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::config::{SimConfig, UserConfig};
 use super::error::ApiError;
@@ -261,32 +262,53 @@ impl SimState {
             .collect()
     }
 
-    /// Stores a template of `user_id` (new, or with its counter updated).
+    /// Stores a template of `user_id` (new, or with its counter updated) and its key-handle index
+    /// entry in one transaction, so that a crash never leaves one without the other.
     pub fn put_template(&self, user_id: &str, template: &TemplateRecord) -> Result<(), ApiError> {
         let key = format!("{user_id}/{}", template.id);
-        self.key_handles
-            .insert(template.key_handle.as_bytes(), key.as_bytes())
-            .map_err(ApiError::storage)?;
-        self.templates
-            .insert(key, encode(template))
-            .map_err(ApiError::storage)?;
-        Ok(())
+        let value = encode(template);
+        (&self.templates, &self.key_handles)
+            .transaction(|(templates, key_handles)| {
+                key_handles.insert(template.key_handle.as_bytes(), key.as_bytes())?;
+                templates.insert(key.as_bytes(), value.as_slice())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(()) => ApiError::storage("template write aborted"),
+                TransactionError::Storage(e) => ApiError::storage(e),
+            })
     }
 
-    /// Deletes a template of `user_id`; false if there was none.
+    /// Deletes a template of `user_id` and its index entry in one transaction; false if there was
+    /// none.
     pub fn remove_template(&self, user_id: &str, template_id: &str) -> Result<bool, ApiError> {
-        let removed = self
-            .templates
-            .remove(format!("{user_id}/{template_id}"))
-            .map_err(ApiError::storage)?;
-        let Some(bytes) = removed else {
-            return Ok(false);
-        };
-        let template: TemplateRecord = decode(&bytes)?;
-        self.key_handles
-            .remove(template.key_handle.as_bytes())
-            .map_err(ApiError::storage)?;
-        Ok(true)
+        let key = format!("{user_id}/{template_id}");
+        (&self.templates, &self.key_handles)
+            .transaction(|(templates, key_handles)| {
+                let Some(bytes) = templates.remove(key.as_bytes())? else {
+                    return Ok(false);
+                };
+                let template: TemplateRecord = serde_json::from_slice(&bytes)
+                    .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+                key_handles.remove(template.key_handle.as_bytes())?;
+                Ok(true)
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(detail) => {
+                    ApiError::storage(format!("stored record: {detail}"))
+                }
+                TransactionError::Storage(e) => ApiError::storage(e),
+            })
+    }
+
+    /// Waits until every write so far is on disk: called before a reply that acknowledges a
+    /// template or a raised counter, so that a crash after the reply loses neither.
+    pub async fn persist(&self) -> Result<(), ApiError> {
+        self.db
+            .flush_async()
+            .await
+            .map(|_| ())
+            .map_err(ApiError::storage)
     }
 
     /// Whether any user has a template with this key handle.

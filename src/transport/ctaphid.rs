@@ -7,10 +7,13 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use super::{TokenTransport, TransportError};
 use crate::hid::host::{Reply, ReplyAssembler};
-use crate::hid::{fragment, Command, Report, BROADCAST_CID};
+use crate::hid::{fragment, Command, HidError, Report, BROADCAST_CID};
 
 /// How long to wait for a reply by default (PROTOCOLS.md 3.2: the transaction timeout).
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
+/// The first and the longest pause before a message refused with `ERR_CHANNEL_BUSY` is sent again.
+const BUSY_PAUSE_MIN: Duration = Duration::from_millis(1);
+const BUSY_PAUSE_MAX: Duration = Duration::from_millis(20);
 
 /// Something that carries HID reports to a token and back: a UDP socket, a hidraw node.
 pub trait ReportLink {
@@ -61,12 +64,34 @@ impl<L: ReportLink> CtapHidHost<L> {
         self.cid
     }
 
-    /// Sends one message and returns the reply payload.
+    /// Sends one message and returns the reply payload. While another channel holds the token
+    /// (`ERR_CHANNEL_BUSY`: a message in progress, or a LOCK), the message is sent again after a
+    /// short pause, as hosts do, until the reply timeout.
     pub fn transact(&mut self, command: u8, payload: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut pause = BUSY_PAUSE_MIN;
+        loop {
+            match self.transact_once(command, payload, deadline) {
+                Err(TransportError::Hid(HidError::ChannelBusy))
+                    if Instant::now() + pause < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(BUSY_PAUSE_MAX);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn transact_once(
+        &mut self,
+        command: u8,
+        payload: &[u8],
+        deadline: Instant,
+    ) -> Result<Vec<u8>, TransportError> {
         for report in fragment(self.cid, command, payload) {
             self.link.send(&report)?;
         }
-        let deadline = Instant::now() + self.timeout;
         let mut assembler = ReplyAssembler::new(self.cid);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
