@@ -304,9 +304,12 @@ impl SimState {
     /// Waits until every write so far is on disk: called before a reply that acknowledges a
     /// template or a raised counter, so that a crash after the reply loses neither.
     pub async fn persist(&self) -> Result<(), ApiError> {
-        self.db
-            .flush_async()
+        // sled 0.34's `flush_async` deadlocks under concurrent callers (seen under `vu2f load`);
+        // its blocking `flush`, on tokio's blocking pool, does not.
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
             .await
+            .map_err(ApiError::storage)?
             .map(|_| ())
             .map_err(ApiError::storage)
     }
