@@ -15,6 +15,8 @@ ensure_python_venv "$venv" 'fido2>=2.0,<3' 'pytest>=8' 'locust>=2.20,<3'
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+# The fuzz crate is a workspace of its own (tests/fuzz); its sources are checked here too.
+rustfmt --check --edition 2021 tests/fuzz/checks.rs tests/fuzz/fuzz_targets/*.rs
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --release -- -D warnings
 

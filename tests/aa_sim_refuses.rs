@@ -96,8 +96,10 @@ async fn a_counter_that_went_back_because_the_store_was_restored_from_an_older_c
     assert_refused(&refused, "U2F_COUNTER_NOT_INCREASED");
 }
 
+/// Copies a directory tree with its modes, as `cp -a` does (a store must stay private).
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::metadata(from).unwrap().permissions()).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let target = to.join(entry.file_name());

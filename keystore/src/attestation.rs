@@ -19,6 +19,8 @@ use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
+use crate::lock::Vault;
+use zeroize::Zeroize;
 
 /// OID of the FIDO U2F transports extension.
 const FIDO_TRANSPORTS_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 45724, 2, 1, 1];
@@ -37,11 +39,19 @@ pub struct AttestationKey {
 
 impl AttestationKey {
     pub(crate) fn from_stored(stored: &StoredCertificate, rng: &SystemRandom) -> Result<Self> {
-        let key_pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &stored.key_pkcs8, rng)
-                .map_err(|e| crypto("attestation key", e))?;
+        Self::from_der(stored.certificate_der.clone(), &stored.key_pkcs8, rng)
+    }
+
+    /// A certificate and its PKCS#8 key (opened from the store).
+    pub(crate) fn from_der(
+        certificate_der: Vec<u8>,
+        key_pkcs8: &[u8],
+        rng: &SystemRandom,
+    ) -> Result<Self> {
+        let key_pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, key_pkcs8, rng)
+            .map_err(|e| crypto("attestation key", e))?;
         Ok(Self {
-            certificate_der: stored.certificate_der.clone(),
+            certificate_der,
             key_pair,
         })
     }
@@ -75,7 +85,55 @@ pub(crate) struct StoredAttestation {
     pub store_id: String,
     pub ca: StoredCertificate,
     pub batch: StoredCertificate,
+    /// Whether the two keys are sealed with the store key (`crate::lock`).
+    #[serde(default)]
+    pub sealed: bool,
 }
+
+impl StoredCertificate {
+    /// The private key, PKCS#8 (or sealed, as stored).
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key_pkcs8
+    }
+
+    /// Replaces the private key (with its sealed or opened form).
+    pub(crate) fn set_key(&mut self, key: Vec<u8>) {
+        self.key_pkcs8.zeroize();
+        self.key_pkcs8 = key;
+    }
+}
+
+impl Drop for StoredCertificate {
+    fn drop(&mut self) {
+        self.key_pkcs8.zeroize();
+    }
+}
+
+impl StoredAttestation {
+    /// With both keys opened by `vault`.
+    pub(crate) fn open(mut self, vault: &Vault) -> Result<Self> {
+        for (certificate, place) in [(&mut self.ca, CA_PLACE), (&mut self.batch, BATCH_PLACE)] {
+            let key = vault.open(certificate.key(), self.sealed, place)?;
+            certificate.set_key(key.to_vec());
+        }
+        self.sealed = false;
+        Ok(self)
+    }
+
+    /// With both keys (opened) sealed by `vault`, as it is to be stored.
+    pub(crate) fn seal(&self, vault: &Vault, rng: &SystemRandom) -> Result<Self> {
+        let mut sealed = self.clone();
+        for (certificate, place) in [(&mut sealed.ca, CA_PLACE), (&mut sealed.batch, BATCH_PLACE)] {
+            let key = vault.seal(certificate.key(), place, rng)?;
+            certificate.set_key(key);
+        }
+        sealed.sealed = vault.is_sealed();
+        Ok(sealed)
+    }
+}
+
+const CA_PLACE: &str = "attestation/ca";
+const BATCH_PLACE: &str = "attestation/batch";
 
 /// The store's attestation material, loaded.
 pub struct Attestation {
@@ -147,6 +205,7 @@ impl StoredAttestation {
             store_id,
             ca,
             batch,
+            sealed: false,
         })
     }
 }

@@ -41,6 +41,20 @@ pub enum StoreError {
     /// The signature counter reached its maximum value.
     #[error("the signature counter of token {0:?} is exhausted")]
     CounterExhausted(String),
+    /// The store is locked with a passphrase and none was given.
+    #[error("store {0} is locked with a passphrase: give it with --passphrase-file FILE, in VU2F_PASSPHRASE, or on a terminal")]
+    Locked(PathBuf),
+    /// The passphrase does not open the store.
+    #[error("wrong passphrase for this store")]
+    WrongPassphrase,
+    /// The store's files can be read by other users.
+    #[error("store {path} is not private: {detail}; fix it with `chmod -R go= {path}`")]
+    NotPrivate {
+        /// The store directory.
+        path: PathBuf,
+        /// Which file or directory others can reach, and its mode.
+        detail: String,
+    },
     /// Key generation, certificate generation or another cryptographic step failed.
     #[error("cryptography: {0}")]
     Crypto(String),

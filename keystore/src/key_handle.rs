@@ -20,6 +20,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 
 use crate::error::{Result, StoreError};
+use zeroize::Zeroize;
 
 const VERSION: u8 = 1;
 const PRIVATE_LEN: usize = 32;
@@ -35,6 +36,12 @@ pub struct CredentialKey {
     pub private_key: [u8; PRIVATE_LEN],
     /// The public point, uncompressed SEC1.
     pub public_key: [u8; PUBLIC_KEY_LEN],
+}
+
+impl Drop for CredentialKey {
+    fn drop(&mut self) {
+        self.private_key.zeroize();
+    }
 }
 
 impl CredentialKey {
@@ -99,6 +106,12 @@ pub enum UnwrapError {
 /// cache miss or a registration, and a process may hold 100,000 tokens.
 pub struct KeyWrapper {
     master_key: [u8; 32],
+}
+
+impl Drop for KeyWrapper {
+    fn drop(&mut self) {
+        self.master_key.zeroize();
+    }
 }
 
 impl KeyWrapper {
@@ -176,6 +189,7 @@ impl KeyWrapper {
             .private_key
             .copy_from_slice(&plain[..PRIVATE_LEN]);
         credential.public_key.copy_from_slice(&plain[PRIVATE_LEN..]);
+        sealed.zeroize();
         Ok(credential)
     }
 }

@@ -24,6 +24,7 @@ mod dirs;
 pub mod error;
 mod hex;
 pub mod key_handle;
+pub mod lock;
 pub mod store;
 
 pub use attestation::{Attestation, AttestationKey};
@@ -31,4 +32,5 @@ pub use counter::{Counter, DEFAULT_COUNTER_BLOCK};
 pub use dirs::default_store_dir;
 pub use error::StoreError;
 pub use key_handle::{CredentialKey, KeyWrapper, UnwrapError, KEY_HANDLE_LEN};
+pub use lock::Passphrase;
 pub use store::{Store, TokenInfo, TokenKeys, TokenOptions};

@@ -10,6 +10,7 @@ mod bench;
 mod companion;
 mod load;
 mod serve;
+mod store;
 mod token;
 
 /// vu2f: a software U2F security key for Linux.
@@ -30,6 +31,10 @@ struct Global {
     /// Print results as JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// Read the passphrase of a locked store from this file [default: $VU2F_PASSPHRASE, else
+    /// asked on the terminal]
+    #[arg(long, global = true, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
     /// Bytes of heap in use, from the binary's allocator.
     #[arg(skip)]
     heap_in_use: Option<crate::bench::HeapMeter>,
@@ -46,7 +51,10 @@ impl Global {
     }
 
     fn open_store(&self) -> anyhow::Result<keystore::Store> {
-        Ok(keystore::Store::open(&self.store_dir()?)?)
+        let dir = self.store_dir()?;
+        Ok(keystore::Store::open_unlocking(&dir, || {
+            store::passphrase(self, &dir)
+        })?)
     }
 }
 
@@ -55,6 +63,9 @@ enum Command {
     /// Create, list, show and remove tokens; export the attestation CA.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Lock the store's secrets with a passphrase, change it, or remove it.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Serve tokens to hosts: CTAPHID over UDP.
     Serve(serve::ServeArgs),
     /// Press the button of a token that a running `vu2f serve` serves.
@@ -102,6 +113,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let global = &cli.global;
     match cli.command {
         Command::Token(command) => token::run(global, command),
+        Command::Store(command) => store::run(global, command),
         Command::Serve(args) => serve::run(global, args),
         Command::Touch { name } => crate::device::control::touch(&global.store_dir()?, &name),
         Command::Bench(args) => bench::run(global, args),

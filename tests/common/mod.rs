@@ -81,7 +81,18 @@ pub struct Server {
 
 impl Server {
     pub fn start(store: &Path, tokens: &[&str], presence: &str) -> Server {
+        Server::start_with_env(store, tokens, presence, &[])
+    }
+
+    /// As [`Server::start`], with these environment variables.
+    pub fn start_with_env(
+        store: &Path,
+        tokens: &[&str],
+        presence: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut command = vu2f(store);
+        command.envs(env.iter().copied());
         command.args([
             "--json",
             "serve",

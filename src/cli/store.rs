@@ -1,0 +1,116 @@
+//! `vu2f store ...`: lock the store's secrets with a passphrase, change it, or remove it; and how
+//! every command gets the passphrase of a locked store (issue 6, "Secrets at rest").
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use keystore::{Passphrase, StoreError};
+use serde::Serialize;
+
+use super::{print, Global};
+
+/// Where the passphrase of a locked store comes from, in this order.
+pub(super) const PASSPHRASE_ENV: &str = "VU2F_PASSPHRASE";
+const NEW_PASSPHRASE_ENV: &str = "VU2F_NEW_PASSPHRASE";
+
+#[derive(Debug, Subcommand)]
+pub(super) enum StoreCommand {
+    /// Lock the store's secrets with a passphrase, or change it (Argon2id, then AES-256-GCM).
+    Lock {
+        /// Read the new passphrase from this file [default: $VU2F_NEW_PASSPHRASE, else asked
+        /// twice on the terminal]
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+    /// Remove the passphrase: secrets are stored unsealed again, in files only you can read.
+    Unlock,
+}
+
+#[derive(Serialize)]
+struct Locked {
+    store: PathBuf,
+    locked: bool,
+}
+
+fn read_file(path: &Path) -> anyhow::Result<Passphrase> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("passphrase file {}: {e}", path.display()))?;
+    Ok(Passphrase::from_line(bytes))
+}
+
+fn prompt(question: &str) -> std::io::Result<Passphrase> {
+    Ok(Passphrase::from_line(
+        rpassword::prompt_password(question)?.into_bytes(),
+    ))
+}
+
+/// The passphrase of the locked store in `dir`: `--passphrase-file`, else `$VU2F_PASSPHRASE`,
+/// else asked on the terminal.
+pub(super) fn passphrase(global: &Global, dir: &Path) -> keystore::error::Result<Passphrase> {
+    if let Some(file) = &global.passphrase_file {
+        return read_file(file).map_err(|e| StoreError::Crypto(e.to_string()));
+    }
+    if let Some(value) = std::env::var_os(PASSPHRASE_ENV) {
+        return Ok(Passphrase::from_line(value.into_encoded_bytes()));
+    }
+    if std::io::stdin().is_terminal() {
+        return prompt(&format!("Passphrase of store {}: ", dir.display())).map_err(|source| {
+            StoreError::Dir {
+                path: dir.to_owned(),
+                source,
+            }
+        });
+    }
+    Err(StoreError::Locked(dir.to_owned()))
+}
+
+fn new_passphrase(file: Option<&Path>) -> anyhow::Result<Passphrase> {
+    if let Some(file) = file {
+        return read_file(file);
+    }
+    if let Some(value) = std::env::var_os(NEW_PASSPHRASE_ENV) {
+        return Ok(Passphrase::from_line(value.into_encoded_bytes()));
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "no new passphrase: give it with --new-passphrase-file FILE or in {NEW_PASSPHRASE_ENV}"
+        );
+    }
+    let first = prompt("New passphrase: ")?;
+    let again = prompt("New passphrase again: ")?;
+    if !first.same_as(&again) {
+        anyhow::bail!("the two passphrases differ; nothing changed");
+    }
+    Ok(first)
+}
+
+pub(super) fn run(global: &Global, command: StoreCommand) -> anyhow::Result<()> {
+    let store = global.open_store()?;
+    let dir = store.dir().to_owned();
+    let store = match command {
+        StoreCommand::Lock {
+            new_passphrase_file,
+        } => {
+            let passphrase = new_passphrase(new_passphrase_file.as_deref())?;
+            if passphrase.is_empty() {
+                anyhow::bail!("the new passphrase is empty; nothing changed");
+            }
+            store.set_passphrase(Some(&passphrase))?
+        }
+        StoreCommand::Unlock => store.set_passphrase(None)?,
+    };
+    let locked = Locked {
+        store: dir,
+        locked: store.is_locked(),
+    };
+    print(global, &locked, |l| {
+        if l.locked {
+            format!(
+                "store {} is locked with the passphrase\n",
+                l.store.display()
+            )
+        } else {
+            format!("store {} has no passphrase\n", l.store.display())
+        }
+    })
+}
