@@ -53,12 +53,8 @@ impl Credential {
 fn register(addr: SocketAddr, token: &str, app_name: &str) -> Credential {
     let app = messages::app_param(app_name);
     let challenge = messages::challenge_param(app_name.as_bytes());
-    let mut udp = UdpTransport::connect(addr).unwrap();
-    let response = udp
-        .exchange(&messages::register_request(&challenge, &app))
-        .unwrap();
     let registration =
-        RegistrationResponse::try_from(messages::split_status(&response).unwrap()).unwrap();
+        common::register(&mut UdpTransport::connect(addr).unwrap(), &app, &challenge);
     Credential {
         token: token.into(),
         app,

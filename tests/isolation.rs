@@ -9,9 +9,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use vu2f::hid::{fragment, Command, BROADCAST_CID};
-use vu2f::transport::{TokenTransport, UdpTransport};
+use vu2f::transport::{InProcess, TokenTransport, UdpTransport};
 use vu2f::u2f::authenticator::Control;
-use vu2f::u2f::messages::{self, AuthenticationResponse, RegistrationResponse};
+use vu2f::u2f::messages::{self, AuthenticationResponse};
 use vu2f::u2f::PresencePolicy;
 
 fn serve() -> (tempfile::TempDir, common::Server) {
@@ -35,12 +35,7 @@ fn client(addr: SocketAddr, id: u8, rounds: usize) -> usize {
     let mut token = UdpTransport::connect(addr).unwrap();
     let app = messages::app_param(&format!("https://client{id}.vu2f.invalid"));
     let challenge = messages::challenge_param(&[id]);
-    let response = token
-        .exchange(&messages::register_request(&challenge, &app))
-        .unwrap();
-    let registration =
-        RegistrationResponse::try_from(messages::split_status(&response).unwrap()).unwrap();
-    registration.verify(&app, &challenge).unwrap();
+    let registration = common::register(&mut token, &app, &challenge);
     let request = messages::authenticate_request(
         Control::EnforcePresenceAndSign,
         &challenge,
@@ -133,14 +128,12 @@ fn a_client_that_vanishes_mid_message_holds_the_token_only_until_the_timeout() {
 fn a_key_handle_never_works_on_another_token_even_of_the_same_name() {
     let (_one, first_store) = common::store_with(&["t"]);
     let (_two, second_store) = common::store_with(&["t"]);
-    let mut first = common::engine(&first_store, "t", PresencePolicy::Auto);
+    let first = common::engine(&first_store, "t", PresencePolicy::Auto);
     let mut second = common::engine(&second_store, "t", PresencePolicy::Auto);
     let app = messages::app_param("https://cross.vu2f.invalid");
     let challenge = messages::challenge_param(b"cross");
     let now = Instant::now();
-    let response = first.process(&messages::register_request(&challenge, &app), now);
-    let registration =
-        RegistrationResponse::try_from(messages::split_status(&response).unwrap()).unwrap();
+    let registration = common::register(&mut InProcess::new(first), &app, &challenge);
     for control in [Control::CheckOnly, Control::EnforcePresenceAndSign] {
         let request =
             messages::authenticate_request(control, &challenge, &app, &registration.key_handle);

@@ -10,7 +10,7 @@ use std::process::{Output, Stdio};
 
 use vu2f::transport::{TokenTransport, UdpTransport};
 use vu2f::u2f::authenticator::Control;
-use vu2f::u2f::messages::{self, AuthenticationResponse, RegistrationResponse};
+use vu2f::u2f::messages::{self, AuthenticationResponse};
 
 fn run(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     common::vu2f(store)
@@ -39,10 +39,7 @@ fn a_locked_store_serves_only_with_its_passphrase() {
     let registration = {
         let server = common::Server::start(&store, &["t"], "auto");
         let mut udp = UdpTransport::connect(server.addrs[0].1).unwrap();
-        let response = udp
-            .exchange(&messages::register_request(&challenge, &app))
-            .unwrap();
-        RegistrationResponse::try_from(messages::split_status(&response).unwrap()).unwrap()
+        common::register(&mut udp, &app, &challenge)
     };
 
     let file = dir.path().join("passphrase");

@@ -121,3 +121,20 @@ impl Server {
         self.process.kill();
     }
 }
+
+/// Registers `token` for `app` and checks the attestation signature.
+pub fn register(
+    token: &mut dyn vu2f::transport::TokenTransport,
+    app: &[u8; 32],
+    challenge: &[u8; 32],
+) -> vu2f::u2f::messages::RegistrationResponse {
+    use vu2f::u2f::messages;
+    let response = token
+        .exchange(&messages::register_request(challenge, app))
+        .unwrap();
+    let registration =
+        messages::RegistrationResponse::try_from(messages::split_status(&response).unwrap())
+            .unwrap();
+    registration.verify(app, challenge).unwrap();
+    registration
+}
