@@ -44,6 +44,9 @@ pub enum StoreError {
     /// The store is locked with a passphrase and none was given.
     #[error("store {0} is locked with a passphrase: give it with --passphrase-file FILE, in VU2F_PASSPHRASE, or on a terminal")]
     Locked(PathBuf),
+    /// The passphrase could not be had (an unreadable file, a failed prompt).
+    #[error("cannot get the store's passphrase: {0}")]
+    NoPassphrase(String),
     /// The passphrase does not open the store.
     #[error("wrong passphrase for this store")]
     WrongPassphrase,

@@ -24,6 +24,8 @@ const COUNTERS: &str = "counters";
 const DB: &str = "db";
 const NEXT_DB: &str = "db.next";
 const OLD_DB: &str = "db.old";
+/// Held (flock) by the process that has the store open, rewrites included.
+const LOCK_FILE: &str = "lock";
 const RECORD_VERSION: u8 = 1;
 /// sled's page cache; the store's records are small.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -113,6 +115,8 @@ pub struct Store {
     in_use: Arc<Mutex<HashSet<String>>>,
     counter_block: u32,
     vault: Vault,
+    /// The open lock file, flock'ed: the store belongs to this process until dropped.
+    _lock: std::fs::File,
 }
 
 fn validate_name(name: &str) -> Result<()> {
@@ -179,6 +183,27 @@ fn check_private(dir: &Path) -> Result<()> {
     walk(dir, 0o077, dir)
 }
 
+/// Takes the store's lock file, or says which process kind holds it.
+fn take_lock(dir: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|source| StoreError::Dir { path, source })?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::InUse(dir.to_owned())),
+        Err(e) => Err(StoreError::Dir {
+            path: dir.to_owned(),
+            source: e.into(),
+        }),
+    }
+}
+
 fn open_db(dir: &Path, path: &Path) -> Result<sled::Db> {
     sled::Config::new()
         .path(path)
@@ -237,14 +262,16 @@ impl Store {
         dir: &Path,
         passphrase: impl FnOnce() -> Result<Passphrase>,
     ) -> Result<Self> {
-        Self::open_with(dir, |lock| match lock {
+        Self::open_with(dir, None, |lock| match lock {
             Some(record) => Vault::unlock(&passphrase()?, &record),
             None => Ok(Vault::Plain),
         })
     }
 
+    /// Opens the store, holding its lock file (`held`, when the caller took it already).
     fn open_with(
         dir: &Path,
+        held: Option<std::fs::File>,
         unlock: impl FnOnce(Option<LockRecord>) -> Result<Vault>,
     ) -> Result<Self> {
         let dir_error = |source| StoreError::Dir {
@@ -253,13 +280,17 @@ impl Store {
         };
         if dir.exists() {
             check_private(dir)?;
-            finish_rewrite(dir).map_err(dir_error)?;
         }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(dir_error)?;
+        let lock_file = match held {
+            Some(file) => file,
+            None => take_lock(dir)?,
+        };
+        finish_rewrite(dir).map_err(dir_error)?;
         let db = open_db(dir, &dir.join(DB))?;
         restrict_permissions(dir).map_err(dir_error)?;
         let rng = SystemRandom::new();
@@ -288,6 +319,7 @@ impl Store {
             in_use: Arc::default(),
             counter_block: DEFAULT_COUNTER_BLOCK,
             vault,
+            _lock: lock_file,
         })
     }
 
@@ -371,13 +403,22 @@ impl Store {
         }
         next.flush()?;
         drop((meta, tokens, next));
-        let (dir, block) = (self.dir.clone(), self.counter_block);
-        drop(self);
+        // The database closes; the lock file stays held across the swap.
+        let Store {
+            dir,
+            counter_block: block,
+            _lock: lock_file,
+            db,
+            tokens,
+            counters,
+            ..
+        } = self;
+        drop((tokens, counters, db));
         swap_in_rewrite(&dir).map_err(|source| StoreError::Dir {
             path: dir.clone(),
             source,
         })?;
-        let mut store = Self::open_with(&dir, |_| Ok(vault))?;
+        let mut store = Self::open_with(&dir, Some(lock_file), |_| Ok(vault))?;
         store.set_counter_block(block);
         Ok(store)
     }

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::{print, Global};
 
-/// Where the passphrase of a locked store comes from, in this order.
-pub(super) const PASSPHRASE_ENV: &str = "VU2F_PASSPHRASE";
+/// The environment variables that may hold the store's passphrase, and a new one for `lock`.
+const PASSPHRASE_ENV: &str = "VU2F_PASSPHRASE";
 const NEW_PASSPHRASE_ENV: &str = "VU2F_NEW_PASSPHRASE";
 
 #[derive(Debug, Subcommand)]
@@ -48,18 +48,14 @@ fn prompt(question: &str) -> std::io::Result<Passphrase> {
 /// else asked on the terminal.
 pub(super) fn passphrase(global: &Global, dir: &Path) -> keystore::error::Result<Passphrase> {
     if let Some(file) = &global.passphrase_file {
-        return read_file(file).map_err(|e| StoreError::Crypto(e.to_string()));
+        return read_file(file).map_err(|e| StoreError::NoPassphrase(e.to_string()));
     }
     if let Some(value) = std::env::var_os(PASSPHRASE_ENV) {
         return Ok(Passphrase::from_line(value.into_encoded_bytes()));
     }
     if std::io::stdin().is_terminal() {
-        return prompt(&format!("Passphrase of store {}: ", dir.display())).map_err(|source| {
-            StoreError::Dir {
-                path: dir.to_owned(),
-                source,
-            }
-        });
+        return prompt(&format!("Passphrase of store {}: ", dir.display()))
+            .map_err(|e| StoreError::NoPassphrase(format!("terminal: {e}")));
     }
     Err(StoreError::Locked(dir.to_owned()))
 }
