@@ -4,10 +4,12 @@
 //! [`sled`] database (`DESIGN.md`, "Decisions"):
 //!
 //! ```text
-//!  store dir (0700)
-//!  └── sled db ── tree "meta"      attestation CA + batch certificate (generated at first use)
-//!               ├ tree "tokens"    name -> TokenRecord (master key, optional own certificate)
-//!               └ tree "counters"  name -> persisted counter ceiling (u32, big-endian)
+//!  store dir (0700; refused if others can read into it)
+//!  ├── lock        flock'ed by the process that has the store open
+//!  └── db/ (sled) ── tree "meta"      attestation CA + batch certificate (generated at first use),
+//!                 │                   and "lock": the passphrase's KDF salt and wrapped store key
+//!                 ├ tree "tokens"    name -> TokenRecord (master key, optional own certificate)
+//!                 └ tree "counters"  name -> persisted counter ceiling (u32, big-endian)
 //! ```
 //!
 //! * [`key_handle`]: credential private keys are not stored; they are sealed into the key handle with
@@ -15,6 +17,7 @@
 //! * [`counter`]: one global signature counter per token that never repeats and never goes back, even
 //!   across `kill -9`, with one flush per block of values rather than one per signature.
 //! * [`attestation`]: the store's own attestation CA and the batch certificate its tokens share.
+//! * [`lock`]: a store locked with a passphrase keeps every secret above sealed (Argon2id, AES-GCM).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
