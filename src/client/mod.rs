@@ -30,7 +30,7 @@ pub enum ClientError {
     #[error("{0}")]
     Config(String),
     /// The server could not be reached.
-    #[error("{call}: cannot reach the server: {detail}")]
+    #[error("{call}: cannot reach the server: {}", one_line(detail))]
     Unreachable {
         /// `METHOD /path`.
         call: String,
@@ -46,7 +46,7 @@ pub enum ClientError {
         after: Duration,
     },
     /// The server answered an HTTP error.
-    #[error("{call}: HTTP {status}: {detail}")]
+    #[error("{call}: HTTP {status}: {}", one_line(detail))]
     Http {
         /// `METHOD /path`.
         call: String,
@@ -56,7 +56,7 @@ pub enum ClientError {
         detail: String,
     },
     /// The server answered something that is not what the call expects.
-    #[error("{call}: bad reply: {detail}")]
+    #[error("{call}: bad reply: {}", one_line(detail))]
     BadReply {
         /// `METHOD /path`.
         call: String,
@@ -64,7 +64,7 @@ pub enum ClientError {
         detail: String,
     },
     /// The server refused: `FAILED`, with its reason.
-    #[error("{call}: {status}{}: {msg}", reason.as_deref().map(|r| format!(" {r}")).unwrap_or_default())]
+    #[error("{call}: {}{}: {}", one_line(status), reason.as_deref().map(|r| format!(" {}", one_line(r))).unwrap_or_default(), one_line(msg))]
     Refused {
         /// `METHOD /path`.
         call: String,
@@ -84,7 +84,7 @@ pub enum ClientError {
         origin: String,
     },
     /// The token failed or refused.
-    #[error("token: {0}")]
+    #[error("token: {}", one_line(.0))]
     Token(String),
     /// Nobody touched the token in time (it kept answering `6985`).
     #[error("token: {operation}: nobody touched the token in time (6985)")]
@@ -98,6 +98,33 @@ pub enum ClientError {
         /// How many were offered.
         offered: usize,
     },
+}
+
+/// Longest a server-supplied text may run in an error, in characters.
+const MAX_QUOTED: usize = 240;
+
+/// `text` fit for one line of a terminal: control characters (newlines, escape sequences) written
+/// as escapes, and cut after [`MAX_QUOTED`] characters. Errors quote what a server said, and a
+/// hostile or broken server must not be able to break the line or drive the terminal.
+pub fn one_line(text: &str) -> String {
+    let mut line = String::new();
+    for (count, c) in text.chars().enumerate() {
+        if count == MAX_QUOTED {
+            line.push('…');
+            break;
+        }
+        if c.is_control() || is_bidi_control(c) {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
+}
+
+/// The invisible characters that reorder how a line reads (Trojan Source, CVE-2021-42574).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// One call to the server or the token, and what came back.
@@ -118,13 +145,13 @@ pub struct Step {
 impl Step {
     /// The step as one line for people.
     pub fn to_line(&self) -> String {
-        let mut line = format!("{:<52} {}", self.request, self.status);
+        let mut line = format!("{:<52} {}", one_line(&self.request), one_line(&self.status));
         if let Some(reason) = &self.reason {
             line.push(' ');
-            line.push_str(reason);
+            line.push_str(&one_line(reason));
         }
         if let Some(msgid) = &self.msgid {
-            line.push_str(&format!(" ({msgid})"));
+            line.push_str(&format!(" ({})", one_line(msgid)));
         }
         line
     }
@@ -132,3 +159,58 @@ impl Step {
 
 /// Where steps go as they happen.
 pub type StepSink<'a> = &'a mut (dyn FnMut(&Step) + Send);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_text_in_an_error_stays_on_one_line() {
+        let error = ClientError::Refused {
+            call: "POST /api/v1/logon/1/do_logon".into(),
+            status: "FAILED".into(),
+            reason: Some("WRONG\nREASON".into()),
+            msg: "line one\r\n\u{1b}[31mred\u{202e}txet".into(),
+        };
+        let text = error.to_string();
+        assert!(
+            !text.chars().any(|c| c.is_control() || is_bidi_control(c)),
+            "{text:?}"
+        );
+        assert_eq!(
+            text,
+            "POST /api/v1/logon/1/do_logon: FAILED WRONG\\nREASON: \
+             line one\\r\\n\\u{1b}[31mred\\u{202e}txet"
+        );
+    }
+
+    #[test]
+    fn a_long_server_text_is_cut() {
+        let error = ClientError::BadReply {
+            call: "GET /x".into(),
+            detail: "é".repeat(10_000),
+        };
+        let text = error.to_string();
+        assert_eq!(
+            text.chars().count(),
+            "GET /x: bad reply: ".len() + MAX_QUOTED + 1
+        );
+        assert!(text.ends_with("é…"));
+    }
+
+    #[test]
+    fn a_step_shows_server_text_on_one_line() {
+        let step = Step {
+            request: "POST /api/v1/logon".into(),
+            status: "MORE\nDATA".into(),
+            reason: Some("\u{1b}]0;title\u{7}".into()),
+            msgid: Some("AUTH\r1".into()),
+        };
+        let line = step.to_line();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(
+            line.ends_with("MORE\\nDATA \\u{1b}]0;title\\u{7} (AUTH\\r1)"),
+            "{line:?}"
+        );
+    }
+}
