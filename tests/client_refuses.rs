@@ -260,7 +260,7 @@ async fn an_app_id_on_another_host_needs_the_users_permission() {
         app_id: Some("https://aa.example.com".into()),
         ..SimConfig::default()
     };
-    let aa = common::aa::Aa::start(config).await;
+    let mut aa = common::aa::Aa::start(config).await;
     let (_dir, store) = common::store_with(&[]);
     let mut token = common::aa::Aa::token(&store, "t");
     let refused = aa.enroll(&mut token, "alice").await.unwrap_err();
@@ -274,10 +274,7 @@ async fn an_app_id_on_another_host_needs_the_users_permission() {
         vec!["https://aa.example.com".into()],
         None,
     );
-    let aa = common::aa::Aa {
-        policy: allowed,
-        ..aa
-    };
+    aa.client.policy = allowed;
     aa.enroll(&mut token, "alice").await.unwrap();
     aa.logon(&mut token, "alice").await.unwrap();
 }

@@ -12,14 +12,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::aa::{admin_access, quiet, Aa};
+use common::aa::{admin_access, quiet, Aa, AaClient};
 use rand::Rng;
 use vu2f::aa::enroll::TemplateList;
 use vu2f::aa::paths;
 use vu2f::aa_sim::SimConfig;
-use vu2f::client::enroll::{EnrollRequest, DEFAULT_ENROLL_EVENT};
+use vu2f::client::enroll::DEFAULT_ENROLL_EVENT;
 use vu2f::client::logon::{Logon, LogonRequest};
-use vu2f::client::{AaHttp, ClientError, Endpoint, OriginPolicy, TlsTrust, TokenClient};
+use vu2f::client::{ClientError, TokenClient};
 
 const KILLS: usize = 200;
 /// The whole test must end within this, restarts included.
@@ -29,12 +29,10 @@ const LOGON_USERS: [&str; 2] = ["alice", "admin"];
 /// The user who enrolls new tokens in a loop.
 const ENROLLING_USER: &str = "bob";
 
-/// A connection to one life of the emulator.
+/// One life of the emulator, and a client connected to it.
 struct Life {
     process: Mutex<common::Running>,
-    http: AaHttp,
-    endpoint: Endpoint,
-    policy: OriginPolicy,
+    client: AaClient,
 }
 
 impl Life {
@@ -46,16 +44,10 @@ impl Life {
             .arg(data);
         let (process, lines) = common::Running::start(command, 1);
         let url = lines[0]["url"].as_str().unwrap();
-        let http = AaHttp::new(url, &TlsTrust::System, Duration::from_secs(10)).unwrap();
-        let endpoint = Endpoint::open(&http, &admin_access(config, None), &mut quiet())
-            .await
-            .unwrap();
-        let policy = OriginPolicy::new(http.origin(), Vec::new(), None);
+        let client = AaClient::connect(url, config.clone(), &admin_access(config, None)).await;
         Life {
             process: Mutex::new(process),
-            http,
-            endpoint,
-            policy,
+            client,
         }
     }
 
@@ -65,18 +57,25 @@ impl Life {
     }
 
     /// The templates of `user`, by id, with their stored counters.
-    async fn templates(&self, config: &SimConfig, user: &str) -> HashMap<String, u32> {
-        let session = Logon::new(&self.http, &self.endpoint, None, &self.policy, &mut quiet())
-            .run(&LogonRequest {
-                user: user.into(),
-                event: DEFAULT_ENROLL_EVENT.into(),
-                password: Some(config.user(user).unwrap().password.clone()),
-                first_method: None,
-            })
-            .await
-            .unwrap();
+    async fn templates(&self, user: &str) -> HashMap<String, u32> {
+        let client = &self.client;
+        let session = Logon::new(
+            &client.http,
+            &client.endpoint,
+            None,
+            &client.policy,
+            &mut quiet(),
+        )
+        .run(&LogonRequest {
+            user: user.into(),
+            event: DEFAULT_ENROLL_EVENT.into(),
+            password: Some(client.password(user)),
+            first_method: None,
+        })
+        .await
+        .unwrap();
         let user_id = session.user_id.unwrap();
-        let list: TemplateList = self
+        let list: TemplateList = client
             .http
             .get(
                 &paths::fill(paths::TEMPLATES, &[("user_id", &user_id)]),
@@ -93,45 +92,15 @@ impl Life {
             .collect()
     }
 
+    /// A U2F logon; the counter the emulator accepted.
     async fn logon(&self, token: &mut TokenClient, user: &str) -> Result<u32, ClientError> {
-        let logged_on = Logon::new(
-            &self.http,
-            &self.endpoint,
-            Some(token),
-            &self.policy,
-            &mut quiet(),
-        )
-        .run(&LogonRequest {
-            user: user.into(),
-            event: "Search Card".into(),
-            password: None,
-            first_method: None,
-        })
-        .await?;
+        let logged_on = self.client.logon(token, user).await?;
         Ok(logged_on.counter.expect("a U2F logon has a counter"))
     }
 
-    async fn enroll(
-        &self,
-        config: &SimConfig,
-        token: &mut TokenClient,
-        user: &str,
-    ) -> Result<String, ClientError> {
-        let enrolled = vu2f::client::enroll::enroll(
-            &self.http,
-            &self.endpoint,
-            token,
-            &self.policy,
-            &EnrollRequest {
-                user: user.into(),
-                password: config.user(user).unwrap().password.clone(),
-                event: DEFAULT_ENROLL_EVENT.into(),
-                comment: "crash".into(),
-            },
-            &mut quiet(),
-        )
-        .await?;
-        Ok(enrolled.template_id)
+    /// A new template; its id.
+    async fn enroll(&self, token: &mut TokenClient, user: &str) -> Result<String, ClientError> {
+        Ok(self.client.enroll(token, user).await?.template_id)
     }
 }
 
@@ -204,7 +173,7 @@ async fn sigkill_loses_no_template_and_accepts_no_counter_regression() {
         let life = Life::start(&data, &listen, &config).await;
         for user in LOGON_USERS {
             let mut token = Aa::token(&store, user);
-            let id = life.enroll(&config, &mut token, user).await.unwrap();
+            let id = life.enroll(&mut token, user).await.unwrap();
             acknowledged.template(user, id);
             tokens.insert(user, token);
         }
@@ -217,7 +186,7 @@ async fn sigkill_loses_no_template_and_accepts_no_counter_regression() {
         assert!(begun.elapsed() < BOUND, "run {run} began after {BOUND:?}");
         let life = Arc::new(Life::start(&data, &listen, &config).await);
         for user in LOGON_USERS.iter().chain([&ENROLLING_USER]) {
-            acknowledged.check(run, user, &life.templates(&config, user).await);
+            acknowledged.check(run, user, &life.templates(user).await);
         }
         for user in LOGON_USERS {
             let counter = life
@@ -247,13 +216,13 @@ async fn sigkill_loses_no_template_and_accepts_no_counter_regression() {
         let enroller = {
             let (life, killed, store) =
                 (Arc::clone(&life), Arc::clone(&killed), Arc::clone(&store));
-            let (config, count) = (config.clone(), Arc::clone(&enrolled_tokens));
+            let count = Arc::clone(&enrolled_tokens);
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 loop {
                     let name = format!("bob-{}", count.fetch_add(1, Ordering::SeqCst));
                     let mut token = Aa::token(&store, &name);
-                    match life.enroll(&config, &mut token, ENROLLING_USER).await {
+                    match life.enroll(&mut token, ENROLLING_USER).await {
                         Ok(id) => ids.push(id),
                         Err(e) if gone(&e, &killed) => break,
                         Err(e) => panic!("bob's enrollment refused: {e}"),

@@ -25,14 +25,28 @@ pub fn token_over(transport: Box<dyn TokenTransport + Send>) -> TokenClient {
     TokenClient::new(transport, Duration::from_secs(5))
 }
 
-/// A running emulator and a client connected to it.
-pub struct Aa {
-    pub sim: RunningSim,
+/// A client of an emulator at a URL, with an endpoint session open: the calls of a logon and an
+/// enrollment, whole or step by step.
+pub struct AaClient {
     pub config: SimConfig,
     pub http: AaHttp,
     pub endpoint: Endpoint,
     pub policy: OriginPolicy,
+}
+
+/// An emulator running in this process, and a client connected to it.
+pub struct Aa {
+    pub sim: RunningSim,
+    pub client: AaClient,
     pub dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Aa {
+    type Target = AaClient;
+
+    fn deref(&self) -> &AaClient {
+        &self.client
+    }
 }
 
 /// Asserts that `error` is the server's `FAILED` with `reason`.
@@ -77,21 +91,8 @@ impl Aa {
         dir: tempfile::TempDir,
         access: &EndpointAccess,
     ) -> Aa {
-        let http = AaHttp::new(&sim.url, &TlsTrust::System, Duration::from_secs(10)).unwrap();
-        let endpoint = Endpoint::open(&http, access, &mut quiet()).await.unwrap();
-        let policy = OriginPolicy::new(http.origin(), Vec::new(), None);
-        Aa {
-            sim,
-            config,
-            http,
-            endpoint,
-            policy,
-            dir,
-        }
-    }
-
-    pub fn password(&self, user: &str) -> String {
-        self.config.user(user).unwrap().password.clone()
+        let client = AaClient::connect(&sim.url, config, access).await;
+        Aa { sim, client, dir }
     }
 
     /// An in-process token of `store`.
@@ -105,6 +106,25 @@ impl Aa {
             store.load(name).unwrap(),
             Presence::new(PresencePolicy::Auto),
         ))))
+    }
+}
+
+impl AaClient {
+    /// Opens an endpoint session with the emulator at `url`.
+    pub async fn connect(url: &str, config: SimConfig, access: &EndpointAccess) -> AaClient {
+        let http = AaHttp::new(url, &TlsTrust::System, Duration::from_secs(10)).unwrap();
+        let endpoint = Endpoint::open(&http, access, &mut quiet()).await.unwrap();
+        let policy = OriginPolicy::new(http.origin(), Vec::new(), None);
+        AaClient {
+            config,
+            http,
+            endpoint,
+            policy,
+        }
+    }
+
+    pub fn password(&self, user: &str) -> String {
+        self.config.user(user).unwrap().password.clone()
     }
 
     pub async fn enroll(
