@@ -3,6 +3,7 @@
 //! enroll processes, issued challenges).
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -124,6 +125,19 @@ pub struct SimState {
     /// Key handle to `user_id/template_id`: no handle is enrolled twice.
     key_handles: sled::Tree,
     live: Mutex<Live>,
+    commits: GroupCommit,
+}
+
+/// Group commit: one flush makes the writes of every caller waiting at its start durable, so
+/// concurrent acknowledgements share a flush rather than queueing one each.
+#[derive(Default)]
+struct GroupCommit {
+    /// Tickets handed out; a caller takes one after its writes.
+    issued: AtomicU64,
+    /// Every ticket up to this one is on disk; held while a flush runs.
+    durable: tokio::sync::Mutex<u64>,
+    /// Flushes run.
+    flushes: AtomicU64,
 }
 
 /// `T` from a sled value.
@@ -166,6 +180,7 @@ impl SimState {
             key_handles: db.open_tree("key_handles")?,
             db,
             live: Mutex::new(Live::default()),
+            commits: GroupCommit::default(),
         })
     }
 
@@ -302,16 +317,26 @@ impl SimState {
     }
 
     /// Waits until every write so far is on disk: called before a reply that acknowledges a
-    /// template or a raised counter, so that a crash after the reply loses neither.
+    /// template or a raised counter, so that a crash after the reply loses neither. Callers that
+    /// arrive while a flush runs share the next one ([`GroupCommit`]).
     pub async fn persist(&self) -> Result<(), ApiError> {
+        let ticket = self.commits.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut durable = self.commits.durable.lock().await;
+        if *durable >= ticket {
+            return Ok(());
+        }
+        // Every ticket issued by now was taken after its writes, so this flush covers them all.
+        let covered = self.commits.issued.load(Ordering::SeqCst);
         // sled 0.34's `flush_async` deadlocks under concurrent callers (seen under `vu2f load`);
         // its blocking `flush`, on tokio's blocking pool, does not.
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(ApiError::storage)?
-            .map(|_| ())
-            .map_err(ApiError::storage)
+            .map_err(ApiError::storage)?;
+        self.commits.flushes.fetch_add(1, Ordering::Relaxed);
+        *durable = covered;
+        Ok(())
     }
 
     /// Whether any user has a template with this key handle.
@@ -319,5 +344,46 @@ impl SimState {
         self.key_handles
             .contains_key(key_handle.as_bytes())
             .map_err(ApiError::storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_acknowledgements_share_flushes_and_each_waits_for_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(
+            SimState::open(dir.path(), SimConfig::default(), "https://x".into(), vec![]).unwrap(),
+        );
+        let callers: u64 = 64;
+        let tasks: Vec<_> = (0..callers)
+            .map(|i| {
+                let state = Arc::clone(&state);
+                tokio::spawn(async move {
+                    state.templates.insert(i.to_be_bytes(), b"t").unwrap();
+                    state.persist().await.unwrap();
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let flushes = state.commits.flushes.load(Ordering::Relaxed);
+        assert!(
+            (1..callers).contains(&flushes),
+            "{flushes} flushes for {callers} concurrent callers"
+        );
+        assert_eq!(*state.commits.durable.lock().await, callers);
+
+        state.persist().await.unwrap();
+        assert_eq!(
+            state.commits.flushes.load(Ordering::Relaxed),
+            flushes + 1,
+            "a caller after the others gets a flush of its own"
+        );
     }
 }
