@@ -9,7 +9,8 @@
 //! * [`config`]: users, chains, events, App ID and facets, lifetimes.
 //! * `endpoints`, `logon`, `enroll`: the handlers, by part of the API.
 //! * `u2f_check`: what a relying party verifies (section 4), as pure functions.
-//! * `state`, `records`: what is kept, in sled and in memory.
+//! * `state`, `records`: what is kept, in sled and in memory; `expiring`: sessions that expire,
+//!   removed as new ones come in.
 //! * `error`: the error body (1.5) and the extractors that produce it.
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ pub mod config;
 mod endpoints;
 mod enroll;
 mod error;
+mod expiring;
 mod logon;
 mod records;
 mod responses;

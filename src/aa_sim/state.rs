@@ -13,6 +13,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use super::config::{SimConfig, UserConfig};
 use super::error::ApiError;
+use super::expiring::Expiring;
 use super::records::{now_unix, EndpointSessionRecord, LoginSessionRecord, TemplateRecord};
 
 /// A U2F challenge handed out by a logon or enroll process.
@@ -118,8 +119,8 @@ pub struct SimState {
     db: sled::Db,
     /// Endpoints by id.
     pub endpoints: sled::Tree,
-    endpoint_sessions: sled::Tree,
-    login_sessions: sled::Tree,
+    endpoint_sessions: Expiring,
+    login_sessions: Expiring,
     /// Templates, keyed `user_id/template_id`.
     pub templates: sled::Tree,
     /// Key handle to `user_id/template_id`: no handle is enrolled twice.
@@ -174,8 +175,8 @@ impl SimState {
             app_id,
             facets,
             endpoints: db.open_tree("endpoints")?,
-            endpoint_sessions: db.open_tree("endpoint_sessions")?,
-            login_sessions: db.open_tree("login_sessions")?,
+            endpoint_sessions: Expiring::open(&db, "endpoint_sessions")?,
+            login_sessions: Expiring::open(&db, "login_sessions")?,
             templates: db.open_tree("templates")?,
             key_handles: db.open_tree("key_handles")?,
             db,
@@ -209,14 +210,14 @@ impl SimState {
 
     /// Opens an endpoint session.
     pub fn open_endpoint_session(&self, id: &str, endpoint_id: &str) -> Result<(), ApiError> {
+        let now = now_unix();
         let record = EndpointSessionRecord {
             endpoint_id: endpoint_id.into(),
-            expires_unix: now_unix() + self.config.endpoint_session_ttl_secs,
+            expires_unix: now + self.config.endpoint_session_ttl_secs,
         };
         self.endpoint_sessions
-            .insert(id, encode(&record))
-            .map_err(ApiError::storage)?;
-        Ok(())
+            .insert(id, &encode(&record), now)
+            .map_err(ApiError::storage)
     }
 
     /// Checks that `id` is a live endpoint session.
@@ -242,15 +243,15 @@ impl SimState {
 
     /// Opens a login session for `user` after a logon to `event`.
     pub fn open_login_session(&self, id: &str, user: &str, event: &str) -> Result<(), ApiError> {
+        let now = now_unix();
         let record = LoginSessionRecord {
             user: user.into(),
             event: event.into(),
-            expires_unix: now_unix() + self.config.login_session_ttl_secs,
+            expires_unix: now + self.config.login_session_ttl_secs,
         };
         self.login_sessions
-            .insert(id, encode(&record))
-            .map_err(ApiError::storage)?;
-        Ok(())
+            .insert(id, &encode(&record), now)
+            .map_err(ApiError::storage)
     }
 
     /// The live login session `id`.
