@@ -156,11 +156,32 @@ pub async fn start(options: SimOptions) -> anyhow::Result<RunningSim> {
 }
 
 impl RunningSim {
-    /// Stops serving and flushes the database.
+    /// Stops serving, waits for the connections to let go of the database, flushes and closes
+    /// it: once this returns, another emulator can open the same data directory.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.handle.shutdown();
         self.task.await??;
-        self.state.flush()?;
+        // The server returns at once; its connection tasks, told to stop, drop their handles to
+        // the state (and any flush they started finishes) a moment later.
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        let mut state = self.state;
+        let state = loop {
+            match Arc::try_unwrap(state) {
+                Ok(state) => break state,
+                Err(shared) if tokio::time::Instant::now() < deadline => {
+                    state = shared;
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                Err(_) => anyhow::bail!(
+                    "connections still hold the emulator's database {} s after the stop",
+                    STOP_GRACE.as_secs()
+                ),
+            }
+        };
+        state.flush()?;
         Ok(())
     }
 }
+
+/// How long [`RunningSim::stop`] waits for connections to let go of the database.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -320,7 +320,7 @@ impl SimState {
     /// Waits until every write so far is on disk: called before a reply that acknowledges a
     /// template or a raised counter, so that a crash after the reply loses neither. Callers that
     /// arrive while a flush runs share the next one ([`GroupCommit`]).
-    pub async fn persist(&self) -> Result<(), ApiError> {
+    pub async fn persist(self: &Arc<Self>) -> Result<(), ApiError> {
         let ticket = self.commits.issued.fetch_add(1, Ordering::SeqCst) + 1;
         let mut durable = self.commits.durable.lock().await;
         if *durable >= ticket {
@@ -329,9 +329,10 @@ impl SimState {
         // Every ticket issued by now was taken after its writes, so this flush covers them all.
         let covered = self.commits.issued.load(Ordering::SeqCst);
         // sled 0.34's `flush_async` deadlocks under concurrent callers (seen under `vu2f load`);
-        // its blocking `flush`, on tokio's blocking pool, does not.
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
+        // its blocking `flush`, on tokio's blocking pool, does not. The flush holds the state, not
+        // a clone of the database, so that [`super::RunningSim::stop`] knows when it is done.
+        let state = Arc::clone(self);
+        tokio::task::spawn_blocking(move || state.db.flush())
             .await
             .map_err(ApiError::storage)?
             .map_err(ApiError::storage)?;
