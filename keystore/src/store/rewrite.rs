@@ -167,16 +167,22 @@ mod tests {
         secrets
     }
 
+    /// A new store in a temporary directory, with one token "a".
+    fn store_with_token_a() -> (tempfile::TempDir, PathBuf, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let store = Store::open(&path).unwrap();
+        store.create_token("a", TokenOptions::default()).unwrap();
+        (dir, path, store)
+    }
+
     fn passphrase(text: &str) -> Passphrase {
         Passphrase::new(text.as_bytes().to_vec())
     }
 
     #[test]
     fn a_locked_store_keeps_no_secret_readable_and_opens_only_with_its_passphrase() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let store = Store::open(&path).unwrap();
-        store.create_token("a", TokenOptions::default()).unwrap();
+        let (_dir, path, store) = store_with_token_a();
         store
             .create_token(
                 "own",
@@ -236,10 +242,7 @@ mod tests {
 
     #[test]
     fn the_plain_store_files_do_hold_the_secrets_the_scan_looks_for() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let store = Store::open(&path).unwrap();
-        store.create_token("a", TokenOptions::default()).unwrap();
+        let (_dir, path, store) = store_with_token_a();
         let secrets = secrets(&store);
         drop(store);
         let all: Vec<u8> = contents(&path).into_iter().flat_map(|(_, b)| b).collect();
@@ -249,10 +252,7 @@ mod tests {
 
     #[test]
     fn counters_survive_locking() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let store = Store::open(&path).unwrap();
-        store.create_token("a", TokenOptions::default()).unwrap();
+        let (_dir, _, store) = store_with_token_a();
         let mut keys = store.load("a").unwrap();
         let last = (0..5)
             .map(|_| keys.counter.next_value().unwrap())
@@ -266,10 +266,7 @@ mod tests {
 
     #[test]
     fn a_rewrite_cut_off_by_a_crash_is_finished_or_forgotten() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let store = Store::open(&path).unwrap();
-        store.create_token("a", TokenOptions::default()).unwrap();
+        let (_dir, path, store) = store_with_token_a();
         drop(store);
         // Crashed between the two renames: only db.next is left.
         std::fs::rename(path.join(DB), path.join(NEXT_DB)).unwrap();
