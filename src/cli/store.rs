@@ -32,6 +32,19 @@ struct Locked {
     locked: bool,
 }
 
+/// Makes this process non-dumpable (`PR_SET_DUMPABLE`, as ssh-agent does) before it takes a
+/// passphrase: no core dump carries the store's secrets, and the user's other processes can no
+/// longer attach to it or read its `/proc/PID/environ` and `/proc/PID/mem`, which the kernel then
+/// gives to root. `$VU2F_PASSPHRASE` stays readable only in the moments before this call.
+fn keep_secrets_from_other_processes() -> keystore::error::Result<()> {
+    use rustix::process::{set_dumpable_behavior, DumpableBehavior};
+    set_dumpable_behavior(DumpableBehavior::NotDumpable).map_err(|e| {
+        StoreError::NoPassphrase(format!(
+            "could not first keep it from other processes (PR_SET_DUMPABLE: {e})"
+        ))
+    })
+}
+
 fn read_file(path: &Path) -> anyhow::Result<Passphrase> {
     let bytes = std::fs::read(path)
         .map_err(|e| anyhow::anyhow!("passphrase file {}: {e}", path.display()))?;
@@ -47,6 +60,7 @@ fn prompt(question: &str) -> std::io::Result<Passphrase> {
 /// The passphrase of the locked store in `dir`: `--passphrase-file`, else `$VU2F_PASSPHRASE`,
 /// else asked on the terminal.
 pub(super) fn passphrase(global: &Global, dir: &Path) -> keystore::error::Result<Passphrase> {
+    keep_secrets_from_other_processes()?;
     if let Some(file) = &global.passphrase_file {
         return read_file(file).map_err(|e| StoreError::NoPassphrase(e.to_string()));
     }
@@ -61,6 +75,7 @@ pub(super) fn passphrase(global: &Global, dir: &Path) -> keystore::error::Result
 }
 
 fn new_passphrase(file: Option<&Path>) -> anyhow::Result<Passphrase> {
+    keep_secrets_from_other_processes()?;
     if let Some(file) = file {
         return read_file(file);
     }
