@@ -132,6 +132,7 @@ fn as_the_user(program: &Path, dir: &Path) -> Command {
 fn environ_seen_by_the_user(pid: u32, dir: &Path) -> Result<String, String> {
     let cat = as_the_user(Path::new("cat"), dir)
         .arg(format!("/proc/{pid}/environ"))
+        .env("LC_ALL", "C")
         .output()
         .unwrap();
     if cat.status.success() {
@@ -166,7 +167,8 @@ fn the_passphrase_in_the_environment_is_kept_from_the_users_other_processes() {
     };
     for store in ["plain", "locked"] {
         let created = vu2f_on(store).args(["token", "create", "t"]).output();
-        assert!(created.unwrap().status.success());
+        let created = created.unwrap();
+        assert!(created.status.success(), "{created:?}");
     }
     let locked = vu2f_on("locked")
         .args(["store", "lock"])
