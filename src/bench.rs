@@ -151,6 +151,7 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
                 prefix: "bench-".into(),
                 enroll: true,
                 event: "Search Card".into(),
+                chain: None,
                 model: crate::load::Model::Concurrency(32),
                 until: crate::load::Until::Duration(duration),
                 ramp_up: Duration::ZERO,

@@ -1,6 +1,7 @@
 //! `vu2f demo`, the README's first command: in one process and a throwaway directory, the AA
-//! emulator starts on a loopback port, a token is created, enrolled for a user and used to log on
-//! (`U2F:1` alone, then the chain `PASSWORD:1` → `U2F:1`), every step shown as it happens.
+//! emulator starts on a loopback port, a token is created, enrolled for a user as AA's portal does
+//! it, used to log on through the user's chains (`U2F:1` alone, then `PASSWORD:1` → `U2F:1`) and
+//! its template tested, every step shown as it happens.
 use std::time::Duration;
 
 use serde::Serialize;
@@ -146,6 +147,8 @@ pub async fn run(observer: &mut dyn DemoObserver) -> anyhow::Result<DemoReport> 
             user: USER.into(),
             password: alice_password.clone(),
             event: DEFAULT_ENROLL_EVENT.into(),
+            chain: None,
+            category: String::new(),
             comment: "vu2f demo".into(),
         },
         &mut |s: &Step| recorder.step(s),
@@ -174,12 +177,35 @@ pub async fn run(observer: &mut dyn DemoObserver) -> anyhow::Result<DemoReport> 
             user: USER.into(),
             event: event.into(),
             password,
-            first_method: None,
+            chain: None,
         })
         .await?;
         recorder.end(format!("login_session_id {}", logged_on.login_session_id));
         last_session = logged_on.login_session_id;
     }
+    recorder.begin(format!(
+        "Test {USER}'s U2F template as AA's portal does (after a logon to {DEFAULT_ENROLL_EVENT:?})"
+    ));
+    let tested = crate::client::template::test(
+        &http,
+        &endpoint,
+        &mut token,
+        &policy,
+        &LogonRequest {
+            user: USER.into(),
+            event: DEFAULT_ENROLL_EVENT.into(),
+            password: Some(alice_password.clone()),
+            chain: None,
+        },
+        None,
+        &mut |s: &Step| recorder.step(s),
+    )
+    .await?;
+    recorder.end(format!(
+        "template {} works, counter {}",
+        tested.template_id, tested.counter
+    ));
+
     endpoint.close(&http).await?;
     let server = sim.url.clone();
     sim.stop().await?;

@@ -57,7 +57,13 @@ async fn a_password_then_u2f_chain_ends_in_ok() {
         )
         .await
         .unwrap_err();
-    assert_refused(&wrong, "WRONG_PASSWORD");
+    assert_refused(&wrong, "PASSWORD_WRONG");
+    assert!(
+        wrong
+            .to_string()
+            .ends_with("/do_logon: FAILED PASSWORD_WRONG (AUCORE-2007): Wrong password"),
+        "{wrong}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,7 +86,15 @@ async fn two_tokens_of_one_user_each_log_on_with_their_own_handle() {
     let mut first = Aa::token(&store, "first");
     let mut second = Aa::token(&store, "second");
     aa.enroll(&mut first, "alice").await.unwrap();
-    aa.enroll(&mut second, "alice").await.unwrap();
+    let same_category = aa.enroll(&mut second, "alice").await.unwrap_err();
+    assert!(
+        same_category.to_string().ends_with(
+            "/templates: HTTP 409: AUCORE-3047 METHOD_ALREADY_ENROLLED: \
+             The method is already enrolled in this category"
+        ),
+        "{same_category}"
+    );
+    aa.enroll_in(&mut second, "alice", "backup").await.unwrap();
     let a = aa.logon(&mut first, "alice").await.unwrap();
     let b = aa.logon(&mut second, "alice").await.unwrap();
     assert_ne!(
@@ -103,9 +117,50 @@ async fn enroll_and_log_on_with_the_token_in_a_serve_process_over_udp() {
     let server = common::Server::start(&store_dir, &["udp"], "auto");
     let mut token = token_over(Box::new(UdpTransport::connect(server.addrs[0].1).unwrap()));
     aa.enroll(&mut token, "alice").await.unwrap();
-    let logged_on = aa.logon(&mut token, "alice").await.unwrap();
+    // With the password at hand, "Search Card" still goes through its first chain that the
+    // client completes, "U2F only"; "Password and U2F" through its two methods.
+    let password = Some(aa.password("alice"));
+    let logged_on = aa
+        .logon_with(
+            &mut token,
+            &aa.policy,
+            "alice",
+            "Search Card",
+            password.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(logged_on.chain, "U2F only");
     assert_eq!(logged_on.completed_methods, ["U2F:1"]);
     assert!(logged_on.counter.unwrap() >= 1);
+    let chained = aa
+        .logon_with(
+            &mut token,
+            &aa.policy,
+            "alice",
+            "Password and U2F",
+            password.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(chained.completed_methods, ["PASSWORD:1", "U2F:1"]);
+    let tested = vu2f::client::template::test(
+        &aa.http,
+        &aa.endpoint,
+        &mut token,
+        &aa.policy,
+        &vu2f::client::logon::LogonRequest {
+            user: "alice".into(),
+            event: vu2f::client::enroll::DEFAULT_ENROLL_EVENT.into(),
+            password,
+            chain: None,
+        },
+        None,
+        &mut common::aa::quiet(),
+    )
+    .await
+    .unwrap();
+    assert!(tested.counter > chained.counter.unwrap());
 }
 
 /// Endpoints, templates and counters live in the emulator's sled database: a restarted emulator
@@ -177,8 +232,8 @@ async fn a_configured_user_and_event() {
         .logon_with(&mut token, &aa.policy, "alice", "VPN", None)
         .await
         .unwrap_err();
-    assert!(
-        unknown.to_string().contains("user_name: no such user"),
-        "{unknown}"
+    assert_eq!(
+        unknown.to_string(),
+        "GET /api/v1/logon/chains: HTTP 400: AUCORE-1056 USER_NOT_FOUND: User is not found"
     );
 }

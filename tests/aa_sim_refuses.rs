@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use common::aa::{assert_refused, Aa};
 use vu2f::aa::api::{LogonResponse, LogonStatus, SignRequest};
+use vu2f::aa::errors::ErrorBody;
 use vu2f::aa_sim::SimConfig;
 use vu2f::client::OriginPolicy;
 
@@ -209,25 +210,30 @@ async fn a_failed_process_is_over() {
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), 400);
+    assert_eq!(again.status(), 444);
+    let text = again.text().await.unwrap();
+    common::aa::assert_aa_error_body(&text, "AUCORE-1001", "a failed process");
 }
 
-/// Unknown ids and malformed bodies: a 4xx status and an AA error body naming what is wrong.
+/// Unknown ids and malformed bodies: AA's status for each, and AA's error body (PROTOCOLS.md 1.9:
+/// `location`, `name: AuError`, `msgid`, `description`, and the `reason`), whose description
+/// names what is wrong.
 #[tokio::test(flavor = "multi_thread")]
-async fn bad_requests_get_a_4xx_error_body_naming_the_field() {
+async fn bad_requests_get_aa_error_bodies_with_aa_status_codes() {
     let aa = Aa::start(SimConfig::default()).await;
     let session = aa.endpoint.session_id().to_owned();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let cases: Vec<(&str, String, String, u16, &str)> = vec![
-        ("POST", "/api/v1/logon".into(), "{not json".into(), 400, "body"),
+    let cases: Vec<(&str, String, String, u16, &str, &str)> = vec![
+        ("POST", "/api/v1/logon".into(), "{not json".into(), 400, "VU2FSIM-0400", "key must be a string"),
         (
             "POST",
             "/api/v1/logon".into(),
             r#"{"method_id":"U2F:1","user_name":7,"event":"Search Card","endpoint_session_id":"x"}"#.into(),
             400,
+            "VU2FSIM-0400",
             "user_name",
         ),
         (
@@ -235,41 +241,63 @@ async fn bad_requests_get_a_4xx_error_body_naming_the_field() {
             "/api/v1/logon".into(),
             format!(r#"{{"method_id":"U2F:1","user_name":"nobody","event":"Search Card","endpoint_session_id":"{session}"}}"#),
             400,
-            "user_name",
+            "AUCORE-1056",
+            "User is not found",
         ),
         (
             "POST",
             "/api/v1/logon".into(),
             r#"{"method_id":"U2F:1","user_name":"alice","event":"Search Card","endpoint_session_id":"unknown"}"#.into(),
-            400,
-            "endpoint_session_id",
+            433,
+            "AUCORE-1063",
+            "Endpoint session is not found",
         ),
         (
             "POST",
             "/api/v1/logon".into(),
             format!(r#"{{"method_id":"TOTP:1","user_name":"alice","event":"Search Card","endpoint_session_id":"{session}"}}"#),
             400,
+            "VU2FSIM-0400",
             "method_id",
         ),
         (
             "POST",
             "/api/v1/logon/unknown/do_logon".into(),
             format!(r#"{{"endpoint_session_id":"{session}"}}"#),
-            400,
-            "logon_process_id",
+            444,
+            "AUCORE-1001",
+            "Logon process is not found",
         ),
         (
             "POST",
             "/api/v1/logon/unknown/next".into(),
             format!(r#"{{"method_id":"U2F:1","endpoint_session_id":"{session}"}}"#),
+            444,
+            "AUCORE-1001",
+            "Logon process is not found",
+        ),
+        (
+            "GET",
+            format!("/api/v1/logon/chains?user_name=nobody&event=Search%20Card&endpoint_session_id={session}"),
+            String::new(),
             400,
-            "logon_process_id",
+            "AUCORE-1056",
+            "User is not found",
+        ),
+        (
+            "GET",
+            "/api/v1/logon/chains?user_name=alice&event=Search%20Card&endpoint_session_id=unknown".into(),
+            String::new(),
+            433,
+            "AUCORE-1063",
+            "Endpoint session is not found",
         ),
         (
             "POST",
             "/api/v1/endpoints/00000000000000000000000000000000/sessions".into(),
             r#"{"salt":"s","endpoint_secret_hash":"00"}"#.into(),
             404,
+            "VU2FSIM-0404",
             "endpoint_id",
         ),
         (
@@ -277,6 +305,7 @@ async fn bad_requests_get_a_4xx_error_body_naming_the_field() {
             format!("/api/v1/endpoints/{}/sessions", aa.endpoint.id()),
             r#"{"salt":"s","endpoint_secret_hash":"00"}"#.into(),
             401,
+            "VU2FSIM-0401",
             "endpoint_secret_hash",
         ),
         (
@@ -284,6 +313,7 @@ async fn bad_requests_get_a_4xx_error_body_naming_the_field() {
             "/api/v1/endpoints".into(),
             r#"{"name":"x","typ":3,"desc":"","is_trusted":true,"tenant_name":"TOP","auth_data":{"method_id":"PASSWORD:1","user_name":"admin","password":"wrong"}}"#.into(),
             401,
+            "VU2FSIM-0401",
             "auth_data",
         ),
         (
@@ -291,32 +321,36 @@ async fn bad_requests_get_a_4xx_error_body_naming_the_field() {
             "/api/v1/endpoints".into(),
             r#"{"name":"x","typ":3,"desc":"","is_trusted":true,"tenant_name":"TOP","auth_data":{"method_id":"PASSWORD:1","user_name":"alice","password":"alice-password"}}"#.into(),
             403,
+            "VU2FSIM-0403",
             "auth_data.user_name",
         ),
         (
             "POST",
             "/api/v1/enroll".into(),
             r#"{"method_id":"U2F:1","login_session_id":"unknown"}"#.into(),
-            401,
-            "login_session_id",
+            434,
+            "AUCORE-1066",
+            "Login session is not found",
         ),
         (
             "POST",
             "/api/v1/enroll/unknown/do_enroll".into(),
             r#"{"response":{},"login_session_id":"unknown"}"#.into(),
-            401,
-            "login_session_id",
+            434,
+            "AUCORE-1066",
+            "Login session is not found",
         ),
         (
             "GET",
             "/api/v1/users/0/templates".into(),
             String::new(),
             400,
-            "querystring",
+            "VU2FSIM-0400",
+            "login_session_id",
         ),
-        ("GET", "/api/v1/nothing".into(), String::new(), 404, "path"),
+        ("GET", "/api/v1/nothing".into(), String::new(), 404, "VU2FSIM-0404", "path"),
     ];
-    for (method, path, body, status, field) in cases {
+    for (method, path, body, status, msgid, words) in cases {
         let url = format!("{}{path}", aa.sim.url);
         let request = match method {
             "GET" => client.get(url),
@@ -326,12 +360,14 @@ async fn bad_requests_get_a_4xx_error_body_naming_the_field() {
                 .body(body.clone()),
         };
         let response = request.send().await.unwrap();
-        assert_eq!(response.status().as_u16(), status, "{method} {path} {body}");
-        let error: vu2f::aa::api::ErrorBody = response.json().await.unwrap();
-        assert_eq!(error.status, "error");
-        assert_eq!(
-            error.errors[0].name, field,
-            "{method} {path} {body}: {error:?}"
+        let case = format!("{method} {path} {body}");
+        assert_eq!(response.status().as_u16(), status, "{case}");
+        let text = response.text().await.unwrap();
+        common::aa::assert_aa_error_body(&text, msgid, &case);
+        let error: ErrorBody = serde_json::from_str(&text).unwrap();
+        assert!(
+            error.errors[0].description.contains(words),
+            "{case}: {text}"
         );
     }
 }
@@ -362,8 +398,7 @@ async fn oversized_bodies_and_too_many_open_processes_are_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
-    let error: vu2f::aa::api::ErrorBody = response.json().await.unwrap();
-    assert_eq!(error.errors[0].name, "body");
+    common::aa::assert_aa_error_body(&response.text().await.unwrap(), "VU2FSIM-0413", "413");
 
     let first = aa.start_u2f("alice").await;
     aa.start_u2f("alice").await;

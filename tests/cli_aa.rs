@@ -16,12 +16,20 @@ struct Sim {
 
 impl Sim {
     fn start(data: &Path, tls: bool) -> Sim {
+        Sim::configured(data, tls, None)
+    }
+
+    /// An emulator with the configuration `config` (a JSON file), or its default.
+    fn configured(data: &Path, tls: bool, config: Option<&Path>) -> Sim {
         let mut command = Command::new(env!("CARGO_BIN_EXE_vu2f"));
         command
             .args(["--json", "aa-sim", "--listen", "127.0.0.1:0", "--data"])
             .arg(data);
         if tls {
             command.arg("--tls");
+        }
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
         }
         let (process, lines) = common::Running::start(command, 1);
         Sim {
@@ -39,7 +47,9 @@ fn run(command: &mut Command) -> Output {
 fn companion(store: &Path, sim: &Sim, verb: &str, extra: &[&str]) -> Command {
     let mut command = common::vu2f(store);
     command
-        .args(["--json", verb, "--server", &sim.url, "--user", "alice"])
+        .arg("--json")
+        .args(verb.split(' '))
+        .args(["--server", &sim.url, "--user", "alice"])
         .args(["--admin-user", "admin"])
         .env("VU2F_ADMIN_PASSWORD", "admin-password")
         .env("VU2F_PASSWORD", "alice-password")
@@ -78,25 +88,63 @@ fn enroll_and_log_on(tls: bool) {
     )));
     assert_eq!(enrolled["template_id"].as_str().unwrap().len(), 32);
 
-    let logged_on = json_of(&run(companion(
+    // VU2F_PASSWORD stays set, as a new user has it for enrollment: the client still takes the
+    // event's first chain it can complete, "U2F only", instead of guessing PASSWORD:1 first.
+    let logged_on = json_of(&run(&mut companion(
         &store,
         &sim,
         "logon",
         &["--token", "t", "--event", "Search Card"],
-    )
-    .env_remove("VU2F_PASSWORD")));
+    )));
     assert_eq!(logged_on["login_session_id"].as_str().unwrap().len(), 32);
+    assert_eq!(logged_on["chain"], "U2F only");
     assert_eq!(logged_on["completed_methods"], serde_json::json!(["U2F:1"]));
-    let statuses: Vec<&str> = logged_on["steps"]
+    assert_eq!(
+        statuses(&logged_on)[1..],
+        [
+            "endpoint session opened",
+            "chain \"U2F only\" (U2F:1)",
+            "MORE_DATA",
+            "MORE_DATA",
+            "signed, counter 1",
+            "OK"
+        ]
+    );
+
+    let chained = json_of(&run(&mut companion(
+        &store,
+        &sim,
+        "logon",
+        &["--token", "t", "--event", "Password and U2F"],
+    )));
+    assert_eq!(chained["chain"], "Password & U2F");
+    assert_eq!(
+        chained["completed_methods"],
+        serde_json::json!(["PASSWORD:1", "U2F:1"])
+    );
+
+    let tested = json_of(&run(&mut companion(
+        &store,
+        &sim,
+        "template test",
+        &["--token", "t"],
+    )));
+    assert_eq!(tested["template_id"], enrolled["template_id"]);
+    let counter = tested["counter"].as_u64().unwrap();
+    assert!(counter > chained["counter"].as_u64().unwrap(), "{tested}");
+    assert!(
+        statuses(&tested).ends_with(&["MORE_DATA", &format!("signed, counter {counter}"), "OK"]),
+        "{tested}"
+    );
+}
+
+fn statuses(report: &Value) -> Vec<&str> {
+    report["steps"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["status"].as_str().unwrap())
-        .collect();
-    assert!(
-        statuses.ends_with(&["MORE_DATA", "MORE_DATA", "signed, counter 1", "OK"]),
-        "{statuses:?}"
-    );
+        .filter_map(|s| s["status"].as_str())
+        .collect()
 }
 
 #[test]
@@ -223,11 +271,65 @@ fn a_refused_logon_is_one_line_with_the_servers_reason_and_exit_1() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.starts_with(
-            "vu2f: error: POST /api/v1/logon/{logon_process_id}/do_logon: FAILED WRONG_PASSWORD"
-        ),
-        "{stderr}"
+    assert_eq!(
+        stderr.trim_end(),
+        "vu2f: error: POST /api/v1/logon/{logon_process_id}/do_logon: \
+         FAILED PASSWORD_WRONG (AUCORE-2007): Wrong password"
+    );
+}
+
+/// No chain of the event can be completed (a chain asked for needs a password, or the event
+/// has none without TOTP): one line naming the chains and what stops each, exit 1.
+#[test]
+fn no_fitting_chain_is_one_line_naming_the_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let config = dir.path().join("config.json");
+    let mut sim_config = vu2f::aa_sim::SimConfig::default();
+    sim_config.chains.push(vu2f::aa_sim::config::ChainConfig {
+        name: "TOTP only".into(),
+        methods: vec!["TOTP:1".into()],
+    });
+    sim_config.events.push(vu2f::aa_sim::config::EventConfig {
+        name: "VPN".into(),
+        chains: vec!["TOTP only".into(), "Password & U2F".into()],
+        enroll: false,
+    });
+    std::fs::write(&config, serde_json::to_vec(&sim_config).unwrap()).unwrap();
+    let sim = Sim::configured(&dir.path().join("sim"), true, Some(&config));
+    assert!(run(common::vu2f(&store).args(["token", "create", "t"]))
+        .status
+        .success());
+    let output = run(
+        companion(&store, &sim, "logon", &["--token", "t", "--event", "VPN"])
+            .env_remove("VU2F_PASSWORD"),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim_end(),
+        "vu2f: error: no chain for alice at event \"VPN\" is one vu2f can complete: \
+         \"TOTP only\" (TOTP:1): TOTP:1 is not a method vu2f answers; \
+         \"Password & U2F\" (PASSWORD:1 → U2F:1): PASSWORD:1 needs the password \
+         (--password-file or VU2F_PASSWORD)"
+    );
+    let output = run(&mut companion(
+        &store,
+        &sim,
+        "logon",
+        &[
+            "--token",
+            "t",
+            "--event",
+            "Search Card",
+            "--chain",
+            "Password only",
+        ],
+    ));
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim_end(),
+        "vu2f: error: no chain \"Password only\" for alice at event \"Search Card\"; \
+         the server lists: \"U2F only\" (U2F:1), \"Password & U2F\" (PASSWORD:1 → U2F:1)"
     );
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use vu2f::aa::api::EndpointCredentials;
@@ -27,16 +27,27 @@ enum Reply {
     Stall,
 }
 
-/// Serves `replies` by path; the endpoint session call always succeeds.
+/// Serves `replies` by `METHOD path`, else by path; the endpoint session call always succeeds,
+/// and the chains call lists "Password only" and "U2F only" unless told otherwise.
 async fn broken_server(mut replies: HashMap<&'static str, Reply>) -> String {
     replies
         .entry("/api/v1/endpoints/e/sessions")
         .or_insert(Reply::Json(json!({"endpoint_session_id": "s"})));
+    replies
+        .entry("/api/v1/logon/chains")
+        .or_insert(Reply::Json(json!({"chains": [
+            {"name": "Password only", "methods": ["PASSWORD:1"]},
+            {"name": "U2F only", "methods": ["U2F:1"]}
+        ]})));
     let replies = Arc::new(replies);
-    let app = axum::Router::new().fallback(move |uri: Uri| {
+    let app = axum::Router::new().fallback(move |method: Method, uri: Uri| {
         let replies = replies.clone();
         async move {
-            match replies.get(uri.path()).cloned() {
+            let reply = replies
+                .get(format!("{method} {}", uri.path()).as_str())
+                .or_else(|| replies.get(uri.path()))
+                .cloned();
+            match reply {
                 Some(Reply::Json(value)) => axum::Json(value).into_response(),
                 Some(Reply::Raw(status, content_type, body)) => Response::builder()
                     .status(StatusCode::from_u16(status).unwrap())
@@ -97,7 +108,7 @@ async fn log_on_with(
             user: "alice".into(),
             event: "Search Card".into(),
             password: password.map(Into::into),
-            first_method: None,
+            chain: None,
         })
         .await
         .map(drop)
@@ -173,6 +184,40 @@ async fn an_http_error_quotes_the_servers_error_body() {
         &["HTTP 502", "Bad Gateway"],
     )
     .await;
+}
+
+/// The chains call is read like every other: a bad list is one line naming the field; a server
+/// without the portal's `GET` form (404) is asked with `POST`, as PWM does.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chains_call_is_read_strictly_and_falls_back_to_post() {
+    let url = broken_server(HashMap::from([(
+        "/api/v1/logon/chains",
+        Reply::Json(json!({"chains": [{"name": "U2F only"}]})),
+    )]))
+    .await;
+    let (result, _) = log_on(&url, Duration::from_secs(5)).await;
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "GET /api/v1/logon/chains: bad reply: (HTTP 200) field `chains[0]`: missing field `methods` at line 1 column 30"
+    );
+
+    let url = broken_server(HashMap::from([
+        (
+            "GET /api/v1/logon/chains",
+            Reply::Raw(404, "text/plain", ""),
+        ),
+        (
+            "POST /api/v1/logon/chains",
+            Reply::Json(json!({"chains": [{"name": "TOTP", "methods": ["TOTP:1"]}]})),
+        ),
+    ]))
+    .await;
+    let (result, _) = log_on(&url, Duration::from_secs(5)).await;
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "no chain for alice at event \"Search Card\" is one vu2f can complete: \
+         \"TOTP\" (TOTP:1): TOTP:1 is not a method vu2f answers"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::aa::{admin_access, quiet, Aa, AaClient};
 use rand::Rng;
-use vu2f::aa::enroll::TemplateList;
 use vu2f::aa::paths;
+use vu2f::aa::portal::TemplateList;
 use vu2f::aa_sim::SimConfig;
 use vu2f::client::enroll::DEFAULT_ENROLL_EVENT;
 use vu2f::client::logon::{Logon, LogonRequest};
@@ -70,7 +70,7 @@ impl Life {
             user: user.into(),
             event: DEFAULT_ENROLL_EVENT.into(),
             password: Some(client.password(user)),
-            first_method: None,
+            chain: None,
         })
         .await
         .unwrap();
@@ -98,9 +98,18 @@ impl Life {
         Ok(logged_on.counter.expect("a U2F logon has a counter"))
     }
 
-    /// A new template; its id.
-    async fn enroll(&self, token: &mut TokenClient, user: &str) -> Result<String, ClientError> {
-        Ok(self.client.enroll(token, user).await?.template_id)
+    /// A new template in `category` (one U2F template per category); its id.
+    async fn enroll(
+        &self,
+        token: &mut TokenClient,
+        user: &str,
+        category: &str,
+    ) -> Result<String, ClientError> {
+        Ok(self
+            .client
+            .enroll_in(token, user, category)
+            .await?
+            .template_id)
     }
 }
 
@@ -173,7 +182,7 @@ async fn sigkill_loses_no_template_and_accepts_no_counter_regression() {
         let life = Life::start(&data, &listen, &config).await;
         for user in LOGON_USERS {
             let mut token = Aa::token(&store, user);
-            let id = life.enroll(&mut token, user).await.unwrap();
+            let id = life.enroll(&mut token, user, "").await.unwrap();
             acknowledged.template(user, id);
             tokens.insert(user, token);
         }
@@ -222,7 +231,7 @@ async fn sigkill_loses_no_template_and_accepts_no_counter_regression() {
                 loop {
                     let name = format!("bob-{}", count.fetch_add(1, Ordering::SeqCst));
                     let mut token = Aa::token(&store, &name);
-                    match life.enroll(&mut token, ENROLLING_USER).await {
+                    match life.enroll(&mut token, ENROLLING_USER, &name).await {
                         Ok(id) => ids.push(id),
                         Err(e) if gone(&e, &killed) => break,
                         Err(e) => panic!("bob's enrollment refused: {e}"),

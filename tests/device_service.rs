@@ -65,6 +65,24 @@ fn register_and_sign_verify_and_errors_carry_the_js_api_codes() {
             "signRequests": []
         }),
     );
+    // The portal's registerResponse (PROTOCOLS.md 1.9): the register request's appId, challenge
+    // and version beside the U2F RegisterResponse, ready for do_enroll.
+    let mut keys: Vec<&String> = registered.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "appId",
+            "challenge",
+            "clientData",
+            "registrationData",
+            "version"
+        ],
+        "{registered}"
+    );
+    assert_eq!(registered["appId"], APP_ID);
+    assert_eq!(registered["challenge"], "cmVn");
+    assert_eq!(registered["version"], "U2F_V2");
     let client_data = URL_SAFE_NO_PAD
         .decode(registered["clientData"].as_str().unwrap())
         .unwrap();

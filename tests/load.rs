@@ -12,6 +12,7 @@ fn options(tokens: usize, model: Model, until: Until, server_delay: Duration) ->
         prefix: "t-".into(),
         enroll: true,
         event: "Search Card".into(),
+        chain: None,
         model,
         until,
         ramp_up: Duration::ZERO,

@@ -51,6 +51,7 @@ async fn the_html_report_renders_its_charts_in_chromium() {
             prefix: "r-".into(),
             enroll: true,
             event: "Search Card".into(),
+            chain: None,
             model: Model::Rate(200.0),
             until: Until::Duration(Duration::from_secs(3)),
             ramp_up: Duration::ZERO,

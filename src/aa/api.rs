@@ -18,37 +18,62 @@ pub enum LogonStatus {
     Failed,
 }
 
-/// A chain of methods (PROTOCOLS.md 1.3, "Chain object").
+/// A chain of methods (PROTOCOLS.md 1.3, "Chain object"). Only `name` and `methods` are required
+/// when reading one: servers differ in the rest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Chain {
     /// Chain id, 32 lowercase hex.
+    #[serde(default)]
     pub id_hex: String,
     /// Tenant id.
+    #[serde(default)]
     pub tenant_id: String,
     /// Whether the chain is trusted (`null` in the samples).
+    #[serde(default)]
     pub is_trusted: Option<bool>,
     /// Whether the chain is enabled.
+    #[serde(default = "enabled")]
     pub is_enabled: bool,
     /// Name.
     pub name: String,
     /// Short name.
+    #[serde(default)]
     pub short_name: String,
     /// Method ids, in order (`U2F:1`, `PASSWORD:1`, ...).
     pub methods: Vec<String>,
     /// Position in the event's list.
+    #[serde(default)]
     pub position: i64,
     /// Whether it applies to the endpoint owner.
+    #[serde(default)]
     pub apply_for_ep_owner: bool,
     /// Image name.
+    #[serde(default)]
     pub image_name: String,
     /// Required chain id.
+    #[serde(default)]
     pub required_chain_id_hex: Option<String>,
     /// Grace period.
+    #[serde(default)]
     pub grace_period: Option<Value>,
     /// MFA tags.
+    #[serde(default)]
     pub mfa_tags: Vec<Value>,
     /// Risk level (`NONE`).
+    #[serde(default)]
     pub risk_level: String,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// The answer of the chains call (PROTOCOLS.md 1.2, "Read chains"; its query is in
+/// [`super::portal::ChainsQuery`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainList {
+    /// The user's chains for the event, in the server's order.
+    pub chains: Vec<Chain>,
 }
 
 /// One U2F sign request (U2F JS API `SignRequest`).
@@ -279,37 +304,4 @@ pub struct CreateSessionRequest {
 pub struct EndpointSession {
     /// The endpoint session, sent with every logon call.
     pub endpoint_session_id: String,
-}
-
-/// A request-level error body (PROTOCOLS.md 1.5): `{"status":"error","errors":[…]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// `error`.
-    pub status: String,
-    /// What was wrong.
-    pub errors: Vec<ErrorItem>,
-}
-
-/// One entry of an [`ErrorBody`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorItem {
-    /// The field or object in question.
-    pub name: String,
-    /// What is wrong with it.
-    pub description: String,
-    /// Where it was (`body`, `path`, `querystring`).
-    #[serde(default)]
-    pub location: String,
-}
-
-impl ErrorBody {
-    /// One line for people: `name: description; …`.
-    pub fn summary(&self) -> String {
-        let parts: Vec<String> = self
-            .errors
-            .iter()
-            .map(|e| format!("{}: {}", e.name, e.description))
-            .collect();
-        parts.join("; ")
-    }
 }

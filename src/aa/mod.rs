@@ -4,15 +4,18 @@
 //! names, statuses, reasons and msgids follow the documentation's samples (`tests/fixtures/aa`).
 //!
 //! * [`api`]: the request and response bodies of the logon flow (PROTOCOLS.md 1.2 and 1.3).
-//! * [`enroll`]: U2F enrollment, inferred, in one place (PROTOCOLS.md 1.2).
+//! * [`portal`]: what only AA's own portal shows (PROTOCOLS.md 1.9, not documented): U2F
+//!   enrollment, testing and aborting, the chains query. Every undocumented shape is there.
+//! * [`errors`]: AA's request-error bodies, HTTP statuses and msgids (PROTOCOLS.md 1.5, 1.9).
 //! * [`outcome`]: status, reason, msgid and msg of each answer (PROTOCOLS.md 1.4).
 //! * [`paths`]: the REST paths.
 //! * [`endpoint_secret_hash`]: the salted proof of the endpoint secret (PROTOCOLS.md 1.2).
 //! * [`U2F`], [`PASSWORD`]: the method ids; [`origin_of`]: the origin of an appId or facet.
 pub mod api;
-pub mod enroll;
+pub mod errors;
 pub mod outcome;
 pub mod paths;
+pub mod portal;
 
 use sha2::{Digest, Sha256};
 

@@ -1,9 +1,11 @@
 //! What a logon or enrollment step answers: `status`, `reason`, `msgid` and `msg` together, so that
 //! the emulator and the client's checks agree (PROTOCOLS.md 1.4).
 //!
-//! The documented rows carry the documentation's values. AA's values for a `FAILED` logon and for
-//! U2F enrollment were not found in any public source (PROTOCOLS.md 1.4 and 1.2, **inferred**): the
-//! emulator's are below, each naming one check of PROTOCOLS.md section 4, and have no `msgid`.
+//! The documented rows carry the documentation's values, and the portal's (PROTOCOLS.md 1.9) where
+//! it shows them: `PASSWORD_WRONG` (AUCORE-2007), AUCORE-1016 for an enrollment already done. AA's
+//! reasons for a failed U2F check and for the U2F enrollment rounds were not found in any public
+//! source (**inferred**): the emulator's are below, each naming one check of PROTOCOLS.md section
+//! 4, and have no `msgid`.
 use super::api::LogonStatus;
 
 /// One row of the status table.
@@ -81,8 +83,32 @@ pub const ENROLLED: Outcome = Outcome {
     msg: "Authenticator is enrolled",
 };
 
-/// The password is wrong.
-pub const WRONG_PASSWORD: Outcome = failed("WRONG_PASSWORD", "Wrong password");
+/// The password is wrong (the portal's values).
+pub const PASSWORD_WRONG: Outcome = Outcome {
+    status: LogonStatus::Failed,
+    reason: Some("PASSWORD_WRONG"),
+    msgid: Some("AUCORE-2007"),
+    msg: "Wrong password",
+};
+/// A `do_enroll` after the enrollment completed (the portal's msgid; its reason was not seen).
+pub const ENROLLMENT_DONE: Outcome = Outcome {
+    status: LogonStatus::Failed,
+    reason: Some("ENROLLMENT_DONE"),
+    msgid: Some("AUCORE-1016"),
+    msg: "Enrollment is already done",
+};
+/// A template test passed (inferred).
+pub const TEST_PASSED: Outcome = Outcome {
+    status: LogonStatus::Ok,
+    reason: None,
+    msgid: None,
+    msg: "The authenticator works",
+};
+/// The appId of an enrollment or test is not the server's App ID or one of its facets (inferred).
+pub const U2F_APPID_MISMATCH: Outcome = failed(
+    "U2F_APPID_MISMATCH",
+    "The App ID is not this server's App ID or one of its facets",
+);
 /// The user has no U2F template.
 pub const U2F_NOT_ENROLLED: Outcome = failed(
     "U2F_NOT_ENROLLED",

@@ -11,15 +11,23 @@ pub const ENDPOINT_SESSIONS: &str = "/api/v1/endpoints/{endpoint_id}/sessions";
 pub const LOGON: &str = "/api/v1/logon";
 /// `POST`: one round of a method.
 pub const DO_LOGON: &str = "/api/v1/logon/{logon_process_id}/do_logon";
+/// `GET` (the portal) or `POST` (PWM): the chains of a user for an event (query only, no body).
+pub const CHAINS: &str = "/api/v1/logon/chains";
 /// `POST`: go on with the next method of the chain.
 pub const NEXT: &str = "/api/v1/logon/{logon_process_id}/next";
 /// `GET`: look a user up by name.
 pub const USERS: &str = "/api/v1/users";
 /// `GET`, `POST`: a user's templates.
 pub const TEMPLATES: &str = "/api/v1/users/{user_id}/templates";
-/// `POST`: start an enroll process (inferred for U2F, see [`super::enroll`]).
+/// `DELETE`: one template.
+pub const TEMPLATE: &str = "/api/v1/users/{user_id}/templates/{template_id}";
+/// `POST`: test an enrolled template (as the portal calls it, see [`super::portal`]).
+pub const TEMPLATE_TEST: &str = "/api/v1/users/{user_id}/templates/{template_id}/test";
+/// `POST`: start an enroll process.
 pub const ENROLL: &str = "/api/v1/enroll";
-/// `POST`: one round of an enrollment (inferred for U2F, see [`super::enroll`]).
+/// `DELETE`: abort an enroll process (as the portal calls it, see [`super::portal`]).
+pub const ENROLL_PROCESS: &str = "/api/v1/enroll/{enroll_process_id}";
+/// `POST`: one round of an enrollment (as the portal calls it for U2F, see [`super::portal`]).
 pub const DO_ENROLL: &str = "/api/v1/enroll/{enroll_process_id}/do_enroll";
 
 /// `pattern` with each `{name}` replaced by the matching value, percent-encoded as a path segment.

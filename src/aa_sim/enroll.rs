@@ -1,7 +1,9 @@
-//! U2F enrollment and templates (PROTOCOLS.md 1.2: the template calls follow public client code,
-//! the U2F rounds are inferred and shaped by [`crate::aa::enroll`]). A logon to an event that
-//! permits enrollment opens the login session; `do_enroll` hands out a register request and
-//! verifies the registration (section 4, registration); saving makes it a template.
+//! U2F enrollment and templates, as AA's portal calls them (PROTOCOLS.md 1.9, shaped by
+//! [`crate::aa::portal`]; the template list and delete follow public client code, 1.2). A logon to
+//! an event that permits enrollment opens the login session; the first `do_enroll` names the appId
+//! and the user and gets a register request; the second carries the registration, verified as
+//! section 4 says; saving makes it a template, one per method and category. Old or partial shapes
+//! are refused with AA's error body, naming the field.
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,6 +12,7 @@ use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::RngCore;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -19,16 +22,18 @@ use super::responses::{qualified_name, user_id};
 use super::state::{EnrollProcess, Issued, SimState};
 use super::u2f_check;
 use crate::aa::api::SignRequest;
-use crate::aa::enroll::{
-    DoEnrollRequest, DoEnrollResponse, EnrollStarted, RegisterRequest, SaveTemplateRequest,
-    StartEnrollRequest, TemplateList, TemplateSaved, TemplateSummary,
-};
+use crate::aa::errors::{self, emulator};
 use crate::aa::outcome::{self, Outcome};
+use crate::aa::portal::{
+    DoEnrollRequest, DoEnrollResponse, EnrollBegin, EnrollRegistered, EnrollStarted,
+    LoginSessionQuery, RegisterRequest, SaveTemplateRequest, StartEnrollRequest, TemplateList,
+    TemplateSaved, TemplateSummary,
+};
 use crate::aa::U2F;
 use crate::u2f::messages::{TYP_REGISTER, U2F_V2};
 
 fn unknown_process() -> ApiError {
-    ApiError::unknown_in_path("enroll_process_id", "unknown or finished enroll process")
+    ApiError::aa(errors::ENROLL_PROCESS_NOT_FOUND)
 }
 
 /// The login session `id`, if its event permits enrollment.
@@ -58,6 +63,24 @@ fn answer(outcome: Outcome) -> DoEnrollResponse {
     }
 }
 
+/// `value` (the body's `response`) as `T`, or a 400 naming the field that is wrong.
+pub fn response_as<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let name = if path == "." || path == "?" {
+            "response".to_owned()
+        } else {
+            format!("response.{path}")
+        };
+        ApiError::bad_field(&name, e.into_inner())
+    })
+}
+
+/// Whether `app_id` is what a page of this server would send: its App ID or one of its facets.
+pub fn app_id_of_this_server(state: &SimState, app_id: &str) -> bool {
+    app_id == state.app_id || state.facets.iter().any(|f| f == app_id)
+}
+
 /// `POST /api/v1/enroll`.
 pub async fn start(
     State(state): State<Arc<SimState>>,
@@ -74,7 +97,6 @@ pub async fn start(
     let mut live = state.live();
     if live.enrolls.len() >= state.config.max_open_processes {
         return Err(ApiError::busy(
-            "enroll_process_id",
             "too many enroll processes are open; finish some or retry later",
         ));
     }
@@ -94,29 +116,42 @@ pub async fn start(
     }))
 }
 
+/// The enroll process `id`, which must belong to `session`.
+fn process_of(state: &SimState, id: &str, session: &str) -> Result<EnrollProcess, ApiError> {
+    let mut live = state.live();
+    let process = live.enrolls.get_mut(id).ok_or_else(unknown_process)?;
+    if process.login_session != session {
+        return Err(ApiError::with(
+            errors::ENROLL_PROCESS_NOT_FOUND,
+            "body",
+            "the enroll process belongs to another login session",
+        ));
+    }
+    process.touched = Instant::now();
+    Ok(process.clone())
+}
+
 /// `POST /api/v1/enroll/{id}/do_enroll`.
 pub async fn do_enroll(
     State(state): State<Arc<SimState>>,
     Path(id): Path<String>,
-    ApiJson(request): ApiJson<DoEnrollRequest>,
+    ApiJson(request): ApiJson<DoEnrollRequest<Value>>,
 ) -> Result<Json<DoEnrollResponse>, ApiError> {
     enrolling_session(&state, &request.login_session_id)?;
-    let process = {
-        let mut live = state.live();
-        let process = live.enrolls.get_mut(&id).ok_or_else(unknown_process)?;
-        if process.login_session != request.login_session_id {
-            return Err(ApiError::bad_field(
-                "login_session_id",
-                "the enroll process belongs to another login session",
-            ));
-        }
-        process.touched = Instant::now();
-        process.clone()
-    };
-    let Some(registration) = request.response.register_response else {
-        return issue_challenge(&state, &id, &process).map(Json);
-    };
-    let verdict = check_registration(&state, &process, &registration);
+    let process = process_of(&state, &id, &request.login_session_id)?;
+    if process.registration.is_some() {
+        return Ok(Json(answer(outcome::ENROLLMENT_DONE)));
+    }
+    let registered = request
+        .response
+        .as_object()
+        .is_some_and(|r| r.contains_key("registerResponse"));
+    if !registered {
+        let begin: EnrollBegin = response_as(request.response)?;
+        return issue_challenge(&state, &id, &process, &begin).map(Json);
+    }
+    let EnrollRegistered { register_response } = response_as(request.response)?;
+    let verdict = check_registration(&state, &process, &register_response);
     let mut live = state.live();
     let Some(stored) = live.enrolls.get_mut(&id) else {
         return Err(unknown_process());
@@ -134,15 +169,29 @@ pub async fn do_enroll(
     }
 }
 
+/// The first round: `userId` must be the session's user and `appId` this server's.
 fn issue_challenge(
     state: &SimState,
     id: &str,
     process: &EnrollProcess,
+    begin: &EnrollBegin,
 ) -> Result<DoEnrollResponse, ApiError> {
+    let owner = user_id(state, &process.user);
+    if begin.user_id != owner {
+        return Err(ApiError::with(
+            errors::USER_NOT_FOUND,
+            "body",
+            "response.userId is not the id of the login session's user",
+        ));
+    }
+    if !app_id_of_this_server(state, &begin.app_id) {
+        state.live().enrolls.remove(id);
+        return Ok(answer(outcome::U2F_APPID_MISMATCH));
+    }
     let mut random = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut random);
     let challenge = URL_SAFE_NO_PAD.encode(random);
-    let enrolled = state.templates_of(&user_id(state, &process.user))?;
+    let enrolled = state.templates_of(&owner)?;
     if let Some(stored) = state.live().enrolls.get_mut(id) {
         stored.challenge = Some(Issued {
             challenge: challenge.clone(),
@@ -157,6 +206,7 @@ fn issue_challenge(
     }];
     response.sign_requests = enrolled
         .into_iter()
+        .filter(|t| t.method_id == U2F)
         .map(|t| SignRequest {
             version: U2F_V2.into(),
             app_id: t.app_id,
@@ -167,19 +217,34 @@ fn issue_challenge(
     Ok(response)
 }
 
+/// `DELETE /api/v1/enroll/{id}?login_session_id=…`: the process is forgotten.
+pub async fn abort(
+    State(state): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<LoginSessionQuery>,
+) -> Result<Json<Value>, ApiError> {
+    state.login_session(&query.login_session_id)?;
+    process_of(&state, &id, &query.login_session_id)?;
+    state.live().enrolls.remove(&id);
+    Ok(Json(json!({})))
+}
+
 /// Section 4, registration steps 1 to 4 and the duplicate check of step 6.
 fn check_registration(
     state: &SimState,
     process: &EnrollProcess,
-    response: &crate::aa::enroll::RegisterResponse,
+    response: &crate::aa::portal::RegisterResponse,
 ) -> Result<TemplateRecord, Outcome> {
     let seen = u2f_check::client_data(&response.client_data, TYP_REGISTER)?;
     let issued = process
         .challenge
         .as_ref()
         .ok_or(outcome::U2F_CHALLENGE_MISMATCH)?;
-    if seen.challenge != issued.challenge {
+    if seen.challenge != issued.challenge || response.challenge != issued.challenge {
         return Err(outcome::U2F_CHALLENGE_MISMATCH);
+    }
+    if response.app_id != state.app_id || response.version != U2F_V2 {
+        return Err(outcome::U2F_APPID_MISMATCH);
     }
     if issued.at.elapsed() > state.challenge_ttl() {
         return Err(outcome::U2F_CHALLENGE_EXPIRED);
@@ -202,11 +267,12 @@ fn check_registration(
         app_id: state.app_id.clone(),
         certificate: hex::encode(&parsed.attestation_certificate),
         comment: String::new(),
+        category_id: String::new(),
     })
 }
 
 /// The login session of a template call, which must be the user's own.
-fn session_of_user(
+pub(super) fn session_of_user(
     state: &SimState,
     session: &str,
     user_id_in_path: &str,
@@ -229,32 +295,43 @@ pub async fn save_template(
 ) -> Result<Json<TemplateSaved>, ApiError> {
     session_of_user(&state, &request.login_session_id, &owner)?;
     let mut template = {
-        let mut live = state.live();
+        let live = state.live();
         let process = live
             .enrolls
             .get(&request.enroll_process_id)
-            .ok_or_else(|| {
-                ApiError::bad_field("enroll_process_id", "unknown or finished enroll process")
-            })?;
+            .ok_or_else(unknown_process)?;
         if process.login_session != request.login_session_id {
-            return Err(ApiError::bad_field(
-                "enroll_process_id",
+            return Err(ApiError::with(
+                errors::ENROLL_PROCESS_NOT_FOUND,
+                "body",
                 "the enroll process belongs to another login session",
             ));
         }
-        let template = process.registration.clone().ok_or_else(|| {
-            ApiError::bad_field("enroll_process_id", "the enrollment has not completed")
-        })?;
-        live.enrolls.remove(&request.enroll_process_id);
-        template
+        process.registration.clone().ok_or_else(|| {
+            ApiError::wrong_step("enroll_process_id: the enrollment has not completed")
+        })?
     };
+    // A conflict leaves the process as it was: the user may save it in another category.
+    if state
+        .templates_of(&owner)?
+        .iter()
+        .any(|t| t.method_id == template.method_id && t.category_id == request.category_id)
+    {
+        return Err(ApiError::aa(errors::METHOD_ALREADY_ENROLLED));
+    }
     if state.key_handle_enrolled(&template.key_handle)? {
-        return Err(ApiError::conflict(
-            "enroll_process_id",
-            "this authenticator is already enrolled",
-        ));
+        return Err(ApiError::aa(emulator::AUTHENTICATOR_ENROLLED));
+    }
+    if state
+        .live()
+        .enrolls
+        .remove(&request.enroll_process_id)
+        .is_none()
+    {
+        return Err(unknown_process());
     }
     template.comment = request.comment;
+    template.category_id = request.category_id;
     state.put_template(&owner, &template)?;
     state.persist().await?;
     Ok(Json(TemplateSaved {
@@ -287,6 +364,7 @@ pub async fn list_templates(
                 id: t.id,
                 method_id: t.method_id,
                 comment: t.comment,
+                category_id: t.category_id,
                 extra,
             }
         })
@@ -324,7 +402,7 @@ pub async fn find_user(
         .ok_or_else(|| ApiError::bad_field("user_name", "missing"))?;
     let user = state
         .user(&name)
-        .ok_or_else(|| ApiError::not_found("user_name", "no such user", "querystring"))?;
+        .ok_or_else(|| ApiError::aa(errors::USER_NOT_FOUND))?;
     Ok(Json(json!({
         "id": user_id(&state, &user.name),
         "user_name": qualified_name(&state, &user.name),

@@ -1,6 +1,7 @@
-//! Request-level errors (PROTOCOLS.md 1.5): `{"status":"error","errors":[{name, description,
-//! location}]}` with a 4xx status, for unknown ids, bad credentials and malformed JSON. A failed
-//! *method* is not an error: it is an HTTP 200 `FAILED` logon object.
+//! Request-level errors as AA answers them (PROTOCOLS.md 1.5 and 1.9, [`crate::aa::errors`]):
+//! `{"status":"error","errors":[{location, name:"AuError", msgid, description}],"reason"}` with
+//! AA's HTTP status for each kind (433 endpoint session, 434 login session, 444 logon process, …).
+//! A failed *method* is not an error: it is an HTTP 200 `FAILED` logon object.
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
@@ -9,80 +10,97 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
 
-use crate::aa::api::{ErrorBody, ErrorItem};
+use crate::aa::errors::{emulator, AaError, ErrorBody};
 
 /// An error answered as an AA error body.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    item: ErrorItem,
+    kind: AaError,
+    location: &'static str,
+    detail: Option<String>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, name: &str, description: impl Into<String>, location: &str) -> Self {
+    /// `kind`, found by the server itself (`location: server`), in AA's own words.
+    pub fn aa(kind: AaError) -> Self {
         Self {
-            status,
-            item: ErrorItem {
-                name: name.into(),
-                description: description.into(),
-                location: location.into(),
-            },
+            kind,
+            location: "server",
+            detail: None,
         }
     }
 
-    /// 400: a field of the body is wrong.
-    pub fn bad_field(name: &str, description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, name, description, "body")
+    /// `kind`, with `detail` in place of its standard description.
+    pub fn with(kind: AaError, location: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            location,
+            detail: Some(detail.into()),
+        }
     }
 
-    /// 400: an id in the path names nothing (a process that ended, a typo).
-    pub fn unknown_in_path(name: &str, description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, name, description, "path")
+    /// 400: the field `name` of the body is wrong or missing.
+    pub fn bad_field(name: &str, description: impl std::fmt::Display) -> Self {
+        Self::with(
+            emulator::BAD_REQUEST,
+            "body",
+            format!("{name}: {description}"),
+        )
     }
 
-    /// 401: credentials were wrong.
-    pub fn unauthorized(name: &str, description: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, name, description, "body")
+    /// 400: the request is sound but not what this step of the process takes.
+    pub fn wrong_step(description: impl Into<String>) -> Self {
+        Self::with(emulator::WRONG_STEP, "body", description)
+    }
+
+    /// 401: credentials (`name`) were wrong.
+    pub fn unauthorized(name: &str, description: impl std::fmt::Display) -> Self {
+        Self::with(
+            emulator::UNAUTHORIZED,
+            "body",
+            format!("{name}: {description}"),
+        )
     }
 
     /// 403: allowed credentials, not allowed here.
-    pub fn forbidden(name: &str, description: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, name, description, "body")
+    pub fn forbidden(name: &str, description: impl std::fmt::Display) -> Self {
+        Self::with(
+            emulator::FORBIDDEN,
+            "body",
+            format!("{name}: {description}"),
+        )
     }
 
-    /// 404: the object does not exist.
-    pub fn not_found(name: &str, description: impl Into<String>, location: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, name, description, location)
-    }
-
-    /// 409: the object conflicts with one that exists.
-    pub fn conflict(name: &str, description: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, name, description, "body")
+    /// 404: the object `name` does not exist.
+    pub fn not_found(
+        name: &str,
+        description: impl std::fmt::Display,
+        location: &'static str,
+    ) -> Self {
+        Self::with(
+            emulator::NOT_FOUND,
+            location,
+            format!("{name}: {description}"),
+        )
     }
 
     /// 503: too many processes are open; the client should come back later.
-    pub fn busy(name: &str, description: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, name, description, "server")
+    pub fn busy(description: impl Into<String>) -> Self {
+        Self::with(emulator::BUSY, "server", description)
     }
 
     /// 500: the emulator's own storage failed.
     pub fn storage(error: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "storage",
-            error.to_string(),
-            "server",
-        )
+        Self::with(emulator::STORAGE, "server", error.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            status: "error".into(),
-            errors: vec![self.item],
-        };
-        (self.status, Json(body)).into_response()
+        let status =
+            StatusCode::from_u16(self.kind.http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody::new(self.kind, self.location, self.detail);
+        (status, Json(body)).into_response()
     }
 }
 
@@ -94,20 +112,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| ApiError::new(e.status(), "body", e.body_text(), "body"))?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
+            let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                emulator::TOO_LARGE
+            } else {
+                emulator::BAD_REQUEST
+            };
+            ApiError::with(kind, "body", e.body_text())
+        })?;
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(&mut deserializer)
             .map(ApiJson)
             .map_err(|e| {
                 let path = e.path().to_string();
-                let name = if path == "." || path == "?" {
-                    "body".into()
+                let inner = e.into_inner();
+                if path == "." || path == "?" {
+                    ApiError::with(emulator::BAD_REQUEST, "body", inner.to_string())
                 } else {
-                    path
-                };
-                ApiError::bad_field(&name, e.into_inner().to_string())
+                    ApiError::bad_field(&path, inner)
+                }
             })
     }
 }
@@ -122,14 +145,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(value)| ApiQuery(value))
-            .map_err(|e| ApiError {
-                status: StatusCode::BAD_REQUEST,
-                item: ErrorItem {
-                    name: "querystring".into(),
-                    description: e.body_text(),
-                    location: "querystring".into(),
-                },
-            })
+            .map_err(|e| ApiError::with(emulator::BAD_REQUEST, "querystring", e.body_text()))
     }
 }
 

@@ -2,7 +2,8 @@
 //! process on the chains of the event that begin with the method; `do_logon` runs the current
 //! method (`PASSWORD:1`, or `U2F:1` in two rounds: the sign request, then the sign response); a
 //! passed method gives `NEXT` (then `/next`) or `OK` with a login session. A failed method ends
-//! the process with `FAILED` and the reason of the check that failed.
+//! the process with `FAILED` and the reason of the check that failed. The chains call (1.2, and
+//! the portal's form of 1.9) lists what a user may use for an event.
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,23 +14,68 @@ use base64::Engine as _;
 use rand::RngCore;
 use serde_json::{json, Map};
 
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiQuery};
 use super::records::{random_alphanumeric, TemplateRecord};
 use super::responses::{chain_object, complete, logon_object, user_id};
-use super::state::{decode, encode, ChallengeOwner, Issued, LogonProcess, SimState};
+use super::state::{decode, encode, ChallengeOwner, Issued, LogonProcess, ProcessOwner, SimState};
 use super::u2f_check;
 use crate::aa::api::{
-    AllowCredential, DoLogonRequest, LogonResponse, MethodResponse, NextMethodRequest, SignRequest,
-    SignResponse, StartLogonRequest, WebauthChallenge,
+    AllowCredential, ChainList, DoLogonRequest, LogonResponse, MethodResponse, NextMethodRequest,
+    SignRequest, SignResponse, StartLogonRequest, WebauthChallenge,
 };
+use crate::aa::errors;
 use crate::aa::outcome::{self, Outcome};
+use crate::aa::portal::ChainsQuery;
 use crate::aa::{PASSWORD, U2F};
 use crate::u2f::messages::{TYP_SIGN, U2F_V2};
 
 type Answer = Result<Json<LogonResponse>, ApiError>;
 
 fn unknown_process() -> ApiError {
-    ApiError::unknown_in_path("logon_process_id", "unknown or finished logon process")
+    ApiError::aa(errors::LOGON_PROCESS_NOT_FOUND)
+}
+
+/// The configured user called `name`, or AA's `USER_NOT_FOUND`.
+fn known_user(state: &SimState, name: &str) -> Result<String, ApiError> {
+    state
+        .user(name)
+        .map(|u| u.name.clone())
+        .ok_or_else(|| ApiError::aa(errors::USER_NOT_FOUND))
+}
+
+/// `GET` or `POST /api/v1/logon/chains?user_name=…&event=…&endpoint_session_id=…`: the chains of
+/// the event, in order (PWM's form, with `username` and no event, gets those of every event).
+pub async fn chains(
+    State(state): State<Arc<SimState>>,
+    ApiQuery(query): ApiQuery<ChainsQuery>,
+) -> Result<Json<ChainList>, ApiError> {
+    state.check_endpoint_session(&query.endpoint_session_id)?;
+    known_user(&state, &query.user_name)?;
+    let names: Vec<&String> = match &query.event {
+        Some(name) => {
+            let event = state.config.event(name).ok_or_else(|| {
+                ApiError::with(
+                    errors::emulator::BAD_REQUEST,
+                    "querystring",
+                    format!("event: no such event {name:?}"),
+                )
+            })?;
+            event.chains.iter().collect()
+        }
+        None => state.config.chains.iter().map(|c| &c.name).collect(),
+    };
+    let mut chains = Vec::new();
+    for name in names {
+        if let Some((i, chain)) = state.config.chain(name) {
+            if !chains
+                .iter()
+                .any(|c: &crate::aa::api::Chain| c.name == chain.name)
+            {
+                chains.push(chain_object(i, chain));
+            }
+        }
+    }
+    Ok(Json(ChainList { chains }))
 }
 
 /// `POST /api/v1/logon`.
@@ -38,11 +84,7 @@ pub async fn start(
     ApiJson(request): ApiJson<StartLogonRequest>,
 ) -> Answer {
     state.check_endpoint_session(&request.endpoint_session_id)?;
-    let user = state
-        .user(&request.user_name)
-        .ok_or_else(|| ApiError::bad_field("user_name", "no such user"))?
-        .name
-        .clone();
+    let user = known_user(&state, &request.user_name)?;
     let event = state
         .config
         .event(&request.event)
@@ -64,7 +106,7 @@ pub async fn start(
         ));
     }
     let process = LogonProcess {
-        endpoint_session: request.endpoint_session_id,
+        owner: ProcessOwner::Endpoint(request.endpoint_session_id),
         user,
         event: event.name.clone(),
         chains,
@@ -78,7 +120,6 @@ pub async fn start(
     let mut live = state.live();
     if live.logons.len() >= state.config.max_open_processes {
         return Err(ApiError::busy(
-            "logon_process_id",
             "too many logon processes are open; finish some or retry later",
         ));
     }
@@ -97,9 +138,8 @@ pub async fn next(
     let process = live.logons.get_mut(&id).ok_or_else(unknown_process)?;
     check_owner(process, &request.endpoint_session_id)?;
     if process.current.is_some() {
-        return Err(ApiError::bad_field(
-            "method_id",
-            "the current method has not passed yet",
+        return Err(ApiError::wrong_step(
+            "method_id: the current method has not passed yet",
         ));
     }
     let done = process.completed.len();
@@ -128,13 +168,19 @@ pub async fn next(
 }
 
 fn check_owner(process: &LogonProcess, endpoint_session: &str) -> Result<(), ApiError> {
-    if process.endpoint_session != endpoint_session {
-        return Err(ApiError::bad_field(
-            "endpoint_session_id",
+    match &process.owner {
+        ProcessOwner::Endpoint(owner) if owner == endpoint_session => Ok(()),
+        ProcessOwner::Endpoint(_) => Err(ApiError::with(
+            errors::LOGON_PROCESS_NOT_FOUND,
+            "body",
             "the logon process belongs to another endpoint session",
-        ));
+        )),
+        ProcessOwner::TemplateTest { .. } => Err(ApiError::with(
+            errors::LOGON_PROCESS_NOT_FOUND,
+            "body",
+            "the process is a template test: go on with …/templates/{id}/test",
+        )),
     }
-    Ok(())
 }
 
 /// `POST /api/v1/logon/{id}/do_logon`.
@@ -150,10 +196,7 @@ pub async fn do_logon(
         check_owner(process, &request.endpoint_session_id)?;
         process.touched = Instant::now();
         let method = process.current.clone().ok_or_else(|| {
-            ApiError::bad_field(
-                "method_id",
-                "the method passed: call next with the next one",
-            )
+            ApiError::wrong_step("method_id: the method passed: call next with the next one")
         })?;
         (process.clone(), method)
     };
@@ -167,7 +210,17 @@ pub async fn do_logon(
                 "PASSWORD:1 needs the password",
             ))
         }
-        (U2F, None) => return issue_challenge(&state, &id, &process),
+        (U2F, None) => {
+            let templates: Vec<TemplateRecord> = state
+                .templates_of(&user_id(&state, &process.user))?
+                .into_iter()
+                .filter(|t| t.method_id == U2F)
+                .collect();
+            if templates.is_empty() {
+                return Ok(Json(end(&state, &id, &process, outcome::U2F_NOT_ENROLLED)));
+            }
+            return issue_challenge(&state, &id, &templates).map(Json);
+        }
         (U2F, Some(MethodResponse::U2f { sign_response })) => {
             check_sign_response(&state, &id, &sign_response)
         }
@@ -191,34 +244,36 @@ pub async fn do_logon(
             }
             pass(&state, &id, template_id)
         }
-        Err(failed) => Ok(Json(fail(&state, &id, &process, failed))),
+        Err(failed) => Ok(Json(end(&state, &id, &process, failed))),
     }
 }
 
 fn check_password(state: &SimState, user: &str, password: &str) -> Result<Option<String>, Outcome> {
     match state.user(user) {
         Some(u) if u.password == password => Ok(None),
-        _ => Err(outcome::WRONG_PASSWORD),
+        _ => Err(outcome::PASSWORD_WRONG),
     }
 }
 
-/// Ends the process with `FAILED`.
-fn fail(state: &SimState, id: &str, process: &LogonProcess, failed: Outcome) -> LogonResponse {
+/// Ends the process with `outcome`: `FAILED`, or the `OK` of a template test.
+pub(super) fn end(
+    state: &SimState,
+    id: &str,
+    process: &LogonProcess,
+    failed: Outcome,
+) -> LogonResponse {
     let mut live = state.live();
     let latest = live.logons.remove(id);
     logon_object(state, id, latest.as_ref().unwrap_or(process), failed)
 }
 
-/// The first round of U2F: one sign request per template, with a fresh single-use challenge.
-fn issue_challenge(state: &SimState, id: &str, process: &LogonProcess) -> Answer {
-    let templates: Vec<TemplateRecord> = state
-        .templates_of(&user_id(state, &process.user))?
-        .into_iter()
-        .filter(|t| t.method_id == U2F)
-        .collect();
-    if templates.is_empty() {
-        return Ok(Json(fail(state, id, process, outcome::U2F_NOT_ENROLLED)));
-    }
+/// The first round of U2F: one sign request per template, with a fresh single-use challenge
+/// recorded on the process `id`.
+pub(super) fn issue_challenge(
+    state: &SimState,
+    id: &str,
+    templates: &[TemplateRecord],
+) -> Result<LogonResponse, ApiError> {
     let mut random = [0u8; 64];
     rand::thread_rng().fill_bytes(&mut random);
     let challenge = URL_SAFE_NO_PAD.encode(&random[..32]);
@@ -269,12 +324,12 @@ fn issue_challenge(state: &SimState, id: &str, process: &LogonProcess) -> Answer
         user_verification: "discouraged".into(),
         extensions,
     });
-    Ok(Json(response))
+    Ok(response)
 }
 
 /// The second round of U2F: every check of PROTOCOLS.md section 4, in its order. The challenge
 /// is consumed whatever the outcome.
-fn check_sign_response(
+pub(super) fn check_sign_response(
     state: &SimState,
     id: &str,
     response: &SignResponse,

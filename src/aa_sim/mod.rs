@@ -7,11 +7,11 @@
 //! templates in its own sled database.
 //!
 //! * [`config`]: users, chains, events, App ID and facets, lifetimes.
-//! * `endpoints`, `logon`, `enroll`: the handlers, by part of the API.
+//! * `endpoints`, `logon`, `enroll`, `template_test`: the handlers, by part of the API.
 //! * `u2f_check`: what a relying party verifies (section 4), as pure functions.
 //! * `state`, `records`: what is kept, in sled and in memory; `expiring`: sessions that expire,
 //!   removed as new ones come in.
-//! * `error`: the error body (1.5) and the extractors that produce it.
+//! * `error`: AA's error bodies and statuses (1.5, 1.9) and the extractors that produce them.
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +31,7 @@ mod logon;
 mod records;
 mod responses;
 mod state;
+mod template_test;
 mod u2f_check;
 
 pub use config::SimConfig;
@@ -79,6 +80,7 @@ fn router(state: Arc<SimState>) -> Router {
         .route(paths::ENDPOINTS, post(endpoints::register))
         .route(paths::ENDPOINT, delete(endpoints::delete))
         .route(paths::ENDPOINT_SESSIONS, post(endpoints::open_session))
+        .route(paths::CHAINS, get(logon::chains).post(logon::chains))
         .route(paths::LOGON, post(logon::start))
         .route(paths::DO_LOGON, post(logon::do_logon))
         .route(paths::NEXT, post(logon::next))
@@ -87,11 +89,10 @@ fn router(state: Arc<SimState>) -> Router {
             paths::TEMPLATES,
             get(enroll::list_templates).post(enroll::save_template),
         )
-        .route(
-            "/api/v1/users/{user_id}/templates/{template_id}",
-            delete(enroll::delete_template),
-        )
+        .route(paths::TEMPLATE, delete(enroll::delete_template))
+        .route(paths::TEMPLATE_TEST, post(template_test::test))
         .route(paths::ENROLL, post(enroll::start))
+        .route(paths::ENROLL_PROCESS, delete(enroll::abort))
         .route(paths::DO_ENROLL, post(enroll::do_enroll))
         .fallback(error::no_route)
         .layer(body_limit)
@@ -126,8 +127,11 @@ pub async fn start(options: SimOptions) -> anyhow::Result<RunningSim> {
         SocketAddr::V4(_) => format!("{scheme}://{host}:{}", bound.port()),
     };
     let app_id = options.config.app_id.clone().unwrap_or_else(|| url.clone());
+    // The App ID's origin, the configured facets, and the server's own origin: AA's portal is
+    // served from the server, and tells its own origin as the appId of an enrollment or test.
     let mut facets: Vec<String> = crate::aa::origin_of(&app_id).into_iter().collect();
     facets.extend(options.config.facets.iter().cloned());
+    facets.extend(crate::aa::origin_of(&url));
     let state = Arc::new(
         SimState::open(&options.data_dir, options.config, app_id.clone(), facets).with_context(
             || {

@@ -53,6 +53,9 @@ pub struct TemplateRecord {
     pub certificate: String,
     /// The comment given when saving.
     pub comment: String,
+    /// The category it was saved in (empty: the default); one template of a method per category.
+    #[serde(default)]
+    pub category_id: String,
 }
 
 /// 32 random `[A-Za-z0-9]`: secrets and session, process and challenge ids.

@@ -15,6 +15,7 @@ use super::config::{SimConfig, UserConfig};
 use super::error::ApiError;
 use super::expiring::Expiring;
 use super::records::{now_unix, EndpointSessionRecord, LoginSessionRecord, TemplateRecord};
+use crate::aa::errors;
 
 /// A U2F challenge handed out by a logon or enroll process.
 #[derive(Debug, Clone)]
@@ -25,11 +26,25 @@ pub struct Issued {
     pub at: Instant,
 }
 
-/// A logon process between `POST /logon` and `OK` or `FAILED`.
+/// Who started a logon process, and so who may go on with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessOwner {
+    /// A logon through `POST /logon`, by this endpoint session.
+    Endpoint(String),
+    /// A test of the template `template_id` (`POST …/templates/{id}/test`) in this login session.
+    TemplateTest {
+        /// The login session of the template's owner.
+        login_session: String,
+        /// The template under test.
+        template_id: String,
+    },
+}
+
+/// A logon process between `POST /logon` and `OK` or `FAILED`, or a template test.
 #[derive(Debug, Clone)]
 pub struct LogonProcess {
-    /// The endpoint session that started it.
-    pub endpoint_session: String,
+    /// Who may go on with it.
+    pub owner: ProcessOwner,
     /// The user's canonical name.
     pub user: String,
     /// The event.
@@ -222,8 +237,7 @@ impl SimState {
 
     /// Checks that `id` is a live endpoint session.
     pub fn check_endpoint_session(&self, id: &str) -> Result<(), ApiError> {
-        let unknown =
-            || ApiError::bad_field("endpoint_session_id", "unknown or expired endpoint session");
+        let unknown = || ApiError::aa(errors::ENDPOINT_SESSION_NOT_FOUND);
         let bytes = self
             .endpoint_sessions
             .get(id)
@@ -256,16 +270,14 @@ impl SimState {
 
     /// The live login session `id`.
     pub fn login_session(&self, id: &str) -> Result<LoginSessionRecord, ApiError> {
-        let unknown =
-            || ApiError::unauthorized("login_session_id", "unknown or expired login session");
         let bytes = self
             .login_sessions
             .get(id)
             .map_err(ApiError::storage)?
-            .ok_or_else(unknown)?;
+            .ok_or_else(|| ApiError::aa(errors::LOGIN_SESSION_NOT_FOUND))?;
         let record: LoginSessionRecord = decode(&bytes)?;
         if record.expires_unix <= now_unix() {
-            return Err(unknown());
+            return Err(ApiError::aa(errors::LOGIN_SESSION_EXPIRED));
         }
         Ok(record)
     }

@@ -6,8 +6,8 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::aa::api::SignResponse;
-use crate::aa::enroll::RegisterResponse;
 use crate::aa::outcome::{self, Outcome};
+use crate::aa::portal::RegisterResponse;
 use crate::u2f::messages::{self, AuthenticationResponse, RegistrationResponse};
 
 /// The client data, as received and as parsed.

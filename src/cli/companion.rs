@@ -1,10 +1,11 @@
-//! `vu2f logon` and `vu2f enroll`: the companion against an AA server or `vu2f aa-sim`.
+//! `vu2f logon`, `vu2f enroll` and `vu2f template`: the companion against an AA server or
+//! `vu2f aa-sim`.
 //! Secrets come from the environment or files as well as flags, and are never printed.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::Global;
@@ -132,13 +133,16 @@ pub(super) struct LogonArgs {
     /// The event to log on to.
     #[arg(long)]
     event: String,
-    /// The chain's first method [default: PASSWORD:1 with a password, else U2F:1].
-    #[arg(long, value_name = "METHOD")]
-    first_method: Option<String>,
+    /// The chain to use, by name [default: the first of the user's chains for the event that
+    /// vu2f can complete: U2F:1 with the token, PASSWORD:1 when a password is given].
+    #[arg(long, value_name = "NAME")]
+    chain: Option<String>,
 }
 
+/// Who opens a login session, on which server, with what: the logon that enrollment and the
+/// template calls start with.
 #[derive(Debug, Args)]
-pub(super) struct EnrollArgs {
+pub(super) struct SessionArgs {
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
@@ -148,12 +152,43 @@ pub(super) struct EnrollArgs {
     /// The user (`REPO\user` or a bare name).
     #[arg(long)]
     user: String,
-    /// The event whose logon permits enrollment.
+    /// The event of the logon that opens the session (one that permits enrollment).
     #[arg(long, default_value = DEFAULT_ENROLL_EVENT)]
     event: String,
+    /// The chain of that logon, by name [default: the first one vu2f can complete].
+    #[arg(long, value_name = "NAME")]
+    chain: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct EnrollArgs {
+    #[command(flatten)]
+    session: SessionArgs,
+    /// The template's category id [default: the default category]; a user has one U2F template
+    /// per category.
+    #[arg(long, value_name = "ID", default_value = "")]
+    category: String,
     /// The template's comment.
     #[arg(long, default_value = "vu2f virtual token")]
     comment: String,
+}
+
+/// `vu2f template`: a user's templates.
+#[derive(Debug, Subcommand)]
+pub(super) enum TemplateCommand {
+    /// List the user's templates (after a logon to the event).
+    List(Box<SessionArgs>),
+    /// Test an enrolled U2F template with the token, as AA's portal does.
+    Test(Box<TemplateTestArgs>),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct TemplateTestArgs {
+    #[command(flatten)]
+    session: SessionArgs,
+    /// The template to test [default: the user's U2F template that belongs to the token].
+    #[arg(long, value_name = "ID")]
+    template: Option<String>,
 }
 
 impl ServerArgs {
@@ -249,6 +284,7 @@ impl TokenArgs {
 struct LogonReport {
     login_session_id: String,
     user_id: Option<String>,
+    chain: String,
     completed_methods: Vec<String>,
     counter: Option<u32>,
     steps: Vec<Step>,
@@ -280,7 +316,7 @@ pub(super) fn logon(global: &Global, args: LogonArgs) -> anyhow::Result<()> {
         user: args.user,
         event: args.event,
         password: args.password.password()?,
-        first_method: args.first_method,
+        chain: args.chain,
     };
     let mut steps = Vec::new();
     let logged_on = super::runtime()?.block_on(async {
@@ -295,6 +331,7 @@ pub(super) fn logon(global: &Global, args: LogonArgs) -> anyhow::Result<()> {
     let report = LogonReport {
         login_session_id: logged_on.login_session_id,
         user_id: logged_on.user_id,
+        chain: logged_on.chain,
         completed_methods: logged_on.completed_methods,
         counter: logged_on.counter,
         steps,
@@ -305,17 +342,20 @@ pub(super) fn logon(global: &Global, args: LogonArgs) -> anyhow::Result<()> {
 }
 
 pub(super) fn enroll(global: &Global, args: EnrollArgs) -> anyhow::Result<()> {
-    let (http, access, policy) = args.server.connect()?;
-    let mut token = args.token.open(global)?;
-    let password = args.password.password()?.ok_or_else(|| {
+    let session = args.session;
+    let (http, access, policy) = session.server.connect()?;
+    let mut token = session.token.open(global)?;
+    let password = session.password.password()?.ok_or_else(|| {
         anyhow::anyhow!(
             "enrollment starts with a password logon: pass --password-file or set VU2F_PASSWORD"
         )
     })?;
     let request = EnrollRequest {
-        user: args.user,
+        user: session.user,
         password,
-        event: args.event,
+        event: session.event,
+        chain: session.chain,
+        category: args.category,
         comment: args.comment,
     };
     let mut steps = Vec::new();
@@ -337,4 +377,101 @@ pub(super) fn enroll(global: &Global, args: EnrollArgs) -> anyhow::Result<()> {
     super::print(global, &report, |r| {
         format!("template: {}\n", r.template_id)
     })
+}
+
+/// What `template list` prints with `--json`.
+#[derive(Serialize)]
+struct TemplateListReport {
+    user_id: String,
+    templates: Vec<crate::aa::portal::TemplateSummary>,
+    steps: Vec<Step>,
+}
+
+/// What `template test` prints with `--json`.
+#[derive(Serialize)]
+struct TemplateTestReport {
+    template_id: String,
+    user_id: String,
+    counter: u32,
+    steps: Vec<Step>,
+}
+
+impl SessionArgs {
+    fn logon_request(&self) -> anyhow::Result<LogonRequest> {
+        Ok(LogonRequest {
+            user: self.user.clone(),
+            event: self.event.clone(),
+            password: self.password.password()?,
+            chain: self.chain.clone(),
+        })
+    }
+}
+
+pub(super) fn template(global: &Global, command: TemplateCommand) -> anyhow::Result<()> {
+    let args = match &command {
+        TemplateCommand::List(args) => args.as_ref(),
+        TemplateCommand::Test(args) => &args.session,
+    };
+    let (http, access, policy) = args.server.connect()?;
+    let mut token = args.token.open(global)?;
+    let logon = args.logon_request()?;
+    let mut steps = Vec::new();
+    let runtime = super::runtime()?;
+    match &command {
+        TemplateCommand::List(_) => {
+            let (user_id, templates) = runtime.block_on(async {
+                let mut sink = step_printer(global, &mut steps);
+                let endpoint = Endpoint::open(&http, &access, &mut sink).await?;
+                let result = crate::client::template::list(
+                    &http,
+                    &endpoint,
+                    Some(&mut token),
+                    &policy,
+                    &logon,
+                    &mut sink,
+                )
+                .await;
+                endpoint.close(&http).await?;
+                anyhow::Ok(result?)
+            })?;
+            let report = TemplateListReport {
+                user_id,
+                templates,
+                steps,
+            };
+            super::print(global, &report, |r| {
+                r.templates
+                    .iter()
+                    .map(|t| format!("{} {} {:?}\n", t.id, t.method_id, t.comment))
+                    .collect()
+            })
+        }
+        TemplateCommand::Test(test) => {
+            let tested = runtime.block_on(async {
+                let mut sink = step_printer(global, &mut steps);
+                let endpoint = Endpoint::open(&http, &access, &mut sink).await?;
+                let result = crate::client::template::test(
+                    &http,
+                    &endpoint,
+                    &mut token,
+                    &policy,
+                    &logon,
+                    test.template.as_deref(),
+                    &mut sink,
+                )
+                .await;
+                endpoint.close(&http).await?;
+                anyhow::Ok(result?)
+            })?;
+            let report = TemplateTestReport {
+                template_id: tested.template_id,
+                user_id: tested.user_id,
+                counter: tested.counter,
+                steps,
+            };
+            super::print(global, &report, |r| {
+                format!("template {} works (counter {})\n", r.template_id, r.counter)
+            })
+        }
+    }
 }

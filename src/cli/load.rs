@@ -29,6 +29,10 @@ pub(super) struct LoadArgs {
     /// The event to log on to.
     #[arg(long, default_value = "Search Card")]
     event: String,
+    /// The chain to log on with, by name [default: the first of each user's chains for the event
+    /// that a token completes].
+    #[arg(long, value_name = "NAME")]
+    chain: Option<String>,
     /// Closed model: this many logons in flight.
     #[arg(long, value_name = "C", conflicts_with = "rate")]
     concurrency: Option<usize>,
@@ -86,6 +90,7 @@ pub(super) fn run(global: &Global, args: LoadArgs) -> anyhow::Result<()> {
         prefix: args.prefix,
         enroll: args.enroll || embedded,
         event: args.event,
+        chain: args.chain,
         model,
         until,
         ramp_up: Duration::from_secs_f64(args.ramp_up.max(0.0)),

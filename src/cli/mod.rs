@@ -75,10 +75,15 @@ enum Command {
     },
     /// Measure signing throughput against the raw ECDSA limit, on one core.
     Bench(bench::BenchArgs),
-    /// Log a user on to an AA server with a token (U2F:1, and PASSWORD:1 in chains).
+    /// Log a user on to an AA server with a token, through the first of the user's chains that
+    /// vu2f can complete (U2F:1, and PASSWORD:1 with a password).
     Logon(Box<companion::LogonArgs>),
-    /// Enroll a token for a user on an AA server (a password logon, then U2F:1 enrollment).
+    /// Enroll a token for a user on an AA server (a password logon, then U2F:1 enrollment as AA's
+    /// portal does it).
     Enroll(Box<companion::EnrollArgs>),
+    /// List a user's templates, or test an enrolled U2F template with a token.
+    #[command(subcommand)]
+    Template(companion::TemplateCommand),
     /// Log on with many virtual tokens at once and report throughput and latency.
     Load(Box<load::LoadArgs>),
     /// Run the AA emulator: the REST API of logon and enrollment, with real U2F verification.
@@ -119,6 +124,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(global, args),
         Command::Logon(args) => companion::logon(global, *args),
         Command::Enroll(args) => companion::enroll(global, *args),
+        Command::Template(command) => companion::template(global, command),
         Command::AaSim(args) => aa_sim::run(global, args),
         Command::Load(args) => load::run(global, *args),
         Command::Demo => demo(global),

@@ -1,17 +1,24 @@
-//! U2F enrollment (PROTOCOLS.md 1.2; the U2F part is inferred, its shape lives in
-//! [`crate::aa::enroll`]): a password logon to an enrollment event gives a `login_session_id`; the
-//! enroll process hands out a register request; the token registers (unless it already knows one
-//! of the user's handles); the registration is sent back and saved as a template.
+//! U2F enrollment as AA's own portal does it (PROTOCOLS.md 1.9; the shapes live in
+//! [`crate::aa::portal`]): a logon to an enrollment event (a chain the client can complete without
+//! the token being enrolled) gives a `login_session_id`; the enroll process, told the server's
+//! origin as appId and the user's id, hands out a register request; the token registers (unless it
+//! already knows one of the user's handles); the registration goes back with the register
+//! request's appId, challenge and version, and is saved as a template. An enrollment that cannot
+//! complete after its process started is aborted (`DELETE /api/v1/enroll/{id}`), as the portal
+//! does, so the server holds nothing half-done.
 use serde::Deserialize;
 
-use super::logon::{status_name, LogonRequest, PASSWORD, U2F};
-use super::{AaHttp, ClientError, Endpoint, OriginPolicy, Step, StepSink, TokenClient};
-use crate::aa::api::LogonStatus;
-use crate::aa::enroll::{
-    DoEnrollRequest, DoEnrollResponse, EnrollResponse, EnrollStarted, SaveTemplateRequest,
-    StartEnrollRequest, TemplateSaved,
+use super::logon::{status_name, LogonRequest};
+use super::{
+    report_answer, AaHttp, Answered, ClientError, Endpoint, OriginPolicy, Step, StepSink,
+    TokenClient,
 };
-use crate::aa::paths;
+use crate::aa::api::LogonStatus;
+use crate::aa::portal::{
+    DoEnrollRequest, DoEnrollResponse, EnrollBegin, EnrollRegistered, EnrollStarted,
+    SaveTemplateRequest, StartEnrollRequest, TemplateSaved,
+};
+use crate::aa::{paths, U2F};
 
 /// The event the documentation uses for managing one's authenticators.
 pub const DEFAULT_ENROLL_EVENT: &str = "Authenticators Management";
@@ -25,6 +32,10 @@ pub struct EnrollRequest {
     pub password: String,
     /// The event that permits enrollment.
     pub event: String,
+    /// The chain of that logon [default: the first the client can complete with the password].
+    pub chain: Option<String>,
+    /// The template's category (empty: the default); a user has one U2F template per category.
+    pub category: String,
     /// The template's comment.
     pub comment: String,
 }
@@ -43,22 +54,18 @@ struct UserFound {
     id: String,
 }
 
-/// Enrolls `token` for a user.
-pub async fn enroll(
+/// A logon that opens a login session, for enrollment or template calls: the session and the
+/// user's id (from the `OK`, else looked up by name).
+pub(super) async fn login_session(
     http: &AaHttp,
     endpoint: &Endpoint,
-    token: &mut TokenClient,
+    token: Option<&mut TokenClient>,
     policy: &OriginPolicy,
-    request: &EnrollRequest,
+    request: &LogonRequest,
     steps: StepSink<'_>,
-) -> Result<Enrolled, ClientError> {
-    let logged_on = super::logon::Logon::new(http, endpoint, None, policy, &mut *steps)
-        .run(&LogonRequest {
-            user: request.user.clone(),
-            event: request.event.clone(),
-            password: Some(request.password.clone()),
-            first_method: Some(PASSWORD.into()),
-        })
+) -> Result<(String, String), ClientError> {
+    let logged_on = super::logon::Logon::new(http, endpoint, token, policy, &mut *steps)
+        .run(request)
         .await?;
     let session = logged_on.login_session_id;
     let user_id = match logged_on.user_id {
@@ -73,6 +80,32 @@ pub async fn enroll(
             user.id
         }
     };
+    Ok((session, user_id))
+}
+
+/// Enrolls `token` for a user.
+pub async fn enroll(
+    http: &AaHttp,
+    endpoint: &Endpoint,
+    token: &mut TokenClient,
+    policy: &OriginPolicy,
+    request: &EnrollRequest,
+    steps: StepSink<'_>,
+) -> Result<Enrolled, ClientError> {
+    let (session, user_id) = login_session(
+        http,
+        endpoint,
+        None,
+        policy,
+        &LogonRequest {
+            user: request.user.clone(),
+            event: request.event.clone(),
+            password: Some(request.password.clone()),
+            chain: request.chain.clone(),
+        },
+        &mut *steps,
+    )
+    .await?;
     let started: EnrollStarted = http
         .post(
             paths::ENROLL,
@@ -88,11 +121,57 @@ pub async fn enroll(
         reason: None,
         msgid: None,
     });
-    let path = paths::fill(
-        paths::DO_ENROLL,
-        &[("enroll_process_id", &started.enroll_process_id)],
-    );
-    let asked = do_enroll(http, &path, &session, EnrollResponse::default(), steps).await?;
+    let process = started.enroll_process_id;
+    let registered = register(
+        http, &process, &session, &user_id, token, policy, request, steps,
+    )
+    .await;
+    if let Err(error) = registered {
+        abort(http, &process, &session, steps).await;
+        return Err(error);
+    }
+    let templates = paths::fill(paths::TEMPLATES, &[("user_id", &user_id)]);
+    let saved: TemplateSaved = http
+        .post(
+            &templates,
+            &SaveTemplateRequest {
+                login_session_id: session,
+                enroll_process_id: process,
+                category_id: request.category.clone(),
+                comment: request.comment.clone(),
+            },
+        )
+        .await?;
+    steps(&Step {
+        request: format!("POST {}", paths::TEMPLATES),
+        status: format!("template {} saved", saved.auth_t_id),
+        reason: None,
+        msgid: None,
+    });
+    Ok(Enrolled {
+        template_id: saved.auth_t_id,
+        user_id,
+    })
+}
+
+/// The two `do_enroll` rounds and the token's registration between them.
+#[allow(clippy::too_many_arguments)]
+async fn register(
+    http: &AaHttp,
+    process: &str,
+    session: &str,
+    user_id: &str,
+    token: &mut TokenClient,
+    policy: &OriginPolicy,
+    request: &EnrollRequest,
+    steps: StepSink<'_>,
+) -> Result<(), ClientError> {
+    let path = paths::fill(paths::DO_ENROLL, &[("enroll_process_id", process)]);
+    let begin = EnrollBegin {
+        app_id: http.origin(),
+        user_id: user_id.into(),
+    };
+    let asked = do_enroll(http, &path, session, begin, steps).await?;
     if asked.status != LogonStatus::MoreData {
         return Err(ClientError::BadReply {
             call: format!("POST {}", paths::DO_ENROLL),
@@ -118,10 +197,8 @@ pub async fn enroll(
     let answered = do_enroll(
         http,
         &path,
-        &session,
-        EnrollResponse {
-            register_response: Some(register_response),
-        },
+        session,
+        EnrollRegistered { register_response },
         steps,
     )
     .await?;
@@ -131,35 +208,33 @@ pub async fn enroll(
             detail: format!("expected OK, got {}", status_name(answered.status)),
         });
     }
-    let templates = paths::fill(paths::TEMPLATES, &[("user_id", &user_id)]);
-    let saved: TemplateSaved = http
-        .post(
-            &templates,
-            &SaveTemplateRequest {
-                login_session_id: session,
-                enroll_process_id: started.enroll_process_id,
-                category_id: String::new(),
-                comment: request.comment.clone(),
-            },
-        )
-        .await?;
+    Ok(())
+}
+
+/// `DELETE /api/v1/enroll/{id}`: a failed enrollment is given up. Best effort: the error that
+/// made it fail is the one worth reporting, so this one is only shown as a step.
+async fn abort(http: &AaHttp, process: &str, session: &str, steps: StepSink<'_>) {
+    let path = paths::fill(paths::ENROLL_PROCESS, &[("enroll_process_id", process)]);
+    let status = match http
+        .delete_query(&path, &[("login_session_id", session)])
+        .await
+    {
+        Ok(()) => "enroll process aborted".to_owned(),
+        Err(e) => format!("could not abort: {e}"),
+    };
     steps(&Step {
-        request: format!("POST {}", paths::TEMPLATES),
-        status: format!("template {} saved", saved.auth_t_id),
+        request: format!("DELETE {}", paths::ENROLL_PROCESS),
+        status,
         reason: None,
         msgid: None,
     });
-    Ok(Enrolled {
-        template_id: saved.auth_t_id,
-        user_id,
-    })
 }
 
-async fn do_enroll(
+async fn do_enroll<R: serde::Serialize>(
     http: &AaHttp,
     path: &str,
     session: &str,
-    response: EnrollResponse,
+    response: R,
     steps: StepSink<'_>,
 ) -> Result<DoEnrollResponse, ClientError> {
     let answer: DoEnrollResponse = http
@@ -171,20 +246,15 @@ async fn do_enroll(
             },
         )
         .await?;
-    let status = status_name(answer.status);
-    steps(&Step {
-        request: format!("POST {}", paths::DO_ENROLL),
-        status: status.clone(),
-        reason: answer.reason.clone(),
-        msgid: answer.msgid.clone(),
-    });
-    if answer.status == LogonStatus::Failed {
-        return Err(ClientError::Refused {
-            call: format!("POST {}", paths::DO_ENROLL),
-            status,
-            reason: answer.reason,
-            msg: answer.msg,
-        });
-    }
+    report_answer(
+        steps,
+        paths::DO_ENROLL,
+        Answered {
+            status: answer.status,
+            reason: &answer.reason,
+            msgid: &answer.msgid,
+            msg: &answer.msg,
+        },
+    )?;
     Ok(answer)
 }

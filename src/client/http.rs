@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::ClientError;
-use crate::aa::api::ErrorBody;
+use crate::aa::errors::ErrorBody;
 
 /// How the client trusts the server's certificate.
 #[derive(Debug, Clone, Default)]
@@ -87,6 +87,15 @@ impl AaHttp {
         self.call(Method::POST, path, &[], Some(body)).await
     }
 
+    /// `POST path?query` with no body.
+    pub async fn post_query<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<R, ClientError> {
+        self.call::<(), R>(Method::POST, path, query, None).await
+    }
+
     /// `GET path?query`.
     pub async fn get<R: DeserializeOwned>(
         &self,
@@ -99,6 +108,16 @@ impl AaHttp {
     /// `DELETE path` with a JSON body; the answer's body is not read.
     pub async fn delete<B: Serialize>(&self, path: &str, body: &B) -> Result<(), ClientError> {
         self.send(Method::DELETE, path, &[], Some(body)).await?;
+        Ok(())
+    }
+
+    /// `DELETE path?query` with no body; the answer's body is not read.
+    pub async fn delete_query(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<(), ClientError> {
+        self.send::<()>(Method::DELETE, path, query, None).await?;
         Ok(())
     }
 
@@ -173,10 +192,19 @@ pub fn read_reply<R: DeserializeOwned>(
 }
 
 fn http_error(call: String, status: u16, bytes: &[u8]) -> ClientError {
-    ClientError::Http {
-        call,
-        status,
-        detail: error_detail(bytes),
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) if !body.errors.is_empty() => ClientError::Http {
+            call,
+            status,
+            msgid: body.msgid().map(str::to_owned),
+            detail: body.summary(),
+        },
+        _ => ClientError::Http {
+            call,
+            status,
+            msgid: None,
+            detail: excerpt(&String::from_utf8_lossy(bytes)),
+        },
     }
 }
 
@@ -203,14 +231,6 @@ fn decode_json<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, String> {
             format!("field `{path}`: {inner}")
         }
     })
-}
-
-/// The server's own words for an error: the summary of an AA error body, else an excerpt.
-fn error_detail(bytes: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(bytes) {
-        Ok(body) if !body.errors.is_empty() => body.summary(),
-        _ => excerpt(&String::from_utf8_lossy(bytes)),
-    }
 }
 
 fn excerpt(text: &str) -> String {

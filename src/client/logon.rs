@@ -1,9 +1,15 @@
-//! The logon flow (PROTOCOLS.md 1.1): `POST /logon` with the chain's first method, `do_logon` for
+//! The logon flow (PROTOCOLS.md 1.1): the user's chains for the event, and the first one the
+//! client can complete ([`super::chains`]); `POST /logon` with its first method, `do_logon` for
 //! each method (for U2F: once to gather the sign request, once with the sign response), `/next`
-//! while the server answers `NEXT`, until `OK` with a `login_session_id`.
-use super::{AaHttp, ClientError, Endpoint, OriginPolicy, Step, StepSink, TokenClient};
+//! with the chain's next method while the server answers `NEXT`, until `OK` with a
+//! `login_session_id`.
+use super::chains::{self, Abilities};
+use super::{
+    report_answer, AaHttp, Answered, ClientError, Endpoint, OriginPolicy, Step, StepSink,
+    TokenClient,
+};
 use crate::aa::api::{
-    DoLogonRequest, LogonResponse, LogonStatus, MethodResponse, NextMethodRequest,
+    Chain, DoLogonRequest, LogonResponse, LogonStatus, MethodResponse, NextMethodRequest,
     StartLogonRequest,
 };
 use crate::aa::paths;
@@ -22,8 +28,8 @@ pub struct LogonRequest {
     pub event: String,
     /// The password, for `PASSWORD:1` in the chain.
     pub password: Option<String>,
-    /// The chain's first method [default: `PASSWORD:1` when a password is given, else `U2F:1`].
-    pub first_method: Option<String>,
+    /// The chain to use, by name [default: the first the client can complete].
+    pub chain: Option<String>,
 }
 
 /// A completed logon.
@@ -35,6 +41,8 @@ pub struct LoggedOn {
     pub user_id: Option<String>,
     /// The methods passed, in order.
     pub completed_methods: Vec<String>,
+    /// The chain used.
+    pub chain: String,
     /// The token's counter in the last signature, when U2F was one of the methods.
     pub counter: Option<u32>,
     /// The server's last answer, whole.
@@ -70,15 +78,41 @@ impl<'a> Logon<'a> {
         }
     }
 
-    /// Runs the logon to the end.
-    pub async fn run(mut self, request: &LogonRequest) -> Result<LoggedOn, ClientError> {
-        let first = request.first_method.clone().unwrap_or_else(|| {
-            if request.password.is_some() {
-                PASSWORD.into()
-            } else {
-                U2F.into()
-            }
+    /// Reads the user's chains for the event, chooses one, and runs the logon to the end.
+    pub async fn run(self, request: &LogonRequest) -> Result<LoggedOn, ClientError> {
+        let listed = chains::read(self.http, self.endpoint, &request.user, &request.event).await?;
+        let abilities = Abilities {
+            u2f: self.token.is_some(),
+            password: request.password.is_some(),
+        };
+        let chosen = chains::choose(
+            &listed,
+            abilities,
+            request.chain.as_deref(),
+            &request.user,
+            &request.event,
+        );
+        (self.steps)(&Step {
+            request: format!("GET {}", paths::CHAINS),
+            status: match &chosen {
+                Ok(chain) => format!("chain {}", chains::describe(chain)),
+                Err(_) => format!("{} chains, none usable", listed.len()),
+            },
+            reason: None,
+            msgid: None,
         });
+        self.run_chain(request, &chosen?).await
+    }
+
+    /// Runs the logon through `chain` to the end.
+    pub async fn run_chain(
+        mut self,
+        request: &LogonRequest,
+        chain: &Chain,
+    ) -> Result<LoggedOn, ClientError> {
+        let first = chain.methods.first().cloned().ok_or_else(|| {
+            ClientError::NoChain(format!("chain {} has no methods", chains::describe(chain)))
+        })?;
         let started = self
             .call(
                 paths::LOGON,
@@ -99,9 +133,9 @@ impl<'a> Logon<'a> {
                 process_id = id.clone();
             }
             match answer.status {
-                LogonStatus::Ok => return self.finish(answer),
+                LogonStatus::Ok => return self.finish(answer, chain),
                 LogonStatus::Next => {
-                    method = next_method(&answer)?;
+                    method = next_method(&answer, chain)?;
                     let path = paths::fill(paths::NEXT, &[("logon_process_id", &process_id)]);
                     let started = self
                         .call(
@@ -207,25 +241,11 @@ impl<'a> Logon<'a> {
         body: &B,
     ) -> Result<LogonResponse, ClientError> {
         let response: LogonResponse = self.http.post(&path, body).await?;
-        let status = status_name(response.status);
-        (self.steps)(&Step {
-            request: format!("POST {pattern}"),
-            status: status.clone(),
-            reason: response.reason.clone(),
-            msgid: response.msgid.clone(),
-        });
-        if response.status == LogonStatus::Failed {
-            return Err(ClientError::Refused {
-                call: format!("POST {pattern}"),
-                status,
-                reason: response.reason,
-                msg: response.msg,
-            });
-        }
+        report_answer(self.steps, pattern, answered(&response))?;
         Ok(response)
     }
 
-    fn finish(self, response: LogonResponse) -> Result<LoggedOn, ClientError> {
+    fn finish(self, response: LogonResponse, chain: &Chain) -> Result<LoggedOn, ClientError> {
         let login_session_id =
             response
                 .login_session_id
@@ -243,9 +263,20 @@ impl<'a> Logon<'a> {
             login_session_id,
             user_id,
             completed_methods: response.completed_methods.clone(),
+            chain: chain.name.clone(),
             counter: self.counter,
             response,
         })
+    }
+}
+
+/// The status fields of a logon object.
+pub(crate) fn answered(response: &LogonResponse) -> Answered<'_> {
+    Answered {
+        status: response.status,
+        reason: &response.reason,
+        msgid: &response.msgid,
+        msg: &response.msg,
     }
 }
 
@@ -286,20 +317,21 @@ fn unexpected(pattern: &str, response: &LogonResponse, expected: &str) -> Client
     }
 }
 
-/// After `NEXT`: the method that follows the completed ones in a chain of the answer.
-fn next_method(response: &LogonResponse) -> Result<String, ClientError> {
+/// After `NEXT`: the method of `chain` that follows the completed ones; if the server completed
+/// methods that are not the chain's start, the first chain of its answer that goes on from them.
+fn next_method(response: &LogonResponse, chain: &Chain) -> Result<String, ClientError> {
     let done = &response.completed_methods;
-    response
-        .chains
-        .iter()
+    std::iter::once(chain)
+        .chain(&response.chains)
         .filter(|chain| chain.methods.len() > done.len() && chain.methods.starts_with(done))
         .map(|chain| chain.methods[done.len()].clone())
         .next()
         .ok_or_else(|| ClientError::BadReply {
             call: format!("POST {}", paths::DO_LOGON),
             detail: format!(
-                "status NEXT, but no chain in `chains` continues after {}",
-                done.join(", ")
+                "status NEXT after {}, but neither the chain {} nor one in `chains` goes on",
+                done.join(", "),
+                chains::describe(chain)
             ),
         })
 }

@@ -4,18 +4,22 @@
 //! * [`http`]: JSON calls to the server, and what a bad reply looks like as an error.
 //! * [`endpoint`]: registering an endpoint and opening an endpoint session (1.2).
 //! * [`token`]: the token side: client data, AUTHENTICATE and REGISTER, the appId check.
+//! * [`chains`]: reading the user's chains for an event and choosing one the client can complete.
 //! * [`logon`]: the `do_logon` flow, through multi-method chains (1.1, 1.3).
-//! * [`enroll`]: U2F enrollment and saving the template (1.2, inferred).
+//! * [`enroll`]: U2F enrollment and saving the template, as AA's portal does it (1.9).
+//! * [`template`]: listing a user's templates and testing one, as the portal does (1.9).
 //!
 //! Every call made and every answer got is reported as a [`Step`], for `vu2f demo` and `--json`.
 use std::time::Duration;
 
 use serde::Serialize;
 
+pub mod chains;
 pub mod endpoint;
 pub mod enroll;
 pub mod http;
 pub mod logon;
+pub mod template;
 pub mod token;
 
 pub use endpoint::{Endpoint, EndpointAccess};
@@ -52,7 +56,9 @@ pub enum ClientError {
         call: String,
         /// The HTTP status.
         status: u16,
-        /// The server's error body, summarised.
+        /// The msgid of AA's error body (`AUCORE-1063`), when it has one.
+        msgid: Option<String>,
+        /// The server's error body, summarised: `msgid reason: description`.
         detail: String,
     },
     /// The server answered something that is not what the call expects.
@@ -63,8 +69,8 @@ pub enum ClientError {
         /// What is wrong, naming the field.
         detail: String,
     },
-    /// The server refused: `FAILED`, with its reason.
-    #[error("{call}: {}{}: {}", one_line(status), reason.as_deref().map(|r| format!(" {}", one_line(r))).unwrap_or_default(), one_line(msg))]
+    /// The server refused: `FAILED`, with its reason and msgid.
+    #[error("{call}: {}{}{}: {}", one_line(status), reason.as_deref().map(|r| format!(" {}", one_line(r))).unwrap_or_default(), msgid.as_deref().map(|m| format!(" ({})", one_line(m))).unwrap_or_default(), one_line(msg))]
     Refused {
         /// `METHOD /path`.
         call: String,
@@ -72,9 +78,15 @@ pub enum ClientError {
         status: String,
         /// The server's reason.
         reason: Option<String>,
+        /// The server's msgid.
+        msgid: Option<String>,
         /// The server's message.
         msg: String,
     },
+    /// No chain of the event is one the client can complete, or the one asked for is not. The
+    /// server's words in it are already made fit for one line.
+    #[error("{0}")]
+    NoChain(String),
     /// The server asks to sign for an appId the user did not allow.
     #[error("refusing to sign for appId {app_id:?}: it is neither the server's origin ({origin}) nor allowed with --appid")]
     AppIdNotAllowed {
@@ -160,6 +172,44 @@ impl Step {
 /// Where steps go as they happen.
 pub type StepSink<'a> = &'a mut (dyn FnMut(&Step) + Send);
 
+/// What the server said of one step of a logon, an enrollment or a test.
+pub(crate) struct Answered<'a> {
+    /// `MORE_DATA`, `NEXT`, `OK` or `FAILED`.
+    pub status: crate::aa::api::LogonStatus,
+    /// The server's reason.
+    pub reason: &'a Option<String>,
+    /// The server's msgid.
+    pub msgid: &'a Option<String>,
+    /// The server's message.
+    pub msg: &'a str,
+}
+
+/// Shows `answer` to `POST pattern` as a step, and turns a `FAILED` into
+/// [`ClientError::Refused`] naming the call, the reason and the msgid.
+pub(crate) fn report_answer(
+    steps: StepSink<'_>,
+    pattern: &str,
+    answer: Answered<'_>,
+) -> Result<(), ClientError> {
+    let status = logon::status_name(answer.status);
+    steps(&Step {
+        request: format!("POST {pattern}"),
+        status: status.clone(),
+        reason: answer.reason.clone(),
+        msgid: answer.msgid.clone(),
+    });
+    if answer.status == crate::aa::api::LogonStatus::Failed {
+        return Err(ClientError::Refused {
+            call: format!("POST {pattern}"),
+            status,
+            reason: answer.reason.clone(),
+            msgid: answer.msgid.clone(),
+            msg: answer.msg.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +220,7 @@ mod tests {
             call: "POST /api/v1/logon/1/do_logon".into(),
             status: "FAILED".into(),
             reason: Some("WRONG\nREASON".into()),
+            msgid: Some("AUCORE-2007".into()),
             msg: "line one\r\n\u{1b}[31mred\u{202e}txet".into(),
         };
         let text = error.to_string();
@@ -179,7 +230,7 @@ mod tests {
         );
         assert_eq!(
             text,
-            "POST /api/v1/logon/1/do_logon: FAILED WRONG\\nREASON: \
+            "POST /api/v1/logon/1/do_logon: FAILED WRONG\\nREASON (AUCORE-2007): \
              line one\\r\\n\\u{1b}[31mred\\u{202e}txet"
         );
     }

@@ -10,8 +10,8 @@ use base64::Engine as _;
 
 use super::ClientError;
 use crate::aa::api::{SignRequest, SignResponse};
-use crate::aa::enroll::{RegisterRequest, RegisterResponse};
 use crate::aa::origin_of;
+use crate::aa::portal::{RegisterRequest, RegisterResponse};
 use crate::transport::{exchange_awaiting_presence, TokenTransport, TransportError};
 use crate::u2f::authenticator::Control;
 use crate::u2f::messages::{
@@ -191,17 +191,22 @@ impl TokenClient {
         Ok(false)
     }
 
-    /// Registers the token for the first of `requests`.
+    /// Registers the token for the first of `requests` of version `U2F_V2`; the answer carries
+    /// that request's appId, challenge and version, as AA's portal sends it (PROTOCOLS.md 1.9).
     pub async fn register(
         &mut self,
         requests: &[RegisterRequest],
         policy: &OriginPolicy,
     ) -> Result<RegisterResponse, ClientError> {
-        let request = requests.first().ok_or_else(|| {
-            ClientError::Token(
-                "the server sent no register request (registerRequests is empty)".into(),
-            )
-        })?;
+        let request = requests
+            .iter()
+            .find(|r| r.version == U2F_V2)
+            .ok_or_else(|| {
+                ClientError::Token(format!(
+                    "the server sent no {U2F_V2} register request ({} in registerRequests)",
+                    requests.len()
+                ))
+            })?;
         let origin = policy.origin_for(&request.app_id)?;
         let client_data = ClientData {
             typ: TYP_REGISTER,
@@ -220,9 +225,11 @@ impl TokenClient {
             .map_err(token_error)?;
         let data = messages::split_status(&response).map_err(|e| sw_error("REGISTER", e))?;
         Ok(RegisterResponse {
-            version: U2F_V2.into(),
             registration_data: URL_SAFE_NO_PAD.encode(data),
             client_data: URL_SAFE_NO_PAD.encode(&client_data),
+            app_id: request.app_id.clone(),
+            challenge: request.challenge.clone(),
+            version: request.version.clone(),
         })
     }
 }

@@ -3,6 +3,11 @@
 //! on HTTPS at 127.0.0.1:8441 by default like the vendor's. AA's web pages, and any HTTP load
 //! tool, get signatures from vu2f tokens through it.
 //!
+//! `sign` answers a `SignResponse` that goes into `do_logon` unchanged. `register` answers the
+//! `registerResponse` of AA's portal (PROTOCOLS.md 1.9): `registrationData` and `clientData`, with
+//! the register request's `appId`, `challenge` and `version`, so that it too goes into
+//! `do_enroll` unchanged (the portal adds those three itself; here they are already there).
+//!
 //! Errors are `{"errorCode": n, "errorMessage": "…"}` with the U2F JS API's numbers: 1 other,
 //! 2 bad request (the page's origin is not the App ID's), 3 configuration unsupported, 4 device
 //! ineligible (no token knows the handle, or the token is already registered), 5 timeout. They
@@ -23,7 +28,7 @@ use serde_json::json;
 
 use super::SharedToken;
 use crate::aa::api::SignRequest;
-use crate::aa::enroll::RegisterRequest;
+use crate::aa::portal::RegisterRequest;
 use crate::client::{ClientError, OriginPolicy, TokenClient};
 
 /// The vendor's address.

@@ -1,7 +1,9 @@
 //! # load — many virtual tokens logging on at once (`vu2f load`)
 //!
 //! Each virtual user is a token of the store, enrolled for a user of the same name, with its own
-//! endpoint session. Logons run the U2F flow of PROTOCOLS.md 1.1 through the companion client.
+//! endpoint session. Logons run the flow of PROTOCOLS.md 1.1 through the companion client, as a
+//! portal does it: the user's chains for the event, then the U2F logon on the first chain a token
+//! completes.
 //!
 //! * Closed model (`--concurrency C`): C workers, each starting a logon when its last one ends.
 //! * Open model (`--rate R`): logons are started on a schedule whatever the server does, and each
@@ -18,7 +20,7 @@ use crate::aa::api::AuthData;
 use crate::aa_sim::config::UserConfig;
 use crate::aa_sim::{self, RunningSim, SimConfig, SimOptions};
 use crate::client::enroll::{enroll, EnrollRequest, DEFAULT_ENROLL_EVENT};
-use crate::client::logon::{Logon, LogonRequest, PASSWORD, U2F};
+use crate::client::logon::{Logon, LogonRequest, PASSWORD};
 use crate::client::{
     AaHttp, ClientError, Endpoint, EndpointAccess, OriginPolicy, Step, TlsTrust, TokenClient,
 };
@@ -92,6 +94,8 @@ pub struct LoadOptions {
     pub enroll: bool,
     /// The event to log on to.
     pub event: String,
+    /// The chain, by name [default: the first of each user's chains that a token completes].
+    pub chain: Option<String>,
     /// Closed or open model.
     pub model: Model,
     /// When to stop.
@@ -146,7 +150,10 @@ fn error_kind(error: &ClientError) -> String {
         ClientError::Refused { reason, .. } => {
             format!("FAILED {}", reason.as_deref().unwrap_or("(no reason)"))
         }
-        ClientError::Http { status, .. } => format!("HTTP {status}"),
+        ClientError::Http { status, msgid, .. } => match msgid {
+            Some(msgid) => format!("HTTP {status} {msgid}"),
+            None => format!("HTTP {status}"),
+        },
         ClientError::Timeout { .. } => "timeout".into(),
         ClientError::Unreachable { .. } => "unreachable".into(),
         ClientError::BadReply { .. } => "bad reply".into(),
@@ -155,6 +162,7 @@ fn error_kind(error: &ClientError) -> String {
         ClientError::NoTouch { .. } => "no touch".into(),
         ClientError::NotThisToken { .. } => "key handle not this token's".into(),
         ClientError::Config(_) => "configuration".into(),
+        ClientError::NoChain(_) => "no usable chain".into(),
     }
 }
 
@@ -162,6 +170,7 @@ struct Shared {
     http: AaHttp,
     policy: OriginPolicy,
     event: String,
+    chain: Option<String>,
     idle: Mutex<Vec<VirtualUser>>,
     recorder: Mutex<Recorder>,
     t0: Instant,
@@ -197,7 +206,7 @@ impl Shared {
                 user: user.name.clone(),
                 event: self.event.clone(),
                 password: None,
-                first_method: Some(U2F.into()),
+                chain: self.chain.clone(),
             })
             .await
         };
@@ -365,6 +374,7 @@ pub async fn run(store: &keystore::Store, options: LoadOptions) -> anyhow::Resul
         http,
         policy,
         event: options.event.clone(),
+        chain: options.chain.clone(),
         idle: Mutex::new(users),
         recorder: Mutex::new(recorder),
         t0: Instant::now(),
@@ -420,6 +430,8 @@ async fn enroll_all(
                 user: user.name.clone(),
                 password: password.to_owned(),
                 event: DEFAULT_ENROLL_EVENT.into(),
+                chain: None,
+                category: String::new(),
                 comment: "vu2f load".into(),
             };
             pending.push(async move {

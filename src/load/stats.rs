@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// The steps of one logon, in order.
-pub const STEPS: [&str; 4] = ["start", "gather", "sign", "answer"];
+pub const STEPS: [&str; 5] = ["chains", "start", "gather", "sign", "answer"];
 
 /// Highest latency the histograms hold exactly (longer ones are clamped): 10 minutes in µs.
 const MAX_MICROS: u64 = 600_000_000;

@@ -57,6 +57,40 @@ pub fn assert_refused(error: &ClientError, reason: &str) {
     );
 }
 
+/// Asserts that `text` is an AA error body as AA's portal shows one (PROTOCOLS.md 1.9):
+/// exactly `status`, `errors` and `reason` at the top; each item exactly `location`, `name`
+/// (`AuError`), `msgid` and `description`, all strings; the first item's msgid `msgid`.
+pub fn assert_aa_error_body(text: &str, msgid: &str, case: &str) {
+    let body: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{case}: not JSON ({e}): {text}"));
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        keys(&body),
+        ["errors", "reason", "status"],
+        "{case}: {text}"
+    );
+    assert_eq!(body["status"], "error", "{case}: {text}");
+    assert!(body["reason"].is_string(), "{case}: {text}");
+    let items = body["errors"].as_array().unwrap();
+    assert!(!items.is_empty(), "{case}: {text}");
+    for item in items {
+        assert_eq!(
+            keys(item),
+            ["description", "location", "msgid", "name"],
+            "{case}: {text}"
+        );
+        assert_eq!(item["name"], "AuError", "{case}: {text}");
+        for key in ["description", "location", "msgid"] {
+            assert!(item[key].is_string(), "{case}: {key}: {text}");
+        }
+    }
+    assert_eq!(items[0]["msgid"], msgid, "{case}: {text}");
+}
+
 /// The configuration's administrator, as endpoint access (kept in `keep`, if given).
 pub fn admin_access(config: &SimConfig, keep: Option<std::path::PathBuf>) -> EndpointAccess {
     let admin = config.users.iter().find(|u| u.admin).unwrap();
@@ -132,6 +166,16 @@ impl AaClient {
         token: &mut TokenClient,
         user: &str,
     ) -> Result<Enrolled, ClientError> {
+        self.enroll_in(token, user, "").await
+    }
+
+    /// Enrolls `token` for `user` with its template in `category`.
+    pub async fn enroll_in(
+        &self,
+        token: &mut TokenClient,
+        user: &str,
+        category: &str,
+    ) -> Result<Enrolled, ClientError> {
         vu2f::client::enroll::enroll(
             &self.http,
             &self.endpoint,
@@ -141,6 +185,8 @@ impl AaClient {
                 user: user.into(),
                 password: self.password(user),
                 event: DEFAULT_ENROLL_EVENT.into(),
+                chain: None,
+                category: category.into(),
                 comment: "test".into(),
             },
             &mut quiet(),
@@ -167,7 +213,7 @@ impl AaClient {
             user: user.into(),
             event: event.into(),
             password,
-            first_method: None,
+            chain: None,
         })
         .await
     }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use keystore::{KeyWrapper, Store, TokenOptions, KEY_HANDLE_LEN};
 use vu2f::aa::api::{EndpointSession, LogonResponse};
-use vu2f::aa::enroll::{DoEnrollResponse, TemplateList, TemplateSaved};
+use vu2f::aa::portal::{DoEnrollResponse, TemplateList, TemplateSaved};
 use vu2f::client::http::read_reply;
 use vu2f::client::{OriginPolicy, TokenClient};
 use vu2f::hid::{CtapHid, MessageHandler, Report, BROADCAST_CID};

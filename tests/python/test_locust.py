@@ -1,6 +1,7 @@
 """Locust (PyPI, not written here) runs scripts/locustfile.py headless against `vu2f aa-sim`, with
-signatures from `vu2f serve --device-service` over HTTPS: every user enrolls its token and logs
-on again and again, and Locust's own statistics must show logons and no failure."""
+signatures from `vu2f serve --device-service` over HTTPS: every user enrolls its token as AA's
+portal does and logs on again and again through chain discovery, and Locust's own statistics must
+show logons and no failure."""
 import csv
 import json
 import os
@@ -54,6 +55,9 @@ def test_locust_logs_on_through_the_device_service(tmp_path):
         for name, row in rows.items():
             assert int(row["Failure Count"]) == 0, (name, row)
         assert int(rows["enroll: save template"]["Request Count"]) == USERS
+        # Every logon read the user's chains first, as AA's portal does.
+        assert int(rows["logon: chains"]["Request Count"]) >= int(whole["Request Count"])
+        assert int(rows["enroll: chains"]["Request Count"]) == USERS
         # Every completed logon had one signature; logons cut off when Locust stopped may have
         # had theirs without being counted whole.
         signs = int(rows["device service sign"]["Request Count"])
