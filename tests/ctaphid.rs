@@ -286,6 +286,18 @@ fn lock_holds_other_channels_off_for_its_duration_only() {
         error_on(b, &send(&mut hid, b, PING, &[1], t0)),
         Some(HidError::ChannelBusy)
     );
+    // INIT is still answered, on the broadcast channel (a new host) and on b's own (a resync);
+    // the channel it hands out is as locked out as b.
+    let c = init(&mut hid, t0);
+    let resync = send(&mut hid, b, INIT, &[9; 8], t0);
+    assert!(
+        matches!(&replies_on(b, &resync)[..], [Reply::Message { command: INIT, payload }] if payload[..8] == [9; 8]),
+        "{resync:?}"
+    );
+    assert_eq!(
+        error_on(c, &send(&mut hid, c, PING, &[1], t0)),
+        Some(HidError::ChannelBusy)
+    );
     assert_eq!(
         replies_on(a, &send(&mut hid, a, PING, &[1], t0)).len(),
         1,

@@ -3,8 +3,8 @@
 //!
 //! One transaction at a time: while a message is being reassembled on one channel, an init packet
 //! from another channel gets `CHANNEL_BUSY` at once, and the first channel runs to its own end or
-//! timeout. INIT is answered at once on any channel; on an allocated channel it aborts that channel's
-//! message and keeps its id. A message whose next packet is more than 500 ms late gets `MSG_TIMEOUT`.
+//! timeout. INIT is answered at once on any channel, even while another channel holds LOCK; on an
+//! allocated channel it aborts that channel's message and keeps its id. A message whose next packet is more than 500 ms late gets `MSG_TIMEOUT`.
 use std::time::Instant;
 
 use super::packet::{error_report, fragment, MalformedReport, Packet, Report};
@@ -123,14 +123,16 @@ impl<H: MessageHandler> CtapHid<H> {
         if cid == 0 {
             return error(HidError::InvalidChannel);
         }
-        if self.lock.as_ref().is_some_and(|l| l.cid != cid) {
-            return error(HidError::ChannelBusy);
-        }
         let Some(command) = Command::from_wire(cmd) else {
             return error(HidError::InvalidCommand);
         };
+        // INIT is answered on any channel, even while another holds the lock: a host that
+        // opens the device must always get a channel (CTAP 2.1, CTAPHID_INIT).
         if command == Command::Init {
             return self.init(cid, bcnt, data);
+        }
+        if self.lock.as_ref().is_some_and(|l| l.cid != cid) {
+            return error(HidError::ChannelBusy);
         }
         if cid == BROADCAST_CID {
             return error(HidError::InvalidChannel);
