@@ -131,3 +131,131 @@ fn cli_errors_are_one_line_and_nonzero() {
         assert!(stderr.starts_with("vu2f: error: "), "{stderr}");
     }
 }
+
+/// The counter across restarts of `serve`: after SIGTERM (a clean exit) the unused reservation is
+/// given back and the next signature is exactly one more; after SIGKILL it resumes above the whole
+/// reservation, never repeating a value. `vu2f logon` as a one-shot command behaves as the clean
+/// exit: a token used once per CI job advances by one per job, not by a block.
+#[test]
+fn a_clean_stop_continues_at_plus_one_and_a_kill_skips_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    create(&store, &["t"]);
+    let app = messages::app_param("https://restart.vu2f.invalid");
+    let challenge = messages::challenge_param(b"c");
+    let sign_twice = |key_handle: Option<Vec<u8>>| {
+        let server = common::Server::start(&store, &["t"], "auto");
+        let mut token = UdpTransport::connect(server.addrs[0].1).unwrap();
+        let key_handle = key_handle.unwrap_or_else(|| {
+            let response = token
+                .exchange(&messages::register_request(&challenge, &app))
+                .unwrap();
+            RegistrationResponse::try_from(messages::split_status(&response).unwrap())
+                .unwrap()
+                .key_handle
+        });
+        let request = messages::authenticate_request(
+            Control::EnforcePresenceAndSign,
+            &challenge,
+            &app,
+            &key_handle,
+        );
+        let counters: Vec<u32> = (0..2)
+            .map(|_| {
+                let response = token.exchange(&request).unwrap();
+                AuthenticationResponse::try_from(messages::split_status(&response).unwrap())
+                    .unwrap()
+                    .counter
+            })
+            .collect();
+        (server, key_handle, counters)
+    };
+
+    let (mut server, handle, first) = sign_twice(None);
+    assert_eq!(first, [1, 2]);
+    assert!(server.process.signal("TERM").success());
+    let (mut server, handle, after_clean_stop) = sign_twice(Some(handle));
+    assert_eq!(
+        after_clean_stop,
+        [3, 4],
+        "a clean exit gives the reservation back"
+    );
+
+    server.process.signal("KILL");
+    let (mut server, _, after_kill) = sign_twice(Some(handle));
+    // The second run started from ceiling 2 and reserved a block above it before its kill.
+    let reserved = 2 + keystore::DEFAULT_COUNTER_BLOCK;
+    assert_eq!(
+        after_kill,
+        [reserved + 1, reserved + 2],
+        "a kill resumes above the whole reservation"
+    );
+    assert!(server.process.signal("TERM").success());
+}
+
+/// The control socket lives in `$XDG_RUNTIME_DIR/vu2f`, not in the store (which may sit on a
+/// filesystem without sockets). Where it cannot be made, a server that needs no touch serves on
+/// with a warning, and one with `--presence touch` refuses to start, in one line.
+#[test]
+fn the_control_socket_is_in_the_runtime_dir_and_only_touch_needs_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    create(&store, &["t"]);
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let env = [("XDG_RUNTIME_DIR", runtime.to_str().unwrap())];
+    let server = common::Server::start_with_env(&store, &["t"], "touch", &env);
+    let sockets: Vec<_> = std::fs::read_dir(runtime.join("vu2f"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        matches!(&sockets[..], [name] if name.starts_with("control-") && name.ends_with(".sock")),
+        "{sockets:?}"
+    );
+    assert!(!store.join("control.sock").exists());
+    let touched = common::vu2f(&store)
+        .envs(env)
+        .args(["touch", "t"])
+        .output()
+        .unwrap();
+    assert!(
+        touched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&touched.stderr)
+    );
+    drop(server);
+
+    // A runtime directory others can enter is no place for the socket.
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(shared.join("vu2f")).unwrap();
+    std::fs::set_permissions(shared.join("vu2f"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = [("XDG_RUNTIME_DIR", shared.to_str().unwrap())];
+    let server = common::Server::start_with_env(&store, &["t"], "auto", &env);
+    let mut token = UdpTransport::connect(server.addrs[0].1).unwrap();
+    let version = token.exchange(&messages::version_request()).unwrap();
+    assert_eq!(messages::split_status(&version).unwrap(), b"U2F_V2");
+    drop(server);
+    let refused = common::vu2f(&store)
+        .envs(env)
+        .args([
+            "serve",
+            "--udp",
+            "127.0.0.1:0",
+            "--presence",
+            "touch",
+            "--all",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--presence touch needs the control socket")
+            && stderr.contains("is not a private directory"),
+        "{stderr}"
+    );
+}

@@ -11,7 +11,12 @@
 //!
 //! After a crash the counter resumes at `C + 1`, above anything it could have handed out, so no
 //! value repeats and none goes back; in steady state each signature advances it by exactly one and
-//! only one flush happens per `block` signatures.
+//! only one flush happens per `block` signatures. A counter dropped cleanly (the process ends, the
+//! token is unloaded) gives the unused rest of its block back: it writes `n - 1`, the last value
+//! it handed out, so the next run goes on at `n`. Only a crash skips ahead, so a token used by one
+//! short command per CI job advances as slowly as a real key. The write is not flushed on its own:
+//! sled flushes it when the store's last handle closes, and if that never happens the persisted
+//! ceiling is still the higher, safe one.
 use crate::error::{Result, StoreError};
 
 /// Values reserved per flush by default.
@@ -86,6 +91,20 @@ impl Counter {
     /// How many times this counter flushed the database.
     pub fn flushes(&self) -> u64 {
         self.flushes
+    }
+}
+
+impl Drop for Counter {
+    /// Gives the unused reservation back: the persisted ceiling becomes the last value handed out.
+    fn drop(&mut self) {
+        let last = self.next.saturating_sub(1);
+        if let Ok(last) = u32::try_from(last) {
+            if last < self.ceiling {
+                // Lowering the ceiling can only be lost, never be wrong: every value handed out is
+                // at most `last`.
+                let _ = self.tree.insert(self.name.as_bytes(), &last.to_be_bytes());
+            }
+        }
     }
 }
 
