@@ -172,8 +172,17 @@ async fn serve_all(
         }
         None => None,
     };
-    let control = crate::device::control::listen(store.dir(), buttons)
-        .map_err(|e| anyhow::anyhow!("control socket in {}: {e}", store.dir().display()))?;
+    let control = match crate::device::control::listen(store.dir(), buttons) {
+        Ok(listening) => Some(listening),
+        Err(e) if args.presence != PresencePolicy::Touch => {
+            eprintln!(
+                "vu2f: warning: no control socket ({e}); `vu2f touch` cannot reach this server, \
+                 which needs it only with --presence touch"
+            );
+            None
+        }
+        Err(e) => anyhow::bail!("--presence touch needs the control socket: {e}"),
+    };
     super::wait_for_termination().await?;
     if let Some((stop, thread)) = uhid {
         stop.stop();
@@ -182,9 +191,11 @@ async fn serve_all(
     if let Some(handle) = device_service {
         handle.shutdown();
     }
-    control.abort();
+    if let Some((path, task)) = control {
+        task.abort();
+        let _ = std::fs::remove_file(path);
+    }
     tasks.abort_all();
-    let _ = std::fs::remove_file(crate::device::control::socket_path(store.dir()));
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //! * [`report_descriptor`]: the FIDO U2F report descriptor and the device ids.
 //! * [`service`]: `vu2f serve --device-service`: the FIDO U2F API of AA's Device Service.
 //! * [`SharedToken`]: one token behind several devices (`--udp`, `--uhid`, the device service).
-//! * [`control`]: the control socket in the store directory that `vu2f touch NAME` presses
+//! * [`control`]: the control socket (in `$XDG_RUNTIME_DIR`) through which `vu2f touch NAME` presses
 //!   buttons through.
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
