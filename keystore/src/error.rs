@@ -50,6 +50,14 @@ pub enum StoreError {
     /// The passphrase does not open the store.
     #[error("wrong passphrase for this store")]
     WrongPassphrase,
+    /// The directory holds other files and no vu2f database: not a store, and not to be made one.
+    #[error("{path} is not a vu2f store (it holds {entry:?} and other files, but no vu2f database); pass a new or empty directory with --store")]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+        /// One of the entries found in it.
+        entry: String,
+    },
     /// The store's files can be read by other users.
     #[error("store {path} is not private: {detail}; fix it with `chmod -R go= {path}`")]
     NotPrivate {

@@ -28,6 +28,31 @@ pub(super) fn restrict_permissions(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether `dir` is a store vu2f made (it holds `db`, or the `db.next` of a rewrite that a crash
+/// interrupted: `true`) or is empty (`false`, to be made one). A directory that holds other
+/// files is refused: vu2f would take it over, chmod it and write its database into it.
+pub(super) fn check_is_store(dir: &Path) -> Result<bool> {
+    let io = |source| StoreError::Dir {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut other = None;
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let name = entry.map_err(io)?.file_name();
+        if name == DB || name == NEXT_DB {
+            return Ok(true);
+        }
+        other.get_or_insert(name);
+    }
+    match other {
+        None => Ok(false),
+        Some(entry) => Err(StoreError::NotAStore {
+            path: dir.to_owned(),
+            entry: entry.to_string_lossy().into_owned(),
+        }),
+    }
+}
+
 /// Refuses a store whose secrets other users could read: an entry they can reach (every directory
 /// above it searchable by them) and read. A 0644 file that sled made inside the 0700 store is
 /// unreachable, so it passes; a store directory opened to the group does not.
@@ -130,6 +155,33 @@ pub(super) fn finish_rewrite(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::store::Store;
+
+    /// A directory of other files is refused as not a store, with no chmod advice and nothing
+    /// changed in it; an empty one becomes a store.
+    #[test]
+    fn a_directory_that_is_not_a_store_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("etc");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join("passwd"), "root:x:0:0").unwrap();
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let refused = Store::open(&other).err().expect("not a store");
+        assert!(matches!(refused, StoreError::NotAStore { .. }), "{refused}");
+        let text = refused.to_string();
+        assert!(text.contains("is not a vu2f store"), "{text}");
+        assert!(!text.contains("chmod"), "{text}");
+        let mode = std::fs::metadata(&other).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755, "untouched");
+        let names: Vec<_> = std::fs::read_dir(&other).unwrap().collect();
+        assert_eq!(names.len(), 1, "nothing written");
+
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o755)).unwrap();
+        drop(Store::open(&empty).expect("an empty directory becomes a store"));
+        let mode = std::fs::metadata(&empty).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "made private");
+    }
 
     #[test]
     fn a_store_others_can_read_is_refused_with_the_fix() {

@@ -22,7 +22,9 @@ use crate::lock::{LockRecord, Passphrase, Vault};
 mod files;
 mod rewrite;
 
-use files::{check_private, finish_rewrite, open_db, restrict_permissions, take_lock, DB};
+use files::{
+    check_is_store, check_private, finish_rewrite, open_db, restrict_permissions, take_lock, DB,
+};
 
 const ATTESTATION_KEY: &[u8] = b"attestation";
 const LOCK_KEY: &[u8] = b"lock";
@@ -168,7 +170,7 @@ impl Store {
             path: dir.to_owned(),
             source,
         };
-        if dir.exists() {
+        if dir.exists() && check_is_store(dir)? {
             check_private(dir)?;
         }
         std::fs::DirBuilder::new()
