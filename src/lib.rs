@@ -1,21 +1,32 @@
 //! # vu2f — a software U2F security key for Linux
 //!
-//! Layers, from the bottom (`DESIGN.md`, "Data flow"); dependencies point one way:
+//! Layers of the token, from the wire down (`DESIGN.md`, "Data flow"); dependencies point one way:
 //!
 //! ```text
-//!   device  (UDP today; uhid) ── bytes on a wire
-//!   hid     CTAPHID / U2FHID framing and channels, sans-IO
-//!   u2f     APDUs -> REGISTER / AUTHENTICATE / VERSION, sans-IO
+//!   device   bytes on a wire: uhid (/dev/hidrawN for every host), UDP, the Device Service
+//!   hid      CTAPHID / U2FHID framing and channels, sans-IO
+//!   u2f      APDUs -> REGISTER / AUTHENTICATE / VERSION, sans-IO
 //!   keystore (crate) master keys, key handles, attestation, the sled counter
 //! ```
-//! `transport` is the host side: how a client reaches a token (in-process or UDP).
+//!
+//! Beside the token: `transport` (how a host reaches one: in-process, UDP or hidraw), `client`
+//! (the companion for NetIQ / OpenText Advanced Authentication), `aa` (that REST API's shapes),
+//! `aa_sim` (the embedded AA emulator), `load` and `bench`, `probe`, `demo`, and `cli`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod aa;
 pub mod aa_sim;
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod demo;
+pub mod device;
 pub mod hid;
 pub mod https;
+pub mod load;
+pub mod probe;
+pub mod transport;
 pub mod u2f;
 
 /// The version of vu2f (from Cargo.toml) as the INIT reply's major, minor and build bytes.
@@ -40,11 +51,3 @@ const fn version_byte(decimal: &str) -> u8 {
         value as u8
     }
 }
-pub mod bench;
-pub mod cli;
-pub mod client;
-pub mod demo;
-pub mod device;
-pub mod load;
-pub mod probe;
-pub mod transport;

@@ -7,9 +7,9 @@ use super::{print, Global};
 
 #[derive(Debug, Args)]
 pub(super) struct BenchArgs {
-    /// Seconds each measurement runs.
-    #[arg(long, default_value_t = 2.0)]
-    seconds: f64,
+    /// How long each measurement runs (2s, 1m, or seconds; at most 10m).
+    #[arg(long, value_name = "DURATION", value_parser = super::duration::parse, default_value = "2s")]
+    seconds: Duration,
     /// Instead: create this many tokens in one process, use each once, and measure the memory
     /// per token.
     #[arg(long, value_name = "TOKENS")]
@@ -18,8 +18,8 @@ pub(super) struct BenchArgs {
 
 pub(super) fn run(global: &Global, args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.seconds > 0.0 && args.seconds <= 600.0,
-        "--seconds must be between 0 and 600"
+        !args.seconds.is_zero() && args.seconds <= Duration::from_secs(600),
+        "--seconds must be longer than zero and at most 10m"
     );
     if let Some(tokens) = args.scale {
         anyhow::ensure!(tokens > 0, "--scale needs at least one token");
@@ -39,6 +39,6 @@ pub(super) fn run(global: &Global, args: BenchArgs) -> anyhow::Result<()> {
         let report = crate::bench::scale(&store, started.elapsed().as_secs_f64(), heap)?;
         return print(global, &report, |r| r.to_text());
     }
-    let report = crate::bench::run(Duration::from_secs_f64(args.seconds))?;
+    let report = crate::bench::run(args.seconds)?;
     print(global, &report, |r| r.to_text())
 }

@@ -74,9 +74,9 @@ pub(super) struct ServerArgs {
     /// The origin put in the client data [default: the server's origin].
     #[arg(long, value_name = "ORIGIN")]
     origin: Option<String>,
-    /// Seconds to wait for each answer of the server.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    timeout: u64,
+    /// How long to wait for each answer of the server (30s, 2m, or seconds).
+    #[arg(long, value_name = "DURATION", value_parser = super::duration::parse, default_value = "30s")]
+    timeout: Duration,
 }
 
 /// Which token answers.
@@ -94,9 +94,9 @@ pub(super) struct TokenArgs {
     /// User presence for --token: auto, deny, delay:MS, prompt.
     #[arg(long, default_value = "auto", value_name = "POLICY")]
     presence: PresencePolicy,
-    /// Seconds to wait for a touch.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    touch_timeout: u64,
+    /// How long to wait for a touch (30s, 1m, or seconds).
+    #[arg(long, value_name = "DURATION", value_parser = super::duration::parse, default_value = "30s")]
+    touch_timeout: Duration,
 }
 
 /// A user's password: from a file or the environment, never a flag.
@@ -215,7 +215,7 @@ impl ServerArgs {
 
     /// Seconds to wait for each answer.
     pub(super) fn timeout(&self) -> Duration {
-        Duration::from_secs(self.timeout)
+        self.timeout
     }
 
     fn connect(&self) -> anyhow::Result<(AaHttp, EndpointAccess, OriginPolicy)> {
@@ -255,7 +255,7 @@ impl TokenArgs {
         if let Some(path) = &self.hidraw {
             return Ok(TokenClient::new(
                 Box::new(HidrawTransport::open_path(path)?),
-                Duration::from_secs(self.touch_timeout),
+                self.touch_timeout,
             ));
         }
         let transport: Box<dyn TokenTransport + Send> = match (&self.token, self.udp) {
@@ -272,10 +272,7 @@ impl TokenArgs {
                 anyhow::bail!("no token: pass --token NAME, --udp ADDR or --hidraw PATH")
             }
         };
-        Ok(TokenClient::new(
-            transport,
-            Duration::from_secs(self.touch_timeout),
-        ))
+        Ok(TokenClient::new(transport, self.touch_timeout))
     }
 }
 

@@ -39,15 +39,15 @@ pub(super) struct LoadArgs {
     /// Open model: this many logons started per second, however the server keeps up.
     #[arg(long, value_name = "R")]
     rate: Option<f64>,
-    /// Seconds to start logons for.
-    #[arg(long, value_name = "SECS", conflicts_with = "logons")]
-    duration: Option<f64>,
+    /// How long to start logons for (20s, 5m, 1h, or seconds) [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = super::duration::parse, conflicts_with = "logons")]
+    duration: Option<Duration>,
     /// Logons to start.
     #[arg(long, value_name = "M")]
     logons: Option<u64>,
-    /// Seconds over which the load rises to its level.
-    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
-    ramp_up: f64,
+    /// How long the load takes to rise to its level (30s, 1m, or seconds).
+    #[arg(long, value_name = "DURATION", value_parser = super::duration::parse, default_value = "0s")]
+    ramp_up: Duration,
     /// With --embedded: hold every answer back this long (a slow server on purpose).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     server_delay_ms: u64,
@@ -80,8 +80,8 @@ pub(super) fn run(global: &Global, args: LoadArgs) -> anyhow::Result<()> {
     };
     let until = match (args.duration, args.logons) {
         (_, Some(m)) => Until::Logons(m),
-        (Some(d), None) if d > 0.0 && d.is_finite() => Until::Duration(Duration::from_secs_f64(d)),
-        (Some(d), None) => anyhow::bail!("--duration {d}: must be a positive number of seconds"),
+        (Some(d), None) if !d.is_zero() => Until::Duration(d),
+        (Some(_), None) => anyhow::bail!("--duration must be longer than zero"),
         (None, None) => Until::Duration(Duration::from_secs(10)),
     };
     let options = LoadOptions {
@@ -93,7 +93,7 @@ pub(super) fn run(global: &Global, args: LoadArgs) -> anyhow::Result<()> {
         chain: args.chain,
         model,
         until,
-        ramp_up: Duration::from_secs_f64(args.ramp_up.max(0.0)),
+        ramp_up: args.ramp_up,
         progress: !global.json,
         timeout: args.server.timeout(),
     };

@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand};
 mod aa_sim;
 mod bench;
 mod companion;
+mod duration;
+mod generate;
 mod load;
 mod serve;
 mod store;
@@ -66,7 +68,8 @@ enum Command {
     /// Lock the store's secrets with a passphrase, change it, or remove it.
     #[command(subcommand)]
     Store(store::StoreCommand),
-    /// Serve tokens to hosts: CTAPHID over UDP.
+    /// Serve tokens to hosts: as HID devices through uhid (browsers, libfido2), CTAPHID over UDP,
+    /// and AA's Device Service API.
     Serve(serve::ServeArgs),
     /// Press the button of a token that a running `vu2f serve` serves.
     Touch {
@@ -92,6 +95,17 @@ enum Command {
     Demo,
     /// Check a U2F token: register, authenticate, verify (a throwaway in-process token by default).
     Probe(ProbeArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (vu2f.1 and one per subcommand) into DIR.
+    #[command(hide = true)]
+    Manpages {
+        /// Where to write them.
+        dir: PathBuf,
+    },
 }
 
 /// Runs a parsed command line; prints errors as one line and returns the exit code.
@@ -129,6 +143,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Load(args) => load::run(global, *args),
         Command::Demo => demo(global),
         Command::Probe(args) => probe(global, args),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Manpages { dir } => generate::manpages(&dir),
     }
 }
 
@@ -143,9 +159,9 @@ struct ProbeArgs {
     /// Also measure AUTHENTICATE latency over this many rounds (a physical key wants a touch each).
     #[arg(long, default_value_t = 0)]
     rounds: usize,
-    /// Seconds to wait for a touch.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    touch_timeout: u64,
+    /// How long to wait for a touch (20s, 1m, or seconds).
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, default_value = "30s")]
+    touch_timeout: std::time::Duration,
 }
 
 fn probe(global: &Global, args: ProbeArgs) -> anyhow::Result<()> {
@@ -162,12 +178,7 @@ fn probe(global: &Global, args: ProbeArgs) -> anyhow::Result<()> {
         ),
         (None, None) => ("a throwaway token in this process".into(), None),
     };
-    let report = crate::probe::run(
-        target,
-        token,
-        args.rounds,
-        std::time::Duration::from_secs(args.touch_timeout),
-    )?;
+    let report = crate::probe::run(target, token, args.rounds, args.touch_timeout)?;
     print(global, &report, |r| r.to_text())
 }
 
