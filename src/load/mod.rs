@@ -168,6 +168,8 @@ fn error_kind(error: &ClientError) -> String {
 
 struct Shared {
     http: AaHttp,
+    /// The endpoint's credentials, to open a new session for a user whose session expired.
+    access: EndpointAccess,
     policy: OriginPolicy,
     event: String,
     chain: Option<String>,
@@ -228,9 +230,19 @@ impl Shared {
                     &steps,
                 );
             }
-            Err(error) => self
-                .recorder()
-                .failed(now.duration_since(self.t0), error_kind(&error)),
+            Err(error) => {
+                self.recorder()
+                    .failed(now.duration_since(self.t0), error_kind(&error));
+                // The endpoint session expired (AA's 433): open a new one, as AA's portal does,
+                // so that a long run goes on rather than failing every logon of this user.
+                if matches!(error, ClientError::Http { status: 433, .. }) {
+                    if let Ok(endpoint) =
+                        Endpoint::open(&self.http, &self.access, &mut |_: &Step| {}).await
+                    {
+                        user.endpoint = endpoint;
+                    }
+                }
+            }
         }
         self.idle
             .lock()
@@ -372,6 +384,7 @@ pub async fn run(store: &keystore::Store, options: LoadOptions) -> anyhow::Resul
 
     let shared = Arc::new(Shared {
         http,
+        access: same,
         policy,
         event: options.event.clone(),
         chain: options.chain.clone(),
