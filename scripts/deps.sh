@@ -35,3 +35,18 @@ ensure_python_venv() {
 ensure_build_deps() {
   ensure_debian_packages libclang-dev
 }
+
+# vm_console: filters a VM's console output (stdin) down to the lines its programs printed: the
+# serial console pads with blanks, returns the carriage and sends escape sequences.
+vm_console() {
+  python3 -u -c '
+import re, sys
+escape = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]")
+for raw in sys.stdin.buffer:
+    line = escape.sub("", raw.decode("utf-8", "replace")).rstrip("\r\n")
+    # What a carriage return wrote over is gone from the screen: keep the last text written.
+    parts = [part.rstrip() for part in line.split("\r") if part.strip()]
+    if parts:
+        print(parts[-1], flush=True)
+'
+}

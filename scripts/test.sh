@@ -3,7 +3,8 @@
 #   formatting and lints, the Rust tests of the workspace (unit, integration, properties, kill -9,
 #   the AA flows), python-fido2 (PyPI, in a virtual environment under target/) driving
 #   `vu2f serve --udp`, Locust against the emulator and the Device Service, the uhid tests against a real kernel (in a VM where this one has no uhid:
-#   scripts/vm-test.sh), and the README's first command.
+#   scripts/vm-test.sh), the Debian package installed on a throwaway VM and used by a non-root
+#   user (scripts/vm-package-test.sh), and the README's first command.
 # A test that cannot run fails; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,9 @@ VU2F_BIN="$PWD/target/release/vu2f" "$venv/bin/pytest" -q tests/python --ignore=
 
 echo "== uhid: libfido2, python-fido2 and vu2f through the kernel"
 scripts/vm-test.sh
+
+echo "== the Debian package: installed in a VM, used by a fresh non-root user"
+scripts/vm-package-test.sh
 
 echo "== README first command: vu2f demo"
 cargo run --release --quiet -- demo >/dev/null
