@@ -35,6 +35,9 @@ use stats::{Recorder, Summary, STEPS};
 /// The password of the users the embedded emulator gets for a load run.
 pub const EMBEDDED_PASSWORD: &str = "load-password";
 
+/// Lifetime of the login sessions of the embedded emulator of a load run, in seconds.
+const EMBEDDED_LOGIN_SESSION_SECS: u64 = 300;
+
 /// How many users are set up (endpoint session, enrollment) at once.
 const SETUP_BATCH: usize = 64;
 
@@ -283,6 +286,10 @@ async fn start_embedded(
         admin: false,
     }));
     config.response_delay_ms = u64::try_from(server_delay.as_millis()).unwrap_or(u64::MAX);
+    // Every logon opens a login session that a load run never uses: kept for an hour (the
+    // default), they are what the emulator's memory and database grow with. Five minutes bound
+    // them to five minutes of logons; enrollment uses its session at once.
+    config.login_session_ttl_secs = EMBEDDED_LOGIN_SESSION_SECS;
     aa_sim::start(SimOptions {
         listen: "127.0.0.1:0".parse()?,
         data_dir: dir.join("aa-sim"),
