@@ -20,8 +20,8 @@ use super::responses::{chain_object, complete, logon_object, user_id};
 use super::state::{decode, encode, ChallengeOwner, Issued, LogonProcess, ProcessOwner, SimState};
 use super::u2f_check;
 use crate::aa::api::{
-    AllowCredential, ChainList, DoLogonRequest, LogonResponse, MethodResponse, NextMethodRequest,
-    SignRequest, SignResponse, StartLogonRequest, WebauthChallenge,
+    AllowCredential, Chain, ChainList, DoLogonRequest, LogonResponse, MethodResponse,
+    NextMethodRequest, SignRequest, SignResponse, StartLogonRequest, WebauthChallenge,
 };
 use crate::aa::errors;
 use crate::aa::outcome::{self, Outcome};
@@ -64,13 +64,10 @@ pub async fn chains(
         }
         None => state.config.chains.iter().map(|c| &c.name).collect(),
     };
-    let mut chains = Vec::new();
+    let mut chains: Vec<Chain> = Vec::new();
     for name in names {
         if let Some((i, chain)) = state.config.chain(name) {
-            if !chains
-                .iter()
-                .any(|c: &crate::aa::api::Chain| c.name == chain.name)
-            {
+            if !chains.iter().any(|c| c.name == chain.name) {
                 chains.push(chain_object(i, chain));
             }
         }
