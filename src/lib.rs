@@ -6,6 +6,7 @@
 //!   device   bytes on a wire: uhid (/dev/hidrawN for every host), UDP, the Device Service
 //!   hid      CTAPHID / U2FHID framing and channels, sans-IO
 //!   u2f      APDUs -> REGISTER / AUTHENTICATE / VERSION, sans-IO
+//!   ctap2    CTAP 2.1 beside it: canonical CBOR and status codes so far, sans-IO
 //!   keystore (crate) master keys, key handles, attestation, the sled counter
 //! ```
 //!
@@ -20,6 +21,7 @@ pub mod aa_sim;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod ctap2;
 pub mod demo;
 pub mod device;
 pub mod hid;

@@ -5,6 +5,7 @@ mod common;
 use std::time::Instant;
 
 use proptest::prelude::*;
+use vu2f::ctap2::cbor::{self, Parameters, Value};
 use vu2f::hid::host::{Reply, ReplyAssembler};
 use vu2f::hid::{fragment, CtapHid, MessageHandler, BROADCAST_CID, MAX_PAYLOAD};
 use vu2f::u2f::{Apdu, PresencePolicy};
@@ -82,5 +83,44 @@ proptest! {
                 prop_assert_eq!(reply.len(), 64);
             }
         }
+    }
+
+    /// Any bytes: the CTAP2 request decoder answers a map or a status, never panics.
+    #[test]
+    fn the_ctap2_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = Parameters::decode(&bytes);
+    }
+
+    /// Whatever order a map's integer and text keys come in, the encoding is the same, it decodes
+    /// back to the same members, and every map in it is in canonical key order.
+    #[test]
+    fn ctap2_encoding_is_canonical_whatever_the_order_in(
+        numbers in proptest::collection::btree_set(any::<i64>(), 0..8),
+        words in proptest::collection::btree_set("[a-z]{0,12}", 0..8),
+        seed in any::<u64>(),
+    ) {
+        let keys: Vec<Value> = numbers
+            .iter()
+            .map(|&k| Value::Integer(k.into()))
+            .chain(words.iter().cloned().map(Value::Text))
+            .collect();
+        let members: Vec<(Value, Value)> = keys.iter().cloned().map(|k| (k, Value::Bool(true))).collect();
+        let mut shuffled = members.clone();
+        let len = shuffled.len().max(1) as u64;
+        shuffled.rotate_left((seed % len) as usize);
+        shuffled.reverse();
+        let encoded = cbor::encode(&Value::Map(members));
+        prop_assert_eq!(&encoded, &cbor::encode(&Value::Map(shuffled)));
+        let decoded: Value = ciborium::de::from_reader(&encoded[..]).unwrap();
+        let Value::Map(decoded) = decoded else { panic!("not a map") };
+        let order: Vec<(u8, usize, Vec<u8>)> = decoded
+            .iter()
+            .map(|(k, _)| {
+                let e = cbor::encode(k);
+                (e[0] >> 5, e.len(), e)
+            })
+            .collect();
+        prop_assert!(order.windows(2).all(|w| w[0] < w[1]), "{:?}", order);
+        prop_assert_eq!(decoded.len(), keys.len());
     }
 }
