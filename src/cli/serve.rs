@@ -135,6 +135,18 @@ async fn serve_all(
     } else {
         Vec::new()
     };
+    // Listening before the tokens are announced: once a token's line is out, `vu2f touch` works.
+    let control = match crate::device::control::listen(store.dir(), buttons) {
+        Ok(listening) => Some(listening),
+        Err(e) if args.presence != PresencePolicy::Touch => {
+            eprintln!(
+                "vu2f: warning: no control socket ({e}); `vu2f touch` cannot reach this server, \
+                 which needs it only with --presence touch"
+            );
+            None
+        }
+        Err(e) => anyhow::bail!("--presence touch needs the control socket: {e}"),
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for (index, (name, token)) in tokens.iter().enumerate() {
         let mut served = Served {
@@ -172,17 +184,7 @@ async fn serve_all(
         }
         None => None,
     };
-    let control = match crate::device::control::listen(store.dir(), buttons) {
-        Ok(listening) => Some(listening),
-        Err(e) if args.presence != PresencePolicy::Touch => {
-            eprintln!(
-                "vu2f: warning: no control socket ({e}); `vu2f touch` cannot reach this server, \
-                 which needs it only with --presence touch"
-            );
-            None
-        }
-        Err(e) => anyhow::bail!("--presence touch needs the control socket: {e}"),
-    };
+
     super::wait_for_termination().await?;
     if let Some((stop, thread)) = uhid {
         stop.stop();
