@@ -1,30 +1,76 @@
 //! The CTAPHID channel state machine (FIDO U2F HID protocol v1.1 sections 2.5 and 4; CTAP 2.1
-//! section 11.2; the host expectations of PROTOCOLS.md section 3.4b).
+//! section 11.2; the host expectations of PROTOCOLS.md section 3.4b and CTAP2.md section 1).
 //!
 //! One transaction at a time: while a message is being reassembled on one channel, an init packet
 //! from another channel gets `CHANNEL_BUSY` at once, and the first channel runs to its own end or
 //! timeout. INIT is answered at once on any channel, even while another channel holds LOCK; on an
-//! allocated channel it aborts that channel's message and keeps its id. A message whose next packet is more than 500 ms late gets `MSG_TIMEOUT`.
+//! allocated channel it aborts that channel's message and keeps its id. A message whose next
+//! packet is more than 500 ms late gets `MSG_TIMEOUT`.
+//!
+//! A CTAP2 request (CBOR) may wait for the user. Waiting is state, not a blocked thread: the
+//! request is pending on its channel, and [`CtapHid::poll`], called at [`CtapHid::next_deadline`],
+//! asks the handler again and sends a KEEPALIVE every 100 ms until the reply:
+//!
+//! ```text
+//!  host  CBOR(cid A) ──►                       CANCEL(cid A) ──►
+//!  token            ◄── KEEPALIVE 02 ◄── KEEPALIVE 02 …        ◄── CBOR [2D] (KEEPALIVE_CANCEL)
+//!  other channels:  INIT answered; CANCEL ignored; anything else CHANNEL_BUSY
+//! ```
+//! INIT on the waiting channel abandons the request. A token that speaks no CTAP2 answers CBOR
+//! with `INVALID_CMD` and does not set the CBOR capability.
 use std::time::Instant;
 
 use super::packet::{error_report, fragment, MalformedReport, Packet, Report};
 use super::wire::{
-    Command, HidError, BROADCAST_CID, CAPABILITY_LOCK, CAPABILITY_WINK, MAX_LOCK_SECONDS,
-    MAX_PAYLOAD, MESSAGE_TIMEOUT, PROTOCOL_VERSION,
+    Command, HidError, KeepaliveStatus, BROADCAST_CID, CAPABILITY_CBOR, CAPABILITY_LOCK,
+    CAPABILITY_WINK, KEEPALIVE_INTERVAL, MAX_LOCK_SECONDS, MAX_PAYLOAD, MESSAGE_TIMEOUT,
+    PROTOCOL_VERSION,
 };
 
-/// What the framing hands complete messages to: the U2F engine.
+/// Where a CTAP2 request stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CborStep {
+    /// Finished: the reply payload (status byte ‖ CBOR).
+    Done(Vec<u8>),
+    /// Still waiting; the KEEPALIVE status to send meanwhile.
+    Waiting(KeepaliveStatus),
+}
+
+/// What the framing hands complete messages to: the U2F engine, and the CTAP2 one beside it.
 pub trait MessageHandler {
     /// Processes a MSG payload (an APDU) and returns the reply payload (data ‖ SW).
     fn handle_message(&mut self, apdu: &[u8], now: Instant) -> Vec<u8>;
     /// Blinks (WINK). Nothing to do for a token without a light.
     fn wink(&mut self) {}
+    /// Whether the token speaks CTAP2 (CBOR requests, and the CBOR capability in INIT).
+    fn speaks_cbor(&self) -> bool {
+        false
+    }
+    /// Starts a CBOR request (command byte ‖ CBOR). Only called when [`Self::speaks_cbor`].
+    fn start_cbor(&mut self, _request: &[u8], _now: Instant) -> CborStep {
+        CborStep::Done(vec![HidError::InvalidCommand as u8])
+    }
+    /// Advances the request that [`Self::start_cbor`] left waiting.
+    fn poll_cbor(&mut self, _now: Instant) -> CborStep {
+        CborStep::Done(vec![HidError::Other as u8])
+    }
+    /// Ends the waiting request at the host's CANCEL; returns its reply payload
+    /// (`CTAP2_ERR_KEEPALIVE_CANCEL`). Also called, its reply dropped, when INIT abandons it.
+    fn cancel_cbor(&mut self) -> Vec<u8> {
+        vec![HidError::Other as u8]
+    }
 }
 
 impl MessageHandler for crate::u2f::Authenticator {
     fn handle_message(&mut self, apdu: &[u8], now: Instant) -> Vec<u8> {
         self.process(apdu, now)
     }
+}
+
+/// A CTAP2 request waiting on a channel.
+struct Pending {
+    cid: u32,
+    next_keepalive: Instant,
 }
 
 /// A message being reassembled.
@@ -48,6 +94,7 @@ pub struct CtapHid<H> {
     handler: H,
     allocations: u32,
     assembly: Option<Assembly>,
+    pending: Option<Pending>,
     lock: Option<Lock>,
     winks: u64,
 }
@@ -59,6 +106,7 @@ impl<H: MessageHandler> CtapHid<H> {
             handler,
             allocations: 0,
             assembly: None,
+            pending: None,
             lock: None,
             winks: 0,
         }
@@ -71,19 +119,39 @@ impl<H: MessageHandler> CtapHid<H> {
 
     /// When [`CtapHid::poll`] has something to do next, if ever.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.assembly.as_ref().map(|a| a.deadline)
+        let assembly = self.assembly.as_ref().map(|a| a.deadline);
+        let pending = self.pending.as_ref().map(|p| p.next_keepalive);
+        match (assembly, pending) {
+            (Some(a), Some(p)) => Some(a.min(p)),
+            (a, p) => a.or(p),
+        }
     }
 
-    /// Times out a stalled message: returns its `MSG_TIMEOUT` reply when the deadline has passed.
+    /// Times out a stalled message (its `MSG_TIMEOUT`), and advances a waiting CTAP2 request:
+    /// its reply once done, else a KEEPALIVE when one is due.
     pub fn poll(&mut self, now: Instant) -> Vec<Report> {
-        match &self.assembly {
+        let mut replies = match &self.assembly {
             Some(a) if now >= a.deadline => {
                 let cid = a.cid;
                 self.assembly = None;
                 vec![error_report(cid, HidError::MessageTimeout)]
             }
             _ => Vec::new(),
+        };
+        if let Some(pending) = self.pending.as_mut().filter(|p| now >= p.next_keepalive) {
+            let cid = pending.cid;
+            match self.handler.poll_cbor(now) {
+                CborStep::Done(reply) => {
+                    self.pending = None;
+                    replies.extend(fragment(cid, Command::Cbor as u8, &reply));
+                }
+                CborStep::Waiting(status) => {
+                    pending.next_keepalive = now + KEEPALIVE_INTERVAL;
+                    replies.extend(fragment(cid, Command::Keepalive as u8, &[status as u8]));
+                }
+            }
         }
+        replies
     }
 
     /// Handles one output report from the host; returns the input reports to send back.
@@ -126,10 +194,29 @@ impl<H: MessageHandler> CtapHid<H> {
         let Some(command) = Command::from_wire(cmd) else {
             return error(HidError::InvalidCommand);
         };
+        if matches!(command, Command::Cbor | Command::Cancel) && !self.handler.speaks_cbor() {
+            return error(HidError::InvalidCommand);
+        }
         // INIT is answered on any channel, even while another holds the lock: a host that
         // opens the device must always get a channel (CTAP 2.1, CTAPHID_INIT).
         if command == Command::Init {
             return self.init(cid, bcnt, data);
+        }
+        // CANCEL is never answered and never busy: it ends the request waiting on its own
+        // channel, and is ignored anywhere else.
+        if command == Command::Cancel {
+            return match self.pending.take() {
+                Some(pending) if pending.cid == cid => {
+                    fragment(cid, Command::Cbor as u8, &self.handler.cancel_cbor())
+                }
+                other => {
+                    self.pending = other;
+                    Vec::new()
+                }
+            };
+        }
+        if self.pending.is_some() {
+            return error(HidError::ChannelBusy);
         }
         if self.lock.as_ref().is_some_and(|l| l.cid != cid) {
             return error(HidError::ChannelBusy);
@@ -204,6 +291,10 @@ impl<H: MessageHandler> CtapHid<H> {
             if self.assembly.as_ref().is_some_and(|a| a.cid == cid) {
                 self.assembly = None;
             }
+            if self.pending.as_ref().is_some_and(|p| p.cid == cid) {
+                self.pending = None;
+                self.handler.cancel_cbor();
+            }
             cid
         };
         let (major, minor, build) = crate::VERSION_TRIPLE;
@@ -215,7 +306,13 @@ impl<H: MessageHandler> CtapHid<H> {
             major,
             minor,
             build,
-            CAPABILITY_WINK | CAPABILITY_LOCK,
+            CAPABILITY_WINK
+                | CAPABILITY_LOCK
+                | if self.handler.speaks_cbor() {
+                    CAPABILITY_CBOR
+                } else {
+                    0
+                },
         ]);
         fragment(cid, Command::Init as u8, &reply)
     }
@@ -241,6 +338,17 @@ impl<H: MessageHandler> CtapHid<H> {
                 let response = self.handler.handle_message(payload, now);
                 reply(&response)
             }
+            Command::Cbor if payload.is_empty() => vec![error_report(cid, HidError::InvalidLength)],
+            Command::Cbor => match self.handler.start_cbor(payload, now) {
+                CborStep::Done(response) => reply(&response),
+                CborStep::Waiting(status) => {
+                    self.pending = Some(Pending {
+                        cid,
+                        next_keepalive: now + KEEPALIVE_INTERVAL,
+                    });
+                    fragment(cid, Command::Keepalive as u8, &[status as u8])
+                }
+            },
             Command::Wink if payload.is_empty() => {
                 self.winks += 1;
                 self.handler.wink();
@@ -262,7 +370,9 @@ impl<H: MessageHandler> CtapHid<H> {
                 _ => vec![error_report(cid, HidError::InvalidLength)],
             },
             Command::Wink => vec![error_report(cid, HidError::InvalidLength)],
-            Command::Init | Command::Error => vec![error_report(cid, HidError::InvalidCommand)],
+            Command::Init | Command::Cancel | Command::Keepalive | Command::Error => {
+                vec![error_report(cid, HidError::InvalidCommand)]
+            }
         }
     }
 }

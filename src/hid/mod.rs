@@ -12,6 +12,6 @@ pub mod host;
 pub mod packet;
 pub mod wire;
 
-pub use channels::{CtapHid, MessageHandler};
+pub use channels::{CborStep, CtapHid, MessageHandler};
 pub use packet::{fragment, Packet, Report, REPORT_LEN};
-pub use wire::{Command, HidError, BROADCAST_CID, MAX_PAYLOAD};
+pub use wire::{Command, HidError, KeepaliveStatus, BROADCAST_CID, MAX_PAYLOAD};

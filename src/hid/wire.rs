@@ -17,6 +17,21 @@ pub const PROTOCOL_VERSION: u8 = 2;
 pub const CAPABILITY_WINK: u8 = 0x01;
 /// Capability flag: the token implements LOCK.
 pub const CAPABILITY_LOCK: u8 = 0x02;
+/// Capability flag: the token speaks CTAP2 over CTAPHID_CBOR (CTAP 2.1 section 11.2.9.1.3).
+pub const CAPABILITY_CBOR: u8 = 0x04;
+/// While a CTAP2 request waits (for a touch), a KEEPALIVE goes out this often: hosts give up
+/// after about 3 s of silence (CTAP2.md section 1).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The status byte of a KEEPALIVE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KeepaliveStatus {
+    /// The token is working.
+    Processing = 0x01,
+    /// The token waits for the user's touch.
+    UpNeeded = 0x02,
+}
 
 /// The commands this token implements (bit 7 set, as on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,13 +47,20 @@ pub enum Command {
     Init = 0x86,
     /// Blink.
     Wink = 0x88,
+    /// A CTAP2 request: command byte ‖ CBOR (reply: status byte ‖ CBOR).
+    Cbor = 0x90,
+    /// Cancel the CTAP2 request waiting on this channel (never answered itself).
+    Cancel = 0x91,
+    /// A CTAP2 request is still going (device to host only).
+    Keepalive = 0xBB,
     /// An error reply (device to host only).
     Error = 0xBF,
 }
 
 impl Command {
-    /// The command of an init packet's command byte, if this token implements it. SYNC (0xBC, gone
-    /// since U2FHID 1.1), CBOR (0x90) and the rest are `None`: answered with `INVALID_CMD`.
+    /// The command of an init packet's command byte, if the framing knows it. SYNC (0xBC, gone
+    /// since U2FHID 1.1) and the rest are `None`: answered with `INVALID_CMD`, as is CBOR on a
+    /// token that speaks no CTAP2.
     pub fn from_wire(byte: u8) -> Option<Self> {
         match byte {
             0x81 => Some(Self::Ping),
@@ -46,6 +68,8 @@ impl Command {
             0x84 => Some(Self::Lock),
             0x86 => Some(Self::Init),
             0x88 => Some(Self::Wink),
+            0x90 => Some(Self::Cbor),
+            0x91 => Some(Self::Cancel),
             _ => None,
         }
     }
