@@ -71,12 +71,48 @@ impl Percentiles {
     }
 }
 
+/// Seconds behind the newest one whose latencies can still come in; older ones are reduced to
+/// their percentiles, so that a long run keeps a few histograms, not one per second (a histogram
+/// holds about 160 KB of counters: an hour of them was 560 MB).
+const OPEN_SECONDS: usize = 5;
+
+/// One second of the timeline while the run goes on.
+#[derive(Default)]
+struct SecondRecord {
+    started: u64,
+    completed: u64,
+    failed: u64,
+    /// The latencies of the logons completed in it, while it is open.
+    latencies: Option<Histogram<u64>>,
+    /// Its median and 99th percentile, µs, once closed.
+    closed: Option<(u64, u64)>,
+}
+
+impl SecondRecord {
+    fn percentiles(&self) -> (u64, u64) {
+        match (&self.closed, &self.latencies) {
+            (Some(closed), _) => *closed,
+            (None, Some(h)) => (h.value_at_quantile(0.5), h.value_at_quantile(0.99)),
+            (None, None) => (0, 0),
+        }
+    }
+
+    fn close(&mut self) {
+        if self.closed.is_none() {
+            self.closed = Some(self.percentiles());
+            self.latencies = None;
+        }
+    }
+}
+
 /// Everything recorded during a run.
 pub struct Recorder {
     logon: Histogram<u64>,
     steps: Vec<Histogram<u64>>,
     endpoint_session: Histogram<u64>,
-    timeline: Vec<(u64, u64, u64, Histogram<u64>)>,
+    timeline: Vec<SecondRecord>,
+    /// Every second before this one is closed.
+    closed_until: usize,
     errors: BTreeMap<String, u64>,
 }
 
@@ -94,23 +130,31 @@ impl Recorder {
             steps: STEPS.iter().map(|_| histogram()).collect(),
             endpoint_session: histogram(),
             timeline: Vec::new(),
+            closed_until: 0,
             errors: BTreeMap::new(),
         }
     }
 
-    fn second(&mut self, at: Duration) -> &mut (u64, u64, u64, Histogram<u64>) {
+    fn second(&mut self, at: Duration) -> &mut SecondRecord {
         let index = usize::try_from(at.as_secs())
             .unwrap_or(usize::MAX)
             .min(86_400);
-        while self.timeline.len() <= index {
-            self.timeline.push((0, 0, 0, histogram()));
+        if self.timeline.len() <= index {
+            self.timeline.resize_with(index + 1, SecondRecord::default);
+            let open_from = index.saturating_sub(OPEN_SECONDS);
+            if open_from > self.closed_until {
+                for second in &mut self.timeline[self.closed_until..open_from] {
+                    second.close();
+                }
+                self.closed_until = open_from;
+            }
         }
         &mut self.timeline[index]
     }
 
     /// A logon was meant to start `at` after the run began.
     pub fn started(&mut self, at: Duration) {
-        self.second(at).0 += 1;
+        self.second(at).started += 1;
     }
 
     /// A logon completed `at` after the run began, `latency` after it was meant to start, with
@@ -122,14 +166,19 @@ impl Recorder {
             let _ = histogram.record(micros(*step));
         }
         let second = self.second(at);
-        second.1 += 1;
-        let _ = second.3.record(latency);
+        second.completed += 1;
+        if second.closed.is_none() {
+            let _ = second
+                .latencies
+                .get_or_insert_with(histogram)
+                .record(latency);
+        }
     }
 
     /// A logon failed `at` after the run began, for a reason of this `kind`.
     pub fn failed(&mut self, at: Duration, kind: String) {
         *self.errors.entry(kind).or_default() += 1;
-        self.second(at).2 += 1;
+        self.second(at).failed += 1;
     }
 
     /// An endpoint session took `duration` to open.
@@ -179,12 +228,15 @@ impl Recorder {
             timeline: self
                 .timeline
                 .iter()
-                .map(|(started, completed, failed, h)| Second {
-                    started: *started,
-                    completed: *completed,
-                    failed: *failed,
-                    p50_us: h.value_at_quantile(0.5),
-                    p99_us: h.value_at_quantile(0.99),
+                .map(|second| {
+                    let (p50_us, p99_us) = second.percentiles();
+                    Second {
+                        started: second.started,
+                        completed: second.completed,
+                        failed: second.failed,
+                        p50_us,
+                        p99_us,
+                    }
                 })
                 .collect(),
         }
@@ -202,4 +254,38 @@ pub struct Summary {
     pub errors: BTreeMap<String, u64>,
     /// Second by second.
     pub timeline: Vec<Second>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A long run keeps only the last few seconds' histograms, and every second's percentiles.
+    #[test]
+    fn closed_seconds_keep_their_percentiles_and_drop_their_histograms() {
+        let mut recorder = Recorder::new();
+        for second in 0..100u64 {
+            let at = Duration::from_secs(second) + Duration::from_millis(500);
+            for _ in 0..10 {
+                recorder.completed(at, Duration::from_millis(second + 1), &[]);
+            }
+        }
+        let live = recorder
+            .timeline
+            .iter()
+            .filter(|s| s.latencies.is_some())
+            .count();
+        assert!(live <= OPEN_SECONDS + 1, "{live} histograms still held");
+        let timeline = recorder.summary().timeline;
+        assert_eq!(timeline.len(), 100);
+        for (second, record) in timeline.iter().enumerate() {
+            assert_eq!(record.completed, 10);
+            let expected = (second as u64 + 1) * 1000;
+            assert!(
+                record.p50_us.abs_diff(expected) <= expected / 500,
+                "second {second}: p50 {} µs",
+                record.p50_us
+            );
+        }
+    }
 }
