@@ -19,6 +19,14 @@ ensure_debian_packages() {
   fi
 }
 
+# The packages of target/venv. The list is the venv's marker, compared for equality: every script
+# that ensures target/venv gives this one, or the venv would be rebuilt back and forth.
+VU2F_VENV_PACKAGES=('fido2>=2.0,<3' 'pytest>=8' 'locust>=2.20,<3' 'selenium>=4.20,<5')
+
+# What tests/python/test_browsers.py drives: Chromium and its driver, Firefox ESR, the X server
+# they run on, and certutil for Chromium's NSS database.
+VU2F_BROWSER_PACKAGES=(chromium chromium-driver firefox-esr xvfb libnss3-tools)
+
 # ensure_python_venv DIR PACKAGE...: a virtual environment in DIR with the packages.
 ensure_python_venv() {
   local venv=$1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The uhid tests, where /dev/uhid is (or can be made) writable: in the VM of scripts/vm-test.sh,
-# or on a machine whose kernel has uhid. A missing /dev/uhid is a failure here, not a skip.
+# or on a machine whose kernel has uhid. A missing /dev/uhid, browser or tool is a failure here,
+# not a skip.
 #   usage: scripts/uhid-tests.sh UHID_TEST_BINARY
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +12,14 @@ echo "== tests/uhid.rs: libfido2's tools, 16 tokens, probe, kill and restart, th
 "$test_binary" --test-threads=1 --nocapture
 echo "== python-fido2 through hidraw"
 target/venv/bin/pytest -q -p no:cacheprovider tests/python/test_ctap1_hidraw.py
+echo "== Chromium and Firefox ESR register and sign, as a relying party's python-fido2 verifies"
+# Xvfb, the browsers and vu2f need a /tmp that holds Unix sockets. The VM's does not (an overlay
+# on the host's 9p share): there, and only where it fails, a tmpfs of its own.
+if ! python3 -c 'import os, socket, tempfile
+with tempfile.TemporaryDirectory() as d: socket.socket(socket.AF_UNIX).bind(os.path.join(d, "s"))' 2>/dev/null; then
+  mount -t tmpfs -o mode=1777 tmpfs /tmp
+fi
+browsers_started=$SECONDS
+target/venv/bin/pytest -q -s -p no:cacheprovider tests/python/test_browsers.py
+echo "browser tests took $((SECONDS - browsers_started)) s"
 echo "uhid tests passed"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the uhid tests (tests/uhid.rs and tests/python/test_ctap1_hidraw.py) against the kernel.
+# Runs the uhid tests (tests/uhid.rs, tests/python/test_ctap1_hidraw.py, and Chromium and Firefox
+# in tests/python/test_browsers.py) against the kernel.
 # Where /dev/uhid is writable they run here. Otherwise (CI's kernel has no CONFIG_UHID) they run
 # in a throwaway VM: virtme-ng (PyPI) boots Debian's linux-image-amd64 kernel, where uhid is a
 # module, under qemu without KVM, with this machine's filesystem shared read-only; it boots in
@@ -9,8 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_build_deps
-ensure_debian_packages fido2-tools
-ensure_python_venv target/venv 'fido2>=2.0,<3' 'pytest>=8' 'locust>=2.20,<3'
+ensure_debian_packages fido2-tools "${VU2F_BROWSER_PACKAGES[@]}"
+ensure_python_venv target/venv "${VU2F_VENV_PACKAGES[@]}"
 
 cargo build --release --quiet
 test_binary=$(cargo test --release --quiet --test uhid --no-run --message-format=json \

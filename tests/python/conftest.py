@@ -75,5 +75,6 @@ def served_uhid(tmp_path):
     if not uhid_available():
         pytest.skip("/dev/uhid is not writable here; scripts/vm-test.sh runs this in a VM")
     servers = Servers(str(tmp_path / "store"))
-    yield lambda *names: servers.start(names, ["--uhid"], "hidraw")
+    yield lambda *names, presence="auto": servers.start(
+        names, ["--uhid", "--presence", presence], "hidraw")
     servers.stop()
