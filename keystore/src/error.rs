@@ -66,6 +66,22 @@ pub enum StoreError {
         /// Which file or directory others can reach, and its mode.
         detail: String,
     },
+    /// The token keeps as many discoverable credentials as it may (`CTAP2_ERR_KEY_STORE_FULL`).
+    #[error("token {token:?} keeps {limit} discoverable credentials already, its limit")]
+    DiscoverableFull {
+        /// The token.
+        token: String,
+        /// Its limit (`TokenOptions::discoverable_limit`).
+        limit: usize,
+    },
+    /// A discoverable credential was refused before storing it (a field too long or empty).
+    #[error("discoverable credential for token {token:?} refused: {detail}")]
+    InvalidCredential {
+        /// The token.
+        token: String,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// Key generation, certificate generation or another cryptographic step failed.
     #[error("cryptography: {0}")]
     Crypto(String),

@@ -1,34 +1,63 @@
-//! Wrapped key handles (`DESIGN.md`, "Key handles are wrapped").
+//! Wrapped key handles and credential ids (`DESIGN.md`, "Key handles are wrapped"; CTAP 2.1
+//! §6.1 steps 16–18 in `shared/spec/CTAP2.md` §4: "rk false: non-discoverable (key sealed in the
+//! credential ID)").
 //!
-//! A U2F key handle is opaque to the host (U2F raw message formats v1.2, section 4.3). vu2f stores no
-//! per-credential state: the credential key pair travels inside the handle, sealed with the token's
-//! master key (AES-256-GCM), with the application parameter as associated data, so a handle presented
-//! with another appId, forged, or from another token fails to open.
+//! A U2F key handle is opaque to the host (U2F raw message formats v1.2, section 4.3), and so is a
+//! CTAP2 credential id. vu2f stores no per-credential state for non-discoverable credentials: the
+//! credential key travels inside the handle, sealed with the token's master key (AES-256-GCM), with
+//! the application parameter (U2F) or rpIdHash (CTAP2, the same SHA-256 of the RP id or AppID) as
+//! associated data, so a handle presented for another RP, forged, or from another token fails to
+//! open. Two versions, told apart by length and first byte:
 //!
 //! ```text
-//!  +---------+-----------+--------------------------------------------+----------+
-//!  | version | nonce     | AES-256-GCM( private scalar ‖ public point) | GCM tag  |
-//!  | 1 byte  | 12 bytes  | 32 + 65 bytes                               | 16 bytes |
-//!  +---------+-----------+--------------------------------------------+----------+
-//!  associated data: version ‖ application parameter (32 bytes)           = 126 bytes
+//!  version 1: P-256 (U2F key handles, and the ids of CTAP2 ES256 credentials: the same bytes)
+//!  +---------+-----------+---------------------------------------------+----------+
+//!  | 0x01    | nonce     | AES-256-GCM( private scalar ‖ public point)  | GCM tag  |
+//!  | 1 byte  | 12 bytes  | 32 + 65 bytes                                | 16 bytes |  = 126 bytes
+//!  +---------+-----------+---------------------------------------------+----------+
+//!  associated data: 0x01 ‖ application parameter (32 bytes)
+//!
+//!  version 2: Ed25519 (ids of CTAP2 EdDSA credentials, §6: COSE alg -8)
+//!  +---------+-----------+---------------------------------------------+----------+
+//!  | 0x02    | nonce     | AES-256-GCM( Ed25519 seed )                  | GCM tag  |
+//!  | 1 byte  | 12 bytes  | 32 bytes                                     | 16 bytes |  = 61 bytes
+//!  +---------+-----------+---------------------------------------------+----------+
+//!  associated data: 0x02 ‖ rpIdHash (32 bytes)
 //! ```
 //!
-//! The public point rides along because ring builds a signing key from both halves; carrying it
-//! saves a scalar multiplication in software on every cache miss.
+//! A discoverable credential's id has the version's top bit set (`0x81`, `0x82`; [`Residency`]),
+//! so the CTAP2 engine knows to look for its record: once the record is replaced or deleted, the
+//! id no longer counts as the token's, though it still opens. The U2F engine opens `0x01` only.
+//!
+//! The version byte is in the associated data too, so a handle cannot be replayed as another
+//! version. The P-256 public point rides along because ring builds a signing key from both
+//! halves; carrying it saves a scalar multiplication in software on every cache miss. An Ed25519
+//! key is its 32-byte seed (RFC 8032 §5.1.5): ring derives the public key from it.
+//!
+//! [`KeyWrapper::unwrap`] (the U2F engine) opens version 1 only; [`KeyWrapper::unwrap_any`] (the
+//! CTAP2 engine) opens both.
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 
 use crate::error::{Result, StoreError};
 use zeroize::Zeroize;
 
 const VERSION: u8 = 1;
+const ED25519_VERSION: u8 = 2;
+/// Set in the version byte of a discoverable credential's id.
+const DISCOVERABLE_BIT: u8 = 0x80;
 const PRIVATE_LEN: usize = 32;
 /// Length of an uncompressed P-256 point: `0x04 ‖ X ‖ Y`.
 pub const PUBLIC_KEY_LEN: usize = 65;
 const TAG_LEN: usize = 16;
-/// The length of every key handle this token issues.
+/// The length of every P-256 key handle (version 1) this token issues: U2F key handles and the
+/// credential ids of CTAP2 ES256 credentials.
 pub const KEY_HANDLE_LEN: usize = 1 + NONCE_LEN + PRIVATE_LEN + PUBLIC_KEY_LEN + TAG_LEN;
+/// Length of an Ed25519 seed (RFC 8032 §5.1.5: the private key).
+pub const ED25519_SEED_LEN: usize = 32;
+/// The length of every Ed25519 credential id (version 2) this token issues.
+pub const ED25519_HANDLE_LEN: usize = 1 + NONCE_LEN + ED25519_SEED_LEN + TAG_LEN;
 
 /// A credential key pair in raw form: what a key handle carries.
 pub struct CredentialKey {
@@ -87,11 +116,95 @@ impl CredentialKey {
     }
 }
 
+/// An Ed25519 private key: its 32-byte seed (RFC 8032 §5.1.5), zeroized when dropped.
+pub struct Ed25519Seed(pub [u8; ED25519_SEED_LEN]);
+
+impl Drop for Ed25519Seed {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl std::fmt::Debug for Ed25519Seed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ed25519Seed(…)")
+    }
+}
+
+impl Ed25519Seed {
+    /// A fresh random seed: every 32-byte string is a valid Ed25519 private key.
+    pub fn generate(rng: &SystemRandom) -> Result<Self> {
+        let mut seed = Self([0u8; ED25519_SEED_LEN]);
+        rng.fill(&mut seed.0)
+            .map_err(|_| StoreError::Crypto("no randomness for an Ed25519 key".into()))?;
+        Ok(seed)
+    }
+
+    /// ring's signing key (PureEdDSA: `sign` gives the raw 64-byte R ‖ S of CTAP2 §6).
+    pub fn signing_key(&self) -> Result<Ed25519KeyPair> {
+        Ed25519KeyPair::from_seed_unchecked(&self.0)
+            .map_err(|e| StoreError::Crypto(format!("Ed25519 key rejected: {e}")))
+    }
+
+    /// The 32-byte public key (the COSE_Key's x, CTAP2 §6).
+    pub fn public_key(&self) -> Result<[u8; 32]> {
+        let pair = self.signing_key()?;
+        let mut out = [0u8; 32];
+        out.copy_from_slice(pair.public_key().as_ref());
+        Ok(out)
+    }
+}
+
+/// The credential key a handle carried, by algorithm ([`KeyWrapper::unwrap_any`]).
+pub enum WrappedKey {
+    /// A version-1 handle: a P-256 key pair (COSE ES256, -7).
+    P256(CredentialKey),
+    /// A version-2 handle: an Ed25519 seed (COSE EdDSA, -8).
+    Ed25519(Ed25519Seed),
+}
+
+impl std::fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WrappedKey::P256(_) => "WrappedKey::P256(…)",
+            WrappedKey::Ed25519(_) => "WrappedKey::Ed25519(…)",
+        })
+    }
+}
+
+/// Whether a credential id belongs to a discoverable credential (one with a record in the
+/// store) or is the whole credential (a U2F key handle, a non-discoverable CTAP2 credential).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residency {
+    /// The id is the whole credential.
+    ServerSide,
+    /// The id names a record of [`crate::DiscoverableCredentials`].
+    Discoverable,
+}
+
+impl Residency {
+    fn version(self, base: u8) -> u8 {
+        match self {
+            Self::ServerSide => base,
+            Self::Discoverable => base | DISCOVERABLE_BIT,
+        }
+    }
+}
+
+/// What a credential id held: its key, and whether it is discoverable.
+#[derive(Debug)]
+pub struct Unwrapped {
+    /// The credential key.
+    pub key: WrappedKey,
+    /// Whether the id is a discoverable credential's.
+    pub residency: Residency,
+}
+
 /// Why a key handle was refused. The U2F layer answers all of them with `0x6A80`, except a
 /// length this token never issues, which real keys answer with `0x6700`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum UnwrapError {
-    /// The handle is not [`KEY_HANDLE_LEN`] bytes long.
+    /// The handle's length is none this token issues ([`KEY_HANDLE_LEN`], [`ED25519_HANDLE_LEN`]).
     #[error("key handle has the wrong length")]
     WrongLength,
     /// The handle is not ours, was altered, or is bound to another application parameter.
@@ -128,22 +241,35 @@ impl KeyWrapper {
         LessSafeKey::new(unbound)
     }
 
-    fn aad(app_param: &[u8; 32]) -> [u8; 33] {
+    fn aad(version: u8, app_param: &[u8; 32]) -> [u8; 33] {
         let mut aad = [0u8; 33];
-        aad[0] = VERSION;
+        aad[0] = version;
         aad[1..].copy_from_slice(app_param);
         aad
     }
 
-    /// Seals `credential` into a key handle bound to `app_param`.
+    /// Seals `credential` into a key handle bound to `app_param`: a U2F key handle, or the id of
+    /// a non-discoverable ES256 credential.
     pub fn wrap(
         &self,
         credential: &CredentialKey,
         app_param: &[u8; 32],
         rng: &SystemRandom,
     ) -> Result<[u8; KEY_HANDLE_LEN]> {
+        self.wrap_as(credential, app_param, Residency::ServerSide, rng)
+    }
+
+    /// Seals `credential` into the id of an ES256 credential of `residency`.
+    pub fn wrap_as(
+        &self,
+        credential: &CredentialKey,
+        app_param: &[u8; 32],
+        residency: Residency,
+        rng: &SystemRandom,
+    ) -> Result<[u8; KEY_HANDLE_LEN]> {
+        let version = residency.version(VERSION);
         let mut handle = [0u8; KEY_HANDLE_LEN];
-        handle[0] = VERSION;
+        handle[0] = version;
         rng.fill(&mut handle[1..1 + NONCE_LEN])
             .map_err(|_| StoreError::Crypto("no randomness for a nonce".into()))?;
         let nonce = Nonce::try_assume_unique_for_key(&handle[1..1 + NONCE_LEN])
@@ -155,31 +281,51 @@ impl KeyWrapper {
         body[PRIVATE_LEN..].copy_from_slice(&credential.public_key);
         let tag = self
             .key()
-            .seal_in_place_separate_tag(nonce, Aad::from(Self::aad(app_param)), body)
+            .seal_in_place_separate_tag(nonce, Aad::from(Self::aad(version, app_param)), body)
             .map_err(|_| StoreError::Crypto("sealing a key handle".into()))?;
         handle[tag_start..].copy_from_slice(tag.as_ref());
         Ok(handle)
     }
 
-    /// Opens a key handle presented with `app_param`.
+    /// Whether `handle` has the form of a U2F key handle (version 1, [`KEY_HANDLE_LEN`] bytes),
+    /// which [`KeyWrapper::unwrap`] may open; says nothing of whose it is.
+    pub fn is_u2f_handle(handle: &[u8]) -> bool {
+        handle.len() == KEY_HANDLE_LEN && handle[0] == VERSION
+    }
+
+    /// Opens a P-256 key handle (version 1) presented with `app_param`: the U2F engine's view.
+    /// An Ed25519 credential id (version 2, [`ED25519_HANDLE_LEN`] bytes) is [`UnwrapError::NotOurs`]:
+    /// a length this token issues, but no key U2F can sign with.
     pub fn unwrap(
         &self,
         handle: &[u8],
         app_param: &[u8; 32],
     ) -> Result<CredentialKey, UnwrapError> {
+        if handle.len() == ED25519_HANDLE_LEN {
+            return Err(UnwrapError::NotOurs);
+        }
         if handle.len() != KEY_HANDLE_LEN {
             return Err(UnwrapError::WrongLength);
         }
         if handle[0] != VERSION {
             return Err(UnwrapError::NotOurs);
         }
+        self.open_p256(handle, app_param)
+    }
+
+    /// Opens a 126-byte handle of either residency (its version byte checked by the caller).
+    fn open_p256(&self, handle: &[u8], app_param: &[u8; 32]) -> Result<CredentialKey, UnwrapError> {
         let nonce = Nonce::try_assume_unique_for_key(&handle[1..1 + NONCE_LEN])
             .map_err(|_| UnwrapError::NotOurs)?;
         let mut sealed = [0u8; PRIVATE_LEN + PUBLIC_KEY_LEN + TAG_LEN];
         sealed.copy_from_slice(&handle[1 + NONCE_LEN..]);
         let plain = self
             .key()
-            .open_in_place(nonce, Aad::from(Self::aad(app_param)), &mut sealed)
+            .open_in_place(
+                nonce,
+                Aad::from(Self::aad(handle[0], app_param)),
+                &mut sealed,
+            )
             .map_err(|_| UnwrapError::NotOurs)?;
         let mut credential = CredentialKey {
             private_key: [0u8; PRIVATE_LEN],
@@ -191,6 +337,106 @@ impl KeyWrapper {
         credential.public_key.copy_from_slice(&plain[PRIVATE_LEN..]);
         sealed.zeroize();
         Ok(credential)
+    }
+
+    /// Seals an Ed25519 `seed` into a version-2 credential id bound to `app_param` (the rpIdHash).
+    pub fn wrap_ed25519(
+        &self,
+        seed: &Ed25519Seed,
+        app_param: &[u8; 32],
+        rng: &SystemRandom,
+    ) -> Result<[u8; ED25519_HANDLE_LEN]> {
+        self.wrap_ed25519_as(seed, app_param, Residency::ServerSide, rng)
+    }
+
+    /// Seals an Ed25519 `seed` into the id of an EdDSA credential of `residency`.
+    pub fn wrap_ed25519_as(
+        &self,
+        seed: &Ed25519Seed,
+        app_param: &[u8; 32],
+        residency: Residency,
+        rng: &SystemRandom,
+    ) -> Result<[u8; ED25519_HANDLE_LEN]> {
+        let version = residency.version(ED25519_VERSION);
+        let mut handle = [0u8; ED25519_HANDLE_LEN];
+        handle[0] = version;
+        rng.fill(&mut handle[1..1 + NONCE_LEN])
+            .map_err(|_| StoreError::Crypto("no randomness for a nonce".into()))?;
+        let nonce = Nonce::try_assume_unique_for_key(&handle[1..1 + NONCE_LEN])
+            .map_err(|_| StoreError::Crypto("nonce length".into()))?;
+        let tag_start = ED25519_HANDLE_LEN - TAG_LEN;
+        let body = &mut handle[1 + NONCE_LEN..tag_start];
+        body.copy_from_slice(&seed.0);
+        let tag = self
+            .key()
+            .seal_in_place_separate_tag(nonce, Aad::from(Self::aad(version, app_param)), body)
+            .map_err(|_| StoreError::Crypto("sealing a credential id".into()))?;
+        handle[tag_start..].copy_from_slice(tag.as_ref());
+        Ok(handle)
+    }
+
+    /// Opens a handle of either version presented with `app_param` (the rpIdHash): the CTAP2
+    /// engine's view. A length this token never issues is [`UnwrapError::WrongLength`]; anything
+    /// else that does not open (wrong version byte, other token, other RP, altered) is
+    /// [`UnwrapError::NotOurs`].
+    pub fn unwrap_any(
+        &self,
+        handle: &[u8],
+        app_param: &[u8; 32],
+    ) -> Result<WrappedKey, UnwrapError> {
+        self.unwrap_credential(handle, app_param).map(|u| u.key)
+    }
+
+    /// Opens a credential id of any version and residency presented with `app_param`, and says
+    /// which residency it has: a discoverable one counts only while its record exists.
+    pub fn unwrap_credential(
+        &self,
+        handle: &[u8],
+        app_param: &[u8; 32],
+    ) -> Result<Unwrapped, UnwrapError> {
+        let version = *handle.first().ok_or(UnwrapError::WrongLength)?;
+        let residency = if version & DISCOVERABLE_BIT == 0 {
+            Residency::ServerSide
+        } else {
+            Residency::Discoverable
+        };
+        let key = match (handle.len(), version & !DISCOVERABLE_BIT) {
+            (KEY_HANDLE_LEN, VERSION) => WrappedKey::P256(self.open_p256(handle, app_param)?),
+            (ED25519_HANDLE_LEN, ED25519_VERSION) => {
+                WrappedKey::Ed25519(self.unwrap_ed25519(handle, app_param)?)
+            }
+            (KEY_HANDLE_LEN | ED25519_HANDLE_LEN, _) => return Err(UnwrapError::NotOurs),
+            _ => return Err(UnwrapError::WrongLength),
+        };
+        Ok(Unwrapped { key, residency })
+    }
+
+    fn unwrap_ed25519(
+        &self,
+        handle: &[u8],
+        app_param: &[u8; 32],
+    ) -> Result<Ed25519Seed, UnwrapError> {
+        let (&version, rest) = handle.split_first().ok_or(UnwrapError::WrongLength)?;
+        if version & !DISCOVERABLE_BIT != ED25519_VERSION
+            || rest.len() != NONCE_LEN + ED25519_SEED_LEN + TAG_LEN
+        {
+            return Err(UnwrapError::NotOurs);
+        }
+        let (nonce, sealed_in) = rest.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| UnwrapError::NotOurs)?;
+        let mut sealed = [0u8; ED25519_SEED_LEN + TAG_LEN];
+        sealed.copy_from_slice(sealed_in);
+        let opened = self
+            .key()
+            .open_in_place(nonce, Aad::from(Self::aad(version, app_param)), &mut sealed)
+            .map(|plain| {
+                let mut seed = Ed25519Seed([0u8; ED25519_SEED_LEN]);
+                seed.0.copy_from_slice(plain);
+                seed
+            })
+            .map_err(|_| UnwrapError::NotOurs);
+        sealed.zeroize();
+        opened
     }
 }
 
@@ -259,5 +505,141 @@ mod tests {
         )
         .verify(b"message", sig.as_ref())
         .unwrap();
+    }
+
+    fn ed25519_handle(byte: u8, app: &[u8; 32]) -> (Ed25519Seed, [u8; ED25519_HANDLE_LEN]) {
+        let rng = SystemRandom::new();
+        let seed = Ed25519Seed::generate(&rng).unwrap();
+        let handle = wrapper(byte).wrap_ed25519(&seed, app, &rng).unwrap();
+        (seed, handle)
+    }
+
+    #[test]
+    fn ed25519_round_trip_signs_and_verifies() {
+        let app = [5u8; 32];
+        let (seed, handle) = ed25519_handle(1, &app);
+        assert_eq!(handle.len(), ED25519_HANDLE_LEN);
+        assert_eq!(handle[0], 2);
+        let Ok(WrappedKey::Ed25519(opened)) = wrapper(1).unwrap_any(&handle, &app) else {
+            panic!("an Ed25519 handle opens as Ed25519");
+        };
+        assert_eq!(opened.0, seed.0);
+        let pair = opened.signing_key().unwrap();
+        let sig = pair.sign(b"authData || clientDataHash");
+        assert_eq!(sig.as_ref().len(), 64, "raw R || S");
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ED25519,
+            seed.public_key().unwrap(),
+        )
+        .verify(b"authData || clientDataHash", sig.as_ref())
+        .unwrap();
+    }
+
+    #[test]
+    fn ed25519_handles_are_bound_to_rp_and_token() {
+        let app = [5u8; 32];
+        let (_, handle) = ed25519_handle(1, &app);
+        assert_eq!(
+            wrapper(1).unwrap_any(&handle, &[6u8; 32]).err(),
+            Some(UnwrapError::NotOurs),
+            "another rpIdHash"
+        );
+        assert_eq!(
+            wrapper(2).unwrap_any(&handle, &app).err(),
+            Some(UnwrapError::NotOurs),
+            "another token"
+        );
+        for len in [0, 1, ED25519_HANDLE_LEN - 1, ED25519_HANDLE_LEN + 1, 255] {
+            let mut other = vec![2u8; len];
+            other[..len.min(ED25519_HANDLE_LEN)]
+                .copy_from_slice(&handle[..len.min(ED25519_HANDLE_LEN)]);
+            assert_eq!(
+                wrapper(1).unwrap_any(&other, &app).err(),
+                Some(UnwrapError::WrongLength),
+                "length {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_flipped_bit_of_an_ed25519_handle_is_refused() {
+        let app = [3u8; 32];
+        let (_, handle) = ed25519_handle(9, &app);
+        for byte in 0..ED25519_HANDLE_LEN {
+            for bit in 0..8 {
+                let mut forged = handle;
+                forged[byte] ^= 1 << bit;
+                assert_eq!(
+                    wrapper(9).unwrap_any(&forged, &app).err(),
+                    Some(UnwrapError::NotOurs),
+                    "byte {byte} bit {bit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_u2f_unwrap_refuses_an_ed25519_handle_as_not_ours() {
+        let app = [4u8; 32];
+        let (_, handle) = ed25519_handle(1, &app);
+        assert_eq!(
+            wrapper(1).unwrap(&handle, &app).err(),
+            Some(UnwrapError::NotOurs)
+        );
+    }
+
+    #[test]
+    fn residency_is_sealed_into_the_id_and_u2f_opens_only_server_side_handles() {
+        let rng = SystemRandom::new();
+        let w = wrapper(9);
+        let app = [4u8; 32];
+        let key = CredentialKey::generate(&rng).unwrap();
+        let seed = Ed25519Seed::generate(&rng).unwrap();
+        for residency in [Residency::ServerSide, Residency::Discoverable] {
+            let p256 = w.wrap_as(&key, &app, residency, &rng).unwrap();
+            let ed = w.wrap_ed25519_as(&seed, &app, residency, &rng).unwrap();
+            for handle in [&p256[..], &ed[..]] {
+                let opened = w.unwrap_credential(handle, &app).unwrap();
+                assert_eq!(opened.residency, residency);
+                // The residency bit is bound: flipping it makes the id no one's.
+                let mut flipped = handle.to_vec();
+                flipped[0] ^= DISCOVERABLE_BIT;
+                assert_eq!(
+                    w.unwrap_credential(&flipped, &app).unwrap_err(),
+                    UnwrapError::NotOurs
+                );
+            }
+            let u2f = w.unwrap(&p256, &app);
+            assert_eq!(u2f.is_ok(), residency == Residency::ServerSide);
+        }
+    }
+
+    #[test]
+    fn unwrap_any_opens_p256_handles_and_keeps_versions_apart() {
+        let rng = SystemRandom::new();
+        let app = [8u8; 32];
+        let credential = CredentialKey::generate(&rng).unwrap();
+        let handle = wrapper(1).wrap(&credential, &app, &rng).unwrap();
+        let Ok(WrappedKey::P256(opened)) = wrapper(1).unwrap_any(&handle, &app) else {
+            panic!("a P-256 handle opens as P-256");
+        };
+        assert_eq!(opened.public_key, credential.public_key);
+        assert_eq!(
+            wrapper(2).unwrap_any(&handle, &app).err(),
+            Some(UnwrapError::NotOurs)
+        );
+        // The version byte is authenticated: relabelling a handle does not open it.
+        let (_, mut ed) = ed25519_handle(1, &app);
+        ed[0] = 1;
+        assert_eq!(
+            wrapper(1).unwrap_any(&ed, &app).err(),
+            Some(UnwrapError::NotOurs)
+        );
+        let mut p = handle;
+        p[0] = 2;
+        assert_eq!(
+            wrapper(1).unwrap_any(&p, &app).err(),
+            Some(UnwrapError::NotOurs)
+        );
     }
 }

@@ -6,17 +6,25 @@
 //! ```text
 //!  store dir (0700; refused if others can read into it)
 //!  ├── lock        flock'ed by the process that has the store open
-//!  └── db/ (sled) ── tree "meta"      attestation CA + batch certificate (generated at first use),
-//!                 │                   and "lock": the passphrase's KDF salt and wrapped store key
-//!                 ├ tree "tokens"    name -> TokenRecord (master key, optional own certificate)
-//!                 └ tree "counters"  name -> persisted counter ceiling (u32, big-endian)
+//!  └── db/ (sled) ── tree "meta"          attestation CA + batch certificate(s) (generated at first
+//!                 │                       use), and "lock": the passphrase's KDF salt and wrapped
+//!                 │                       store key
+//!                 ├ tree "tokens"        name -> TokenRecord (master key, optional own certificate,
+//!                 │                       profile, discoverable credential limit)
+//!                 ├ tree "counters"      name -> persisted counter ceiling (u32, big-endian)
+//!                 └ tree "discoverable"  name ‖ 0x00 ‖ sequence -> one discoverable credential
 //! ```
 //!
 //! * [`key_handle`]: credential private keys are not stored; they are sealed into the key handle with
-//!   the token's master key (AES-256-GCM) with the application parameter as associated data.
+//!   the token's master key (AES-256-GCM) with the application parameter as associated data. U2F
+//!   key handles and CTAP2 ES256 credential ids are the same 126-byte handles; Ed25519 credential
+//!   ids are 61 bytes.
+//! * [`discoverable`]: the records of discoverable credentials (CTAP 2.1 "rk"), per token.
+//! * [`profile`]: whether a token is a FIDO2 authenticator or a U2F-only key.
 //! * [`counter`]: one global signature counter per token that never repeats and never goes back, even
 //!   across `kill -9`, with one flush per block of values rather than one per signature.
-//! * [`attestation`]: the store's own attestation CA and the batch certificate its tokens share.
+//! * [`attestation`]: the store's own attestation CA, the batch certificate its tokens share, and
+//!   the store's AAGUID.
 //! * [`lock`]: a store locked with a passphrase keeps every secret above sealed (Argon2id, AES-GCM).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,16 +32,25 @@
 pub mod attestation;
 pub mod counter;
 mod dirs;
+pub mod discoverable;
 pub mod error;
 mod hex;
 pub mod key_handle;
 pub mod lock;
+pub mod profile;
 pub mod store;
 
 pub use attestation::{Attestation, AttestationKey};
 pub use counter::{Counter, DEFAULT_COUNTER_BLOCK};
 pub use dirs::default_store_dir;
+pub use discoverable::{
+    DiscoverableCredential, DiscoverableCredentials, DEFAULT_DISCOVERABLE_LIMIT,
+};
 pub use error::StoreError;
-pub use key_handle::{CredentialKey, KeyWrapper, UnwrapError, KEY_HANDLE_LEN};
+pub use key_handle::{
+    CredentialKey, Ed25519Seed, KeyWrapper, Residency, UnwrapError, Unwrapped, WrappedKey,
+    ED25519_HANDLE_LEN, KEY_HANDLE_LEN,
+};
 pub use lock::Passphrase;
+pub use profile::{Profile, UnknownProfile};
 pub use store::{Store, TokenInfo, TokenKeys, TokenOptions};

@@ -146,6 +146,7 @@ fn batch_and_own_certificates_chain_to_the_store_ca() {
             "own",
             TokenOptions {
                 own_certificate: true,
+                ..TokenOptions::default()
             },
         )
         .unwrap();

@@ -3,7 +3,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use keystore::{TokenInfo, TokenOptions};
+use keystore::{Profile, TokenInfo, TokenOptions, DEFAULT_DISCOVERABLE_LIMIT};
 
 use super::{print, Global};
 
@@ -19,10 +19,25 @@ pub(super) enum TokenCommand {
         /// Give each token its own attestation certificate instead of the store's batch certificate.
         #[arg(long)]
         own_certificate: bool,
+        /// What the token presents itself as: fido2 (CTAP2 and U2F) or u2f (U2F only).
+        #[arg(long, value_name = "PROFILE", default_value_t = Profile::default())]
+        profile: Profile,
+        /// How many discoverable credentials (passkeys) each token may keep.
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_DISCOVERABLE_LIMIT)]
+        discoverable_limit: u32,
+    },
+    /// Change a token's settings.
+    Set {
+        /// The token's name.
+        name: String,
+        /// What the token presents itself as: fido2 (CTAP2 and U2F) or u2f (U2F only). A running
+        /// `vu2f serve` must be restarted to see it.
+        #[arg(long, value_name = "PROFILE")]
+        profile: Option<Profile>,
     },
     /// List the tokens.
     List,
-    /// Show one token.
+    /// Show one token: its profile, certificate, AAGUID, counter and discoverable credentials.
     Show {
         /// The token's name.
         name: String,
@@ -40,21 +55,49 @@ pub(super) enum TokenCommand {
     },
 }
 
+fn certificate(t: &TokenInfo) -> &'static str {
+    if t.own_certificate {
+        "own certificate"
+    } else {
+        "batch certificate"
+    }
+}
+
+/// One line per token, for `token list`.
 fn describe(tokens: &[TokenInfo]) -> String {
     let mut text = String::new();
     for t in tokens {
-        let cert = if t.own_certificate {
-            "own certificate"
-        } else {
-            "batch certificate"
-        };
         let _ = writeln!(
             text,
-            "{}\t{cert}\tcounter ceiling {}",
-            t.name, t.counter_ceiling
+            "{}\t{}\t{}\tcounter ceiling {}\tdiscoverable {}/{}",
+            t.name,
+            t.profile,
+            certificate(t),
+            t.counter_ceiling,
+            t.discoverable,
+            t.discoverable_limit
         );
     }
     text
+}
+
+/// One token in detail, for `token show` and `token set`.
+fn describe_one(t: &TokenInfo) -> String {
+    format!(
+        "name            {}\n\
+         profile         {}\n\
+         attestation     {}\n\
+         aaguid          {}\n\
+         counter ceiling {}\n\
+         discoverable    {} of {}\n",
+        t.name,
+        t.profile,
+        certificate(t),
+        t.aaguid,
+        t.counter_ceiling,
+        t.discoverable,
+        t.discoverable_limit
+    )
 }
 
 pub(super) fn run(global: &Global, command: TokenCommand) -> anyhow::Result<()> {
@@ -64,13 +107,20 @@ pub(super) fn run(global: &Global, command: TokenCommand) -> anyhow::Result<()> 
             name,
             count,
             own_certificate,
+            profile,
+            discoverable_limit,
         } => {
             let names: Vec<String> = match count {
                 None => vec![name],
                 Some(0) => anyhow::bail!("--count must be at least 1"),
                 Some(n) => (1..=n).map(|i| format!("{name}-{i:05}")).collect(),
             };
-            let created = store.create_tokens(&names, TokenOptions { own_certificate })?;
+            let options = TokenOptions {
+                own_certificate,
+                profile,
+                discoverable_limit,
+            };
+            let created = store.create_tokens(&names, options)?;
             print(global, &created, |c| {
                 if c.len() == 1 {
                     format!("created token {}\n", c[0].name)
@@ -84,10 +134,15 @@ pub(super) fn run(global: &Global, command: TokenCommand) -> anyhow::Result<()> 
                 }
             })
         }
+        TokenCommand::Set { name, profile } => {
+            let Some(profile) = profile else {
+                anyhow::bail!("nothing to set: give --profile fido2|u2f");
+            };
+            store.set_profile(&name, profile)?;
+            print(global, &store.info(&name)?, describe_one)
+        }
         TokenCommand::List => print(global, &store.list()?, |t| describe(t)),
-        TokenCommand::Show { name } => print(global, &store.info(&name)?, |t| {
-            describe(std::slice::from_ref(t))
-        }),
+        TokenCommand::Show { name } => print(global, &store.info(&name)?, describe_one),
         TokenCommand::Rm { name } => {
             store.remove(&name)?;
             print(global, &serde_json::json!({ "removed": name }), |_| {

@@ -112,17 +112,33 @@ pub(super) fn take_lock(dir: &Path) -> Result<std::fs::File> {
     }
 }
 
+/// How long [`open_db`] waits for this process's own last handle on a database to close.
+const DB_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens the sled database at `path`; the caller holds the store's lock file.
+///
+/// sled's own lock on its files is released only when the last reference to the database goes,
+/// and a write sled handed to its thread pool keeps one for a moment after `flush` returns. Since
+/// every vu2f process takes the store's lock file first, a database locked while we hold that
+/// file is this process's own, closing: wait for it (briefly) rather than call the store in use.
 pub(super) fn open_db(dir: &Path, path: &Path) -> Result<sled::Db> {
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(CACHE_BYTES)
-        .open()
-        .map_err(|e| match e {
-            sled::Error::Io(io) if io.to_string().contains("lock") => {
-                StoreError::InUse(dir.to_owned())
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(io)) if io.to_string().contains("lock") => {
+                if started.elapsed() >= DB_LOCK_PATIENCE {
+                    return Err(StoreError::InUse(dir.to_owned()));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            other => StoreError::Db(other),
-        })
+            Err(other) => return Err(StoreError::Db(other)),
+        }
+    }
 }
 
 /// Replaces the database with the rewritten one: `db` → `db.old`, `db.next` → `db`, then

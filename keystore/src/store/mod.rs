@@ -1,7 +1,9 @@
 //! The store: one directory, one sled database, any number of tokens (`DESIGN.md`, "Tokens are
 //! cheap"; "One `sled::Db` for the whole store").
 //!
-//! * this module: opening the store, and creating, listing, loading and removing tokens;
+//! * this module: opening the store, and creating, listing, loading and removing tokens (and, at
+//!   the first opening of a store made before FIDO2, issuing its FIDO2 batch certificate:
+//!   [`crate::attestation`]);
 //! * `files`: the directory on disk, its permissions, its lock file and its database files;
 //! * `rewrite`: locking the store with a passphrase, changing it or removing it.
 use std::collections::HashSet;
@@ -13,11 +15,17 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::attestation::{Attestation, AttestationKey, StoredAttestation, StoredCertificate};
+use crate::attestation::{
+    uuid_string, Attestation, AttestationKey, StoredAttestation, StoredCertificate,
+};
 use crate::counter::{self, Counter, DEFAULT_COUNTER_BLOCK};
+use crate::discoverable::{
+    self, DiscoverableCredentials, DEFAULT_DISCOVERABLE_LIMIT, DISCOVERABLE,
+};
 use crate::error::{Result, StoreError};
 use crate::key_handle::KeyWrapper;
 use crate::lock::{LockRecord, Passphrase, Vault};
+use crate::profile::Profile;
 
 mod files;
 mod rewrite;
@@ -34,10 +42,24 @@ const COUNTERS: &str = "counters";
 const RECORD_VERSION: u8 = 1;
 
 /// How to create a token.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct TokenOptions {
     /// Give the token its own attestation certificate instead of the store's batch certificate.
     pub own_certificate: bool,
+    /// FIDO2 authenticator or U2F-only key.
+    pub profile: Profile,
+    /// How many discoverable credentials the token may keep ([`DEFAULT_DISCOVERABLE_LIMIT`]).
+    pub discoverable_limit: u32,
+}
+
+impl Default for TokenOptions {
+    fn default() -> Self {
+        Self {
+            own_certificate: false,
+            profile: Profile::default(),
+            discoverable_limit: DEFAULT_DISCOVERABLE_LIMIT,
+        }
+    }
 }
 
 /// What `token list` and `token show` tell about a token. Holds no secret.
@@ -51,8 +73,17 @@ pub struct TokenInfo {
     pub own_certificate: bool,
     /// The persisted counter ceiling: every value handed out so far is at most this.
     pub counter_ceiling: u32,
+    /// FIDO2 authenticator or U2F-only key.
+    pub profile: Profile,
+    /// The store's AAGUID, in UUID form (8-4-4-4-12 lowercase hex).
+    pub aaguid: String,
+    /// How many discoverable credentials the token keeps.
+    pub discoverable: usize,
+    /// How many it may keep.
+    pub discoverable_limit: u32,
 }
 
+/// A token as the `tokens` tree keeps it (JSON).
 #[derive(Serialize, Deserialize)]
 struct TokenRecord {
     version: u8,
@@ -65,6 +96,16 @@ struct TokenRecord {
     /// Whether the secrets of this record are sealed with the store key.
     #[serde(default)]
     sealed: bool,
+    /// Absent in records made before profiles: those tokens were U2F keys.
+    #[serde(default = "Profile::legacy")]
+    profile: Profile,
+    /// Absent in records made before discoverable credentials.
+    #[serde(default = "default_discoverable_limit")]
+    discoverable_limit: u32,
+}
+
+fn default_discoverable_limit() -> u32 {
+    DEFAULT_DISCOVERABLE_LIMIT
 }
 
 impl Drop for TokenRecord {
@@ -81,16 +122,26 @@ fn certificate_place(name: &str) -> String {
     format!("token/{name}/certificate")
 }
 
-/// Everything the U2F engine needs to run one token.
+/// Everything the U2F and CTAP2 engines need to run one token.
 pub struct TokenKeys {
     /// The token's name.
     pub name: String,
     /// Seals and opens the token's key handles.
     pub wrapper: KeyWrapper,
-    /// The attestation key registrations are signed with.
+    /// The attestation key U2F registrations are signed with: the token's own certificate, else
+    /// the store's batch.
     pub attestation: Arc<AttestationKey>,
     /// The token's signature counter.
     pub counter: Counter,
+    /// FIDO2 authenticator or U2F-only key (as stored when the token was loaded).
+    pub profile: Profile,
+    /// The store's AAGUID, for authData's attested credential data.
+    pub aaguid: [u8; 16],
+    /// The attestation key of packed attestations: the token's own certificate when it has one
+    /// that is FIDO2-capable (`crate::attestation`), else the store's FIDO2 batch.
+    pub fido2_attestation: Arc<AttestationKey>,
+    /// The token's discoverable credentials.
+    pub discoverable: DiscoverableCredentials,
 }
 
 /// Marks a token as loaded in this process until dropped (inside its [`Counter`]).
@@ -113,11 +164,12 @@ pub struct Store {
     db: sled::Db,
     tokens: sled::Tree,
     counters: sled::Tree,
+    discoverable: sled::Tree,
     attestation: Attestation,
     rng: SystemRandom,
     in_use: Arc<Mutex<HashSet<String>>>,
     counter_block: u32,
-    vault: Vault,
+    vault: Arc<Vault>,
     /// The open lock file, flock'ed: the store belongs to this process until dropped.
     _lock: std::fs::File,
 }
@@ -193,7 +245,16 @@ impl Store {
         };
         let vault = unlock(lock)?;
         let stored = match meta.get(ATTESTATION_KEY)? {
-            Some(bytes) => decode::<StoredAttestation>(&bytes, "attestation")?.open(&vault)?,
+            Some(bytes) => {
+                let mut stored =
+                    decode::<StoredAttestation>(&bytes, "attestation")?.open(&vault)?;
+                if stored.needs_fido2_batch() {
+                    stored.add_fido2_batch(&rng)?;
+                    meta.insert(ATTESTATION_KEY, encode(&stored.seal(&vault, &rng)?)?)?;
+                    db.flush()?;
+                }
+                stored
+            }
             None => {
                 let generated = StoredAttestation::generate(&rng)?;
                 meta.insert(ATTESTATION_KEY, encode(&generated.seal(&vault, &rng)?)?)?;
@@ -205,12 +266,13 @@ impl Store {
             dir: dir.to_owned(),
             tokens: db.open_tree(TOKENS)?,
             counters: db.open_tree(COUNTERS)?,
+            discoverable: db.open_tree(DISCOVERABLE)?,
             attestation: Attestation::load(&stored, &rng)?,
             db,
             rng,
             in_use: Arc::default(),
             counter_block: DEFAULT_COUNTER_BLOCK,
-            vault,
+            vault: Arc::new(vault),
             _lock: lock_file,
         })
     }
@@ -230,7 +292,7 @@ impl Store {
         &self.dir
     }
 
-    /// The store's attestation CA and batch certificate.
+    /// The store's attestation CA, batch certificates and AAGUID.
     pub fn attestation(&self) -> &Attestation {
         &self.attestation
     }
@@ -277,6 +339,8 @@ impl Store {
                 certificate,
                 created_unix: now_unix(),
                 sealed: self.vault.is_sealed(),
+                profile: options.profile,
+                discoverable_limit: options.discoverable_limit,
             };
             let json = encode(&record)?;
             batch.insert(name.as_bytes(), json);
@@ -285,6 +349,10 @@ impl Store {
                 created_unix: record.created_unix,
                 own_certificate: options.own_certificate,
                 counter_ceiling: 0,
+                profile: options.profile,
+                aaguid: uuid_string(&self.attestation.aaguid()),
+                discoverable: 0,
+                discoverable_limit: options.discoverable_limit,
             });
         }
         self.tokens.apply_batch(batch)?;
@@ -323,7 +391,23 @@ impl Store {
             created_unix: record.created_unix,
             own_certificate: record.certificate.is_some(),
             counter_ceiling: counter::read_ceiling(&self.counters, name)?,
+            profile: record.profile,
+            aaguid: uuid_string(&self.attestation.aaguid()),
+            discoverable: discoverable::count(&self.discoverable, name)?,
+            discoverable_limit: record.discoverable_limit,
         })
+    }
+
+    /// Sets a token's profile (flushed). A token loaded now keeps the profile it was loaded with.
+    pub fn set_profile(&self, name: &str, profile: Profile) -> Result<()> {
+        let mut record = self.record(name)?;
+        if record.profile == profile {
+            return Ok(());
+        }
+        record.profile = profile;
+        self.tokens.insert(name.as_bytes(), encode(&record)?)?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Tells about one token.
@@ -352,15 +436,38 @@ impl Store {
         self.names()?.iter().map(|name| self.info(name)).collect()
     }
 
-    /// Deletes a token: its master key and counter are gone, and so is every credential it made.
+    /// Deletes a token: its master key, counter and discoverable credentials are gone (in one
+    /// transaction), and so is every credential it made.
     pub fn remove(&self, name: &str) -> Result<()> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        use sled::Transactional;
         if self.in_use.lock().is_ok_and(|set| set.contains(name)) {
             return Err(StoreError::TokenBusy(name.to_owned()));
         }
-        if self.tokens.remove(name.as_bytes())?.is_none() {
-            return Err(StoreError::NoSuchToken(name.to_owned()));
-        }
-        self.counters.remove(name.as_bytes())?;
+        // The token is not loaded, and the store belongs to this process: nothing adds records
+        // between this scan and the transaction.
+        let records = self
+            .discoverable
+            .scan_prefix(discoverable::prefix(name))
+            .keys()
+            .collect::<sled::Result<Vec<_>>>()?;
+        (&self.tokens, &self.counters, &self.discoverable)
+            .transaction(|(tokens, counters, credentials)| {
+                if tokens.remove(name.as_bytes())?.is_none() {
+                    return Err(ConflictableTransactionError::Abort(
+                        StoreError::NoSuchToken(name.to_owned()),
+                    ));
+                }
+                counters.remove(name.as_bytes())?;
+                for key in &records {
+                    credentials.remove(key.clone())?;
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Db(e),
+            })?;
         self.db.flush()?;
         Ok(())
     }
@@ -382,18 +489,27 @@ impl Store {
             in_use: Arc::clone(&self.in_use),
         };
         let counter = Counter::open(self.counters.clone(), name, self.counter_block, lease)?;
-        let attestation = match &record.certificate {
+        let (attestation, fido2_attestation) = match &record.certificate {
             Some(own) => {
                 let key = self
                     .vault
                     .open(own.key(), record.sealed, &certificate_place(name))?;
-                Arc::new(AttestationKey::from_der(
+                let own_key = Arc::new(AttestationKey::from_der(
                     own.certificate_der.clone(),
                     &key,
                     &self.rng,
-                )?)
+                )?);
+                let fido2 = if self.attestation.is_fido2_capable(&own.certificate_der) {
+                    Arc::clone(&own_key)
+                } else {
+                    Arc::clone(self.attestation.fido2())
+                };
+                (own_key, fido2)
             }
-            None => Arc::clone(self.attestation.batch()),
+            None => (
+                Arc::clone(self.attestation.batch()),
+                Arc::clone(self.attestation.fido2()),
+            ),
         };
         let opened = self
             .vault
@@ -407,11 +523,21 @@ impl Store {
                     detail: format!("a {}-byte master key", opened.len()),
                 })?,
         );
+        let discoverable = DiscoverableCredentials::load(
+            self.discoverable.clone(),
+            name,
+            record.discoverable_limit,
+            Arc::clone(&self.vault),
+        )?;
         Ok(TokenKeys {
             name: name.to_owned(),
             wrapper: KeyWrapper::new(&master_key),
             attestation,
             counter,
+            profile: record.profile,
+            aaguid: self.attestation.aaguid(),
+            fido2_attestation,
+            discoverable,
         })
     }
 }
@@ -460,14 +586,190 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attestation::legacy;
+
+    /// A store whose attestation (and token "old", with its own certificate) were made before
+    /// FIDO2, and whose token record has no profile or limit: as it was on disk before.
+    pub(super) fn legacy_store() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let store = Store::open(&path).unwrap();
+        let rng = SystemRandom::new();
+        let stored = legacy::attestation(&rng).unwrap();
+        let meta = store.db.open_tree(META).unwrap();
+        meta.insert(ATTESTATION_KEY, encode(&stored).unwrap())
+            .unwrap();
+        let record = TokenRecord {
+            version: RECORD_VERSION,
+            master_key: vec![7; 32],
+            certificate: Some(legacy::token_certificate(&stored, "old", &rng).unwrap()),
+            created_unix: 1,
+            sealed: false,
+            profile: Profile::U2f,
+            discoverable_limit: 0,
+        };
+        let mut json: serde_json::Value = serde_json::to_value(&record).unwrap();
+        let fields = json.as_object_mut().unwrap();
+        fields.remove("profile");
+        fields.remove("discoverable_limit");
+        store
+            .tokens
+            .insert("old", serde_json::to_vec(&json).unwrap())
+            .unwrap();
+        store.db.flush().unwrap();
+        (dir, path)
+    }
+
+    fn stored_attestation(store: &Store) -> StoredAttestation {
+        let meta = store.db.open_tree(META).unwrap();
+        decode(&meta.get(ATTESTATION_KEY).unwrap().unwrap(), "attestation").unwrap()
+    }
 
     #[test]
-    fn names_are_validated() {
-        for good in ["a", "alice", "tok-1.x_y", &"z".repeat(64)] {
-            validate_name(good).unwrap();
-        }
-        for bad in ["", ".hidden", "a/b", "sp ace", "é", &"z".repeat(65)] {
-            assert!(validate_name(bad).is_err(), "{bad:?}");
-        }
+    fn a_store_made_before_fido2_gets_a_fido2_batch_once() {
+        let (_dir, path) = legacy_store();
+        let store = Store::open(&path).unwrap();
+        let attestation = store.attestation();
+        let (u2f, fido2) = (attestation.batch(), attestation.fido2());
+        assert_ne!(u2f.certificate_der(), fido2.certificate_der());
+        assert!(!attestation.is_fido2_capable(u2f.certificate_der()));
+        assert!(attestation.is_fido2_capable(fido2.certificate_der()));
+        let (_, cert) = x509_parser::parse_x509_certificate(fido2.certificate_der()).unwrap();
+        let cn = cert.subject().iter_common_name().next().unwrap();
+        let stored = stored_attestation(&store);
+        assert_eq!(
+            cn.as_str().unwrap(),
+            format!("vu2f FIDO2 batch {}", stored.store_id)
+        );
+        let issued = fido2.certificate_der().to_vec();
+        let u2f_batch = u2f.certificate_der().to_vec();
+
+        // The old token: its U2F attestation stays its own certificate; FIDO2 uses the batch.
+        let keys = store.load("old").unwrap();
+        assert_eq!(
+            keys.profile,
+            Profile::U2f,
+            "a record without a profile is U2F"
+        );
+        assert_eq!(
+            keys.discoverable.limit(),
+            DEFAULT_DISCOVERABLE_LIMIT as usize
+        );
+        assert_ne!(keys.attestation.certificate_der(), u2f_batch.as_slice());
+        assert_eq!(keys.fido2_attestation.certificate_der(), issued.as_slice());
+        assert_eq!(keys.aaguid, store.attestation().aaguid());
+        drop(keys);
+        let info = store.info("old").unwrap();
+        assert_eq!(
+            (info.profile, info.discoverable_limit),
+            (Profile::U2f, DEFAULT_DISCOVERABLE_LIMIT)
+        );
+        drop(store);
+
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            store.attestation().fido2().certificate_der(),
+            issued.as_slice(),
+            "issued once, kept"
+        );
+        assert_eq!(
+            store.attestation().batch().certificate_der(),
+            u2f_batch.as_slice(),
+            "the U2F batch stays"
+        );
+        // A token created now gets a FIDO2-capable own certificate.
+        store
+            .create_token(
+                "new",
+                TokenOptions {
+                    own_certificate: true,
+                    ..TokenOptions::default()
+                },
+            )
+            .unwrap();
+        let keys = store.load("new").unwrap();
+        assert_eq!(
+            keys.fido2_attestation.certificate_der(),
+            keys.attestation.certificate_der()
+        );
+        assert!(store
+            .attestation()
+            .is_fido2_capable(keys.fido2_attestation.certificate_der()));
+    }
+
+    #[test]
+    fn the_fido2_batch_is_sealed_when_the_store_is_locked() {
+        let (_dir, path) = legacy_store();
+        let store = Store::open(&path).unwrap();
+        let issued = store.attestation().fido2().certificate_der().to_vec();
+        let plain_key = stored_attestation(&store)
+            .fido2_batch
+            .unwrap()
+            .key()
+            .to_vec();
+        let passphrase = || Passphrase::new(b"p".to_vec());
+        let locked = store.set_passphrase(Some(&passphrase())).unwrap();
+        let stored = stored_attestation(&locked);
+        assert!(stored.sealed);
+        let sealed_key = stored.fido2_batch.as_ref().unwrap().key().to_vec();
+        assert!(!sealed_key.windows(plain_key.len()).any(|w| w == plain_key));
+        drop(locked);
+        let unlocked = Store::open_unlocking(&path, || Ok(passphrase())).unwrap();
+        assert_eq!(
+            unlocked.attestation().fido2().certificate_der(),
+            issued.as_slice()
+        );
+        unlocked
+            .load("old")
+            .unwrap()
+            .fido2_attestation
+            .sign(&SystemRandom::new(), b"x")
+            .unwrap();
+        let plain = unlocked.set_passphrase(None).unwrap();
+        assert_eq!(
+            stored_attestation(&plain).fido2_batch.unwrap().key(),
+            plain_key.as_slice()
+        );
+    }
+
+    /// A locked store that predates FIDO2 gets its FIDO2 batch sealed at its first opening.
+    #[test]
+    fn a_locked_store_made_before_fido2_gets_a_sealed_fido2_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let passphrase = || Passphrase::new(b"p".to_vec());
+        let locked = Store::open(&path)
+            .unwrap()
+            .set_passphrase(Some(&passphrase()))
+            .unwrap();
+        let rng = SystemRandom::new();
+        let old = legacy::attestation(&rng)
+            .unwrap()
+            .seal(&locked.vault, &rng)
+            .unwrap();
+        assert!(old.sealed && old.fido2_batch.is_none());
+        let meta = locked.db.open_tree(META).unwrap();
+        meta.insert(ATTESTATION_KEY, encode(&old).unwrap()).unwrap();
+        drop((meta, locked));
+
+        let store = Store::open_unlocking(&path, || Ok(passphrase())).unwrap();
+        let issued = store.attestation().fido2().certificate_der().to_vec();
+        assert!(store.attestation().is_fido2_capable(&issued));
+        let stored = stored_attestation(&store);
+        assert!(stored.sealed);
+        let sealed = stored.fido2_batch.as_ref().unwrap();
+        assert!(
+            store
+                .vault
+                .open(sealed.key(), false, "attestation/fido2-batch")
+                .is_err(),
+            "not stored unsealed"
+        );
+        drop(store);
+        let store = Store::open_unlocking(&path, || Ok(passphrase())).unwrap();
+        assert_eq!(
+            store.attestation().fido2().certificate_der(),
+            issued.as_slice()
+        );
     }
 }

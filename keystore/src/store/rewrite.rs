@@ -1,6 +1,9 @@
 //! Locking, changing or removing a store's passphrase (issue 6, "Secrets at rest"; [`crate::lock`]):
 //! [`Store::set_passphrase`] rewrites the whole database, and its tests scan the files it leaves.
+//! What it seals anew: token master keys and certificate keys, the attestation keys (the FIDO2
+//! batch's included), and the records of discoverable credentials ([`crate::discoverable`]).
 use crate::attestation::StoredAttestation;
+use crate::discoverable::{self, DISCOVERABLE};
 use crate::error::{Result, StoreError};
 use crate::lock::{Passphrase, Vault};
 
@@ -52,7 +55,7 @@ impl Store {
         // Everything but the secrets as it is; the secrets written once, sealed anew: a value
         // written and then overwritten would stay in the new log too.
         for name in self.db.tree_names() {
-            if name == TOKENS {
+            if name == TOKENS || name == DISCOVERABLE {
                 continue;
             }
             let to = next.open_tree(&name)?;
@@ -84,8 +87,14 @@ impl Store {
         for name in self.names()? {
             tokens.insert(name.as_bytes(), encode(&self.reseal(&name, &vault)?)?)?;
         }
+        let credentials = next.open_tree(DISCOVERABLE)?;
+        for entry in self.discoverable.iter() {
+            let (key, value) = entry?;
+            let value = discoverable::reseal(&key, &value, &self.vault, &vault, &self.rng)?;
+            credentials.insert(key, value)?;
+        }
         next.flush()?;
-        drop((meta, tokens, next));
+        drop((meta, tokens, credentials, next));
         // The database closes; the lock file stays held across the swap.
         let Store {
             dir,
@@ -94,9 +103,10 @@ impl Store {
             db,
             tokens,
             counters,
+            discoverable,
             ..
         } = self;
-        drop((tokens, counters, db));
+        drop((tokens, counters, discoverable, db));
         swap_in_rewrite(&dir).map_err(|source| StoreError::Dir {
             path: dir.clone(),
             source,
@@ -151,7 +161,8 @@ mod tests {
         out
     }
 
-    /// The secrets of a plain store: master keys and attestation private keys.
+    /// The secrets of a plain store: master keys and attestation private keys (the FIDO2 batch's
+    /// of a store made before FIDO2 included).
     fn secrets(store: &Store) -> Vec<Vec<u8>> {
         let mut secrets: Vec<Vec<u8>> = store
             .names()
@@ -164,6 +175,9 @@ mod tests {
             decode(&meta.get(ATTESTATION_KEY).unwrap().unwrap(), "attestation").unwrap();
         secrets.push(stored.ca.key().to_vec());
         secrets.push(stored.batch.key().to_vec());
+        if let Some(fido2) = &stored.fido2_batch {
+            secrets.push(fido2.key().to_vec());
+        }
         secrets
     }
 
@@ -188,6 +202,7 @@ mod tests {
                 "own",
                 TokenOptions {
                     own_certificate: true,
+                    ..TokenOptions::default()
                 },
             )
             .unwrap();
