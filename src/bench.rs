@@ -37,6 +37,17 @@ pub struct BenchReport {
     pub register_per_sec: f64,
     /// REGISTER over raw key generation plus sign.
     pub register_ratio: f64,
+    /// In-process CTAP2 getAssertion (ES256, non-discoverable, allowList) per second.
+    pub get_assertion_per_sec: f64,
+    /// getAssertion over raw sign.
+    pub get_assertion_ratio: f64,
+    /// In-process CTAP2 makeCredential (ES256, non-discoverable, packed) per second.
+    pub make_credential_per_sec: f64,
+    /// makeCredential over raw key generation plus sign.
+    pub make_credential_ratio: f64,
+    /// In-process CTAP2 makeCredential of a discoverable credential (stored and flushed before
+    /// the reply) per second.
+    pub make_discoverable_per_sec: f64,
     /// Store flushes per 1,000 signatures.
     pub counter_flushes_per_1000: f64,
     /// Raw ring P-256 verifications per second, one thread.
@@ -135,6 +146,7 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
     ensure(failures == 0, "an operation failed during the measurement")?;
     let flushes = token.counter_flushes() - flushes_before;
     drop(token);
+    let ctap2 = ctap2_rates(&store, duration)?;
 
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let ecdsa_bound = cores as f64 / (1.0 / raw_sign + 1.0 / raw_verify);
@@ -169,12 +181,111 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
         raw_keygen_sign_per_sec: raw_keygen_sign,
         register_per_sec: register_rate,
         register_ratio: register_rate / raw_keygen_sign,
+        get_assertion_per_sec: ctap2.get_assertion,
+        get_assertion_ratio: ctap2.get_assertion / raw_sign,
+        make_credential_per_sec: ctap2.make_credential,
+        make_credential_ratio: ctap2.make_credential / raw_keygen_sign,
+        make_discoverable_per_sec: ctap2.make_discoverable,
         counter_flushes_per_1000: flushes as f64 * 1000.0 / signatures as f64,
         raw_verify_per_sec: raw_verify,
         cores,
         ecdsa_logon_bound_per_sec: ecdsa_bound,
         logons_per_sec: load.logons_per_s,
         logon_ratio: load.logons_per_s / ecdsa_bound,
+    })
+}
+
+/// What the CTAP2 engine does per second.
+struct Ctap2Rates {
+    get_assertion: f64,
+    make_credential: f64,
+    make_discoverable: f64,
+}
+
+/// A makeCredential request for ES256 with user `user`, discoverable or not.
+fn make_credential_request(user: &[u8], discoverable: bool) -> Vec<u8> {
+    use crate::ctap2::cbor::{self, text_map, uint_map, Value};
+    let request = uint_map([
+        (1, Value::Bytes(vec![0x5a; 32])),
+        (
+            2,
+            text_map([("id", Value::Text("bench.vu2f.invalid".into()))]),
+        ),
+        (3, text_map([("id", Value::Bytes(user.to_vec()))])),
+        (
+            4,
+            Value::Array(vec![crate::ctap2::cose::Algorithm::Es256.parameters()]),
+        ),
+        (7, text_map([("rk", Value::Bool(discoverable))])),
+    ]);
+    [vec![0x01], cbor::encode(&request)].concat()
+}
+
+/// The CTAP2 engine's rates on a fido2 token of `store`, each checked for success.
+fn ctap2_rates(store: &keystore::Store, duration: Duration) -> anyhow::Result<Ctap2Rates> {
+    use crate::ctap2::cbor::{self, text_map, uint_map, Parameters, Value};
+    use crate::ctap2::Step;
+    let options = keystore::TokenOptions {
+        profile: keystore::Profile::Fido2,
+        ..Default::default()
+    };
+    store.create_token("bench-fido2", options)?;
+    let u2f = Authenticator::new(
+        store.load("bench-fido2")?,
+        Presence::new(PresencePolicy::Auto),
+    );
+    let mut token = crate::ctap2::Authenticator::new(u2f, None);
+    let mut failures = 0u32;
+    let mut run = |token: &mut crate::ctap2::Authenticator, request: &[u8]| -> Vec<u8> {
+        match token.start(request, Instant::now()) {
+            Step::Done(reply) if reply.first() == Some(&0) => reply,
+            _ => {
+                failures += 1;
+                Vec::new()
+            }
+        }
+    };
+    let make = make_credential_request(b"bench", false);
+    let make_credential = rate(duration, || {
+        run(&mut token, &make);
+    });
+    let reply = run(&mut token, &make);
+    let made = Parameters::decode(reply.get(1..).unwrap_or_default())
+        .map_err(|status| anyhow::anyhow!("bench: makeCredential: {status}"))?;
+    let auth_data = made
+        .get(2)
+        .and_then(Value::as_bytes)
+        .ok_or_else(|| anyhow::anyhow!("bench: makeCredential has no authData"))?;
+    let id_len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
+    let id = auth_data[55..55 + id_len].to_vec();
+    let get = uint_map([
+        (1, Value::Text("bench.vu2f.invalid".into())),
+        (2, Value::Bytes(vec![0x5a; 32])),
+        (
+            3,
+            Value::Array(vec![text_map([
+                ("id", Value::Bytes(id)),
+                ("type", Value::Text("public-key".into())),
+            ])]),
+        ),
+    ]);
+    let get = [vec![0x02], cbor::encode(&get)].concat();
+    let get_assertion = rate(duration, || {
+        run(&mut token, &get);
+    });
+    // The same user each time: every one replaces the last, so the store never fills.
+    let make_discoverable = make_credential_request(b"bench-discoverable", true);
+    let make_discoverable = rate(duration, || {
+        run(&mut token, &make_discoverable);
+    });
+    ensure(
+        failures == 0,
+        "a CTAP2 request failed during the measurement",
+    )?;
+    Ok(Ctap2Rates {
+        get_assertion,
+        make_credential,
+        make_discoverable,
     })
 }
 
@@ -187,6 +298,9 @@ impl BenchReport {
              AUTHENTICATE in-process      {:>9.0} /s   {:>5.1} % of raw sign\n\
              raw keygen + sign            {:>9.0} /s\n\
              REGISTER in-process          {:>9.0} /s   {:>5.1} % of raw keygen + sign\n\
+             CTAP2 getAssertion           {:>9.0} /s   {:>5.1} % of raw sign\n\
+             CTAP2 makeCredential         {:>9.0} /s   {:>5.1} % of raw keygen + sign\n\
+             makeCredential, discoverable {:>9.0} /s   (stored and flushed before the reply)\n\
              counter flushes              {:>9.2} per 1,000 signatures\n\
              raw ring P-256 verify        {:>9.0} /s\n\
              logons, ECDSA bound          {:>9.0} /s   (sign + verify, {} cores)\n\
@@ -198,6 +312,11 @@ impl BenchReport {
             self.raw_keygen_sign_per_sec,
             self.register_per_sec,
             self.register_ratio * 100.0,
+            self.get_assertion_per_sec,
+            self.get_assertion_ratio * 100.0,
+            self.make_credential_per_sec,
+            self.make_credential_ratio * 100.0,
+            self.make_discoverable_per_sec,
             self.counter_flushes_per_1000,
             self.raw_verify_per_sec,
             self.ecdsa_logon_bound_per_sec,

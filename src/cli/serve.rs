@@ -12,7 +12,7 @@ use super::Global;
 use crate::device::uhid::{UhidDevice, UhidServer};
 use crate::device::SharedToken;
 use crate::hid::CtapHid;
-use crate::u2f::{Authenticator, Button, Presence, PresencePolicy};
+use crate::u2f::{Button, Presence, PresencePolicy};
 
 #[derive(Debug, Args)]
 pub(super) struct ServeArgs {
@@ -43,6 +43,10 @@ pub(super) struct ServeArgs {
     /// User presence: auto, deny, delay:MS, prompt or touch (wait for `vu2f touch NAME`).
     #[arg(long, default_value = "auto", value_name = "POLICY")]
     presence: PresencePolicy,
+    /// Built-in user verification of fido2 tokens, as a fingerprint key has it: none, or the
+    /// policy that verifies (auto, deny, delay:MS, prompt or touch; it shares the token's button).
+    #[arg(long, default_value = "none", value_name = "POLICY", value_parser = parse_uv)]
+    uv: BuiltInUv,
     /// Allow a UDP address that is not loopback: anyone who reaches it can use the tokens.
     #[arg(long)]
     allow_remote: bool,
@@ -93,9 +97,23 @@ pub(super) fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let tokens = store
         .load_many(&names)?
         .into_iter()
-        .map(|keys| Authenticator::new(keys, Presence::new(args.presence)))
+        .map(|keys| {
+            let u2f = crate::u2f::Authenticator::new(keys, Presence::new(args.presence));
+            crate::ctap2::Authenticator::new(u2f, args.uv.0)
+        })
         .collect();
     super::runtime()?.block_on(serve_all(global, &store, tokens, &args))
+}
+
+/// `--uv`: `none`, or the policy of built-in user verification.
+#[derive(Debug, Clone, Copy)]
+struct BuiltInUv(Option<PresencePolicy>);
+
+fn parse_uv(text: &str) -> Result<BuiltInUv, String> {
+    match text {
+        "none" => Ok(BuiltInUv(None)),
+        policy => policy.parse().map(|p| BuiltInUv(Some(p))),
+    }
 }
 
 /// Creates every token's uhid device, in order.
@@ -116,15 +134,15 @@ fn create_devices(
 async fn serve_all(
     global: &Global,
     store: &keystore::Store,
-    engines: Vec<Authenticator>,
+    engines: Vec<crate::ctap2::Authenticator>,
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
     let mut buttons: HashMap<String, Arc<Button>> = HashMap::new();
     let mut tokens = Vec::with_capacity(engines.len());
     for engine in engines {
-        let name = engine.name().to_owned();
-        let button = Arc::clone(engine.presence().button());
-        if args.presence == PresencePolicy::Prompt {
+        let name = engine.u2f().name().to_owned();
+        let button = Arc::clone(engine.u2f().presence().button());
+        if args.presence == PresencePolicy::Prompt || args.uv.0 == Some(PresencePolicy::Prompt) {
             spawn_prompt(name.clone(), Arc::clone(&button));
         }
         buttons.insert(name.clone(), button);
@@ -138,14 +156,24 @@ async fn serve_all(
     // Listening before the tokens are announced: once a token's line is out, `vu2f touch` works.
     let control = match crate::device::control::listen(store.dir(), buttons) {
         Ok(listening) => Some(listening),
-        Err(e) if args.presence != PresencePolicy::Touch => {
+        Err(e)
+            if args.presence != PresencePolicy::Touch
+                && args.uv.0 != Some(PresencePolicy::Touch) =>
+        {
             eprintln!(
                 "vu2f: warning: no control socket ({e}); `vu2f touch` cannot reach this server, \
                  which needs it only with --presence touch"
             );
             None
         }
-        Err(e) => anyhow::bail!("--presence touch needs the control socket: {e}"),
+        Err(e) => {
+            let flag = if args.presence == PresencePolicy::Touch {
+                "--presence touch"
+            } else {
+                "--uv touch"
+            };
+            anyhow::bail!("{flag} needs the control socket: {e}")
+        }
     };
     let mut tasks = tokio::task::JoinSet::new();
     for (index, (name, token)) in tokens.iter().enumerate() {

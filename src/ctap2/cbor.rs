@@ -64,14 +64,15 @@ impl Parameters {
     }
 }
 
-/// `INVALID_CBOR` if a map anywhere in `value` has a key twice.
+/// `INVALID_CBOR` if a map anywhere in `value` has a key twice. Request maps have a handful of
+/// keys, so comparing each pair costs less than sorting their encodings.
 fn check_no_duplicate_keys(value: &Value) -> Result<(), Status> {
     match value {
         Value::Map(members) => {
-            let mut keys: Vec<Vec<u8>> = members.iter().map(|(k, _)| encode(k)).collect();
-            keys.sort();
-            if keys.windows(2).any(|pair| pair[0] == pair[1]) {
-                return Err(Status::InvalidCbor);
+            for (index, (key, _)) in members.iter().enumerate() {
+                if members[index + 1..].iter().any(|(other, _)| other == key) {
+                    return Err(Status::InvalidCbor);
+                }
             }
             members
                 .iter()
@@ -164,6 +165,16 @@ fn canonical(value: &Value) -> Value {
 
 /// A map with unsigned keys, in the order given (sorted by [`encode`]).
 pub fn uint_map(members: impl IntoIterator<Item = (u64, Value)>) -> Value {
+    Value::Map(
+        members
+            .into_iter()
+            .map(|(k, v)| (Value::Integer(k.into()), v))
+            .collect(),
+    )
+}
+
+/// A map with integer keys, in the order given (sorted by [`encode`]): a COSE key.
+pub fn int_map(members: impl IntoIterator<Item = (i64, Value)>) -> Value {
     Value::Map(
         members
             .into_iter()

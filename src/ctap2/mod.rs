@@ -1,12 +1,30 @@
 //! # ctap2 — the CTAP 2.1 (FIDO2) authenticator beside `u2f` (CTAP 2.1 sections 6 and 8;
 //! `../shared/spec/CTAP2.md`; DESIGN.md, "FIDO2")
 //!
-//! Sans-IO like `u2f`: fed by the same `hid` framing (CTAPHID_CBOR), on the same `keystore`.
-//! This is its foundation; the commands (getInfo, makeCredential, getAssertion, …) come on top.
+//! Sans-IO like `u2f`: fed by the same `hid` framing (CTAPHID_CBOR), on the same `keystore`. A
+//! request comes in as bytes with the time; a reply comes out, or the request waits for the user
+//! and is polled (see [`authenticator`]).
 //!
+//! * [`authenticator`]: the engine: command dispatch, waiting for the user, CANCEL.
+//! * [`get_info`]: authenticatorGetInfo (6.4).
+//! * [`make_credential`]: authenticatorMakeCredential (6.1) and `packed` attestation.
+//! * [`get_assertion`]: authenticatorGetAssertion and GetNextAssertion (6.2, 6.3).
+//! * [`request`]: the requests of those commands, decoded and typed.
+//! * [`credential`]: credential keys (ES256, EdDSA) sealed into credential ids.
+//! * [`auth_data`]: the authenticator data layout.
+//! * [`cose`]: algorithms and COSE keys.
 //! * [`status`]: the status byte of every reply, with its wire value.
 //! * [`cbor`]: CTAP2 canonical CBOR out, strict CBOR in, each failure its status.
+pub mod auth_data;
+pub mod authenticator;
 pub mod cbor;
+pub mod cose;
+pub mod credential;
+pub mod get_assertion;
+pub mod get_info;
+pub mod make_credential;
+pub mod request;
 pub mod status;
 
+pub use authenticator::{Authenticator, Step};
 pub use status::Status;

@@ -10,8 +10,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::hid::MessageHandler;
-use crate::u2f::Authenticator;
+use crate::ctap2::Authenticator;
+use crate::hid::{CborStep, MessageHandler};
 
 pub mod control;
 pub mod report_descriptor;
@@ -20,7 +20,7 @@ pub mod udp;
 pub mod uhid;
 
 /// A token that several devices serve: each has its own CTAPHID channels, all share the keys,
-/// the counter and the button.
+/// the counter, the button and the CTAP2 request that waits for it.
 #[derive(Clone)]
 pub struct SharedToken(Arc<Mutex<Authenticator>>);
 
@@ -41,17 +41,33 @@ impl crate::transport::TokenTransport for SharedToken {
             .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .u2f()
             .presence()
             .answers_at_once()
     }
 }
 
+impl SharedToken {
+    fn engine(&self) -> std::sync::MutexGuard<'_, Authenticator> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl MessageHandler for SharedToken {
     fn handle_message(&mut self, apdu: &[u8], now: Instant) -> Vec<u8> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .process(apdu, now)
+        self.engine().handle_message(apdu, now)
+    }
+    fn speaks_cbor(&self) -> bool {
+        self.engine().speaks_cbor()
+    }
+    fn start_cbor(&mut self, request: &[u8], now: Instant) -> CborStep {
+        self.engine().start_cbor(request, now)
+    }
+    fn poll_cbor(&mut self, now: Instant) -> CborStep {
+        self.engine().poll_cbor(now)
+    }
+    fn cancel_cbor(&mut self) -> Vec<u8> {
+        self.engine().cancel_cbor()
     }
 }
 

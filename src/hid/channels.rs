@@ -67,6 +67,34 @@ impl MessageHandler for crate::u2f::Authenticator {
     }
 }
 
+/// A token with both engines: MSG to U2F, CBOR to CTAP2 when its profile is `fido2`.
+impl MessageHandler for crate::ctap2::Authenticator {
+    fn handle_message(&mut self, apdu: &[u8], now: Instant) -> Vec<u8> {
+        self.u2f_mut().process(apdu, now)
+    }
+    fn speaks_cbor(&self) -> bool {
+        self.speaks_ctap2()
+    }
+    fn start_cbor(&mut self, request: &[u8], now: Instant) -> CborStep {
+        self.start(request, now).into()
+    }
+    fn poll_cbor(&mut self, now: Instant) -> CborStep {
+        self.poll(now).into()
+    }
+    fn cancel_cbor(&mut self) -> Vec<u8> {
+        self.cancel()
+    }
+}
+
+impl From<crate::ctap2::Step> for CborStep {
+    fn from(step: crate::ctap2::Step) -> Self {
+        match step {
+            crate::ctap2::Step::Done(reply) => Self::Done(reply),
+            crate::ctap2::Step::WaitingForUser => Self::Waiting(KeepaliveStatus::UpNeeded),
+        }
+    }
+}
+
 /// A CTAP2 request waiting on a channel.
 struct Pending {
     cid: u32,

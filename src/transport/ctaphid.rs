@@ -106,6 +106,12 @@ impl<L: ReportLink> CtapHidHost<L> {
                     command: c,
                     payload,
                 }) if c == command => return Ok(payload),
+                // A CTAP2 request that waits for the user is kept alive until its reply.
+                Some(Reply::Message { command: c, .. })
+                    if c == Command::Keepalive as u8 && command == Command::Cbor as u8 =>
+                {
+                    assembler = ReplyAssembler::new(self.cid);
+                }
                 Some(Reply::Message { command: c, .. }) => {
                     return Err(TransportError::Protocol(format!(
                         "reply command {c:#04x} to {command:#04x}"
@@ -115,6 +121,14 @@ impl<L: ReportLink> CtapHidHost<L> {
                 None => {}
             }
         }
+    }
+}
+
+impl<L: ReportLink> CtapHidHost<L> {
+    /// Sends a CTAP2 request (command byte ‖ CBOR) and returns its reply (status ‖ CBOR),
+    /// waiting through KEEPALIVEs until the reply timeout.
+    pub fn cbor(&mut self, request: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.transact(Command::Cbor as u8, request)
     }
 }
 

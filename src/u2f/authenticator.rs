@@ -94,6 +94,21 @@ impl Authenticator {
         &self.presence
     }
 
+    /// The token's keys, for the CTAP2 engine beside this one.
+    pub(crate) fn keys(&self) -> &TokenKeys {
+        &self.keys
+    }
+
+    /// The token's keys, mutable (the counter, discoverable credentials).
+    pub(crate) fn keys_mut(&mut self) -> &mut TokenKeys {
+        &mut self.keys
+    }
+
+    /// The token's presence, to wait on.
+    pub(crate) fn presence_mut(&mut self) -> &mut Presence {
+        &mut self.presence
+    }
+
     /// How many times the counter flushed the store so far.
     pub fn counter_flushes(&self) -> u64 {
         self.keys.counter.flushes()
@@ -161,8 +176,16 @@ impl Authenticator {
         Ok(())
     }
 
-    /// The signing key of a handle, from the cache or by unwrapping it.
-    fn signing_key(
+    /// Whether the key of a handle for `app` is in the cache (so the handle is ours).
+    pub(crate) fn has_cached(&self, app: &[u8; 32], key_handle: &[u8]) -> bool {
+        self.key_cache
+            .iter()
+            .any(|c| &c.app_param == app && c.key_handle[..] == *key_handle)
+    }
+
+    /// The signing key of a handle, from the cache or by unwrapping it (CTAP2 signs with U2F
+    /// key handles too: they are its ES256 credential ids).
+    pub(crate) fn signing_key(
         &mut self,
         app: &[u8; 32],
         key_handle: &[u8],

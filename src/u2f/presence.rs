@@ -130,9 +130,31 @@ impl Presence {
         }
     }
 
+    /// Presence under `policy` on an existing button: built-in user verification shares the
+    /// token's button, as a fingerprint sensor is the key's touch area.
+    pub fn with_button(policy: PresencePolicy, button: Arc<Button>) -> Self {
+        Self {
+            policy,
+            button,
+            delay_started: None,
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> PresencePolicy {
+        self.policy
+    }
+
     /// The button, to press from elsewhere.
     pub fn button(&self) -> &Arc<Button> {
         &self.button
+    }
+
+    /// Gives up waiting (the host cancelled): a delay starts afresh at the next request, and a
+    /// prompt stops asking.
+    pub fn abandon(&mut self) {
+        self.delay_started = None;
+        self.button.settle();
     }
 
     /// Whether every operation is touched at once (`auto`): no caller ever waits.

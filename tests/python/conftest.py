@@ -25,11 +25,13 @@ class Servers:
         self.store = store
         self.children = []
 
-    def start(self, names, transport_args, key):
-        """Creates the tokens, serves them, and returns {name: the `key` of its JSON line}."""
+    def start(self, names, transport_args, key, profile="u2f"):
+        """Creates the tokens (with `profile`), serves them, and returns {name: the `key` of its
+        JSON line}."""
+        profile_args = [] if profile == "u2f" else ["--profile", profile]  # u2f: the default
         for name in names:
-            subprocess.run([vu2f_binary(), "--store", self.store, "token", "create", name],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([vu2f_binary(), "--store", self.store, "token", "create", name]
+                           + profile_args, check=True, stdout=subprocess.DEVNULL)
         args = [vu2f_binary(), "--store", self.store, "--json", "serve"] + transport_args
         for name in names:
             args += ["--token", name]
@@ -41,6 +43,14 @@ class Servers:
             found[line["token"]] = line[key]
         return found
 
+    def serve_uhid(self, names, presence="auto", profile="u2f", uv="none"):
+        """Creates the tokens and serves them as uhid devices, with `uv` the policy of built-in
+        user verification (none: without); returns {name: hidraw path}."""
+        transport = ["--uhid", "--presence", presence]
+        if uv != "none":
+            transport += ["--uv", uv]
+        return self.start(names, transport, "hidraw", profile)
+
     def stop(self):
         for child in self.children:
             child.kill()
@@ -49,14 +59,20 @@ class Servers:
 
 @pytest.fixture
 def served(tmp_path):
-    """Yields a function that serves tokens over UDP and returns {name: (host, port)}."""
+    """Yields a function that serves tokens over UDP and returns {name: (host, port)}: tokens of
+    `profile` (u2f or fido2), with `uv` the policy of built-in user verification (none: without).
+    Its `store` attribute is the store directory (for `vu2f touch` and `vu2f token show`)."""
     servers = Servers(str(tmp_path / "store"))
 
-    def serve(*names, presence="auto"):
-        addrs = servers.start(names, ["--udp", "127.0.0.1:0", "--presence", presence], "udp")
+    def serve(*names, presence="auto", profile="u2f", uv="none"):
+        transport = ["--udp", "127.0.0.1:0", "--presence", presence]
+        if uv != "none":
+            transport += ["--uv", uv]
+        addrs = servers.start(names, transport, "udp", profile)
         return {name: (addr.rsplit(":", 1)[0], int(addr.rsplit(":", 1)[1]))
                 for name, addr in addrs.items()}
 
+    serve.store = servers.store
     yield serve
     servers.stop()
 
@@ -71,10 +87,12 @@ def uhid_available() -> bool:
 
 @pytest.fixture
 def served_uhid(tmp_path):
-    """Yields a function that serves tokens as uhid devices and returns {name: hidraw path}."""
+    """Yields a function that serves tokens as uhid devices and returns {name: hidraw path}:
+    tokens of `profile` (u2f or fido2), with `uv` the policy of built-in user verification (none:
+    without), as `served` has them."""
     if not uhid_available():
         pytest.skip("/dev/uhid is not writable here; scripts/vm-test.sh runs this in a VM")
     servers = Servers(str(tmp_path / "store"))
-    yield lambda *names, presence="auto": servers.start(
-        names, ["--uhid", "--presence", presence], "hidraw")
+    yield lambda *names, presence="auto", profile="u2f", uv="none": servers.serve_uhid(
+        names, presence, profile, uv)
     servers.stop()

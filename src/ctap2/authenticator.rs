@@ -1,0 +1,281 @@
+//! One token's CTAP2 engine, beside its U2F engine (CTAP 2.1 sections 6 and 8; DESIGN.md,
+//! "FIDO2": one token, two protocols; waiting is state).
+//!
+//! A `fido2` token answers CTAP2 requests here and U2F APDUs in the [`crate::u2f::Authenticator`]
+//! it wraps: one master key, one counter, one button. A request that needs the user is left
+//! *pending*: [`Authenticator::start`] answers [`Step::WaitingForUser`], and the device loop calls
+//! [`Authenticator::poll`] with the time until the touch comes (the reply), the policy refuses
+//! (`OPERATION_DENIED`), the time runs out (`USER_ACTION_TIMEOUT`) or the host cancels
+//! ([`Authenticator::cancel`], `KEEPALIVE_CANCEL`):
+//!
+//! ```text
+//!  start(request) ──► Done(reply)                          no touch needed, or at once
+//!        └──────────► WaitingForUser ─poll─► … ─poll─► Done(reply | 27 | 2F)
+//!                                      └─cancel─► 2D
+//! ```
+use std::time::{Duration, Instant};
+
+use ring::digest::{digest, SHA256};
+use ring::rand::SystemRandom;
+
+use super::cbor::{self, Parameters};
+use super::get_assertion::AssertionQueue;
+use super::get_info::{self, Facts};
+use super::make_credential::Creation;
+use super::status::Status;
+use crate::u2f::{self, Presence, PresencePolicy};
+
+/// How long a request waits for the user before `USER_ACTION_TIMEOUT` (CTAP 2.1 section 6:
+/// "at least 30 seconds" for a touch).
+pub const USER_ACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The command byte of a CTAP2 request (CTAP 2.1 section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Command {
+    /// authenticatorMakeCredential.
+    MakeCredential = 0x01,
+    /// authenticatorGetAssertion.
+    GetAssertion = 0x02,
+    /// authenticatorGetInfo.
+    GetInfo = 0x04,
+    /// authenticatorGetNextAssertion.
+    GetNextAssertion = 0x08,
+    /// authenticatorSelection.
+    Selection = 0x0B,
+}
+
+impl TryFrom<u8> for Command {
+    type Error = Status;
+    fn try_from(byte: u8) -> Result<Self, Status> {
+        match byte {
+            0x01 => Ok(Self::MakeCredential),
+            0x02 => Ok(Self::GetAssertion),
+            0x04 => Ok(Self::GetInfo),
+            0x08 => Ok(Self::GetNextAssertion),
+            0x0B => Ok(Self::Selection),
+            _ => Err(Status::InvalidCommand),
+        }
+    }
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Finished: the reply (status byte ‖ CBOR).
+    Done(Vec<u8>),
+    /// Waiting for the user's touch (or verification): poll again.
+    WaitingForUser,
+}
+
+/// What a pending request does once the user has acted.
+pub(super) enum Operation {
+    /// Make the credential.
+    Make(Box<Creation>),
+    /// Sign the first assertion.
+    Get(AssertionQueue),
+    /// A credential of the excludeList is ours: `CREDENTIAL_EXCLUDED`, touched or not.
+    Excluded,
+    /// authenticatorSelection: the user picked this token.
+    Selection,
+}
+
+struct Pending {
+    operation: Operation,
+    /// Whether the user must be verified (built-in UV), not only present.
+    verify: bool,
+    deadline: Instant,
+}
+
+/// What the user did, as far as the token can tell now.
+enum UserAction {
+    /// Present, and verified if verification was asked for.
+    Done,
+    /// The policy refuses.
+    Denied,
+    /// Not yet.
+    Waiting,
+}
+
+/// One token's CTAP2 engine, with its U2F engine inside.
+pub struct Authenticator {
+    pub(super) u2f: u2f::Authenticator,
+    /// Built-in user verification, when the token has it.
+    pub(super) uv: Option<Presence>,
+    pending: Option<Pending>,
+    /// The credentials a getAssertion left for getNextAssertion.
+    pub(super) next_assertions: Option<AssertionQueue>,
+    pub(super) rng: SystemRandom,
+    user_action_timeout: Duration,
+}
+
+/// SHA-256 of an RP ID: the rpIdHash.
+pub fn rp_id_hash(rp_id: &str) -> [u8; 32] {
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(digest(&SHA256, rp_id.as_bytes()).as_ref());
+    hash
+}
+
+/// A reply: the status byte, then the CBOR of a success.
+pub(super) fn reply(result: Result<Vec<u8>, Status>) -> Vec<u8> {
+    match result {
+        Ok(mut body) => {
+            body.insert(0, Status::Ok.byte());
+            body
+        }
+        Err(status) => vec![status.byte()],
+    }
+}
+
+impl Authenticator {
+    /// The CTAP2 engine of a token, over its U2F engine. `uv` is the policy of built-in user
+    /// verification (none: the token has none); it shares the token's button.
+    pub fn new(u2f: u2f::Authenticator, uv: Option<PresencePolicy>) -> Self {
+        let uv = uv.map(|policy| Presence::with_button(policy, u2f.presence().button().clone()));
+        Self {
+            u2f,
+            uv,
+            pending: None,
+            next_assertions: None,
+            rng: SystemRandom::new(),
+            user_action_timeout: USER_ACTION_TIMEOUT,
+        }
+    }
+
+    /// Waits this long for the user instead of [`USER_ACTION_TIMEOUT`].
+    pub fn with_user_action_timeout(mut self, timeout: Duration) -> Self {
+        self.user_action_timeout = timeout;
+        self
+    }
+
+    /// The U2F engine (name, presence, counter).
+    pub fn u2f(&self) -> &u2f::Authenticator {
+        &self.u2f
+    }
+
+    /// The U2F engine, to process APDUs.
+    pub fn u2f_mut(&mut self) -> &mut u2f::Authenticator {
+        &mut self.u2f
+    }
+
+    /// Whether the token speaks CTAP2 (its profile is `fido2`).
+    pub fn speaks_ctap2(&self) -> bool {
+        self.u2f.keys().profile == keystore::Profile::Fido2
+    }
+
+    /// Starts a request: command byte ‖ CBOR parameters.
+    pub fn start(&mut self, request: &[u8], now: Instant) -> Step {
+        let Some((&command, parameters)) = request.split_first() else {
+            return Step::Done(reply(Err(Status::InvalidLength)));
+        };
+        let command = match Command::try_from(command) {
+            Ok(command) => command,
+            Err(status) => return Step::Done(reply(Err(status))),
+        };
+        if command != Command::GetNextAssertion {
+            self.next_assertions = None;
+        }
+        let started =
+            match command {
+                Command::GetInfo => Ok(self.get_info()),
+                Command::GetNextAssertion => Ok(Step::Done(reply(self.get_next_assertion(now)))),
+                Command::Selection => Ok(self.wait(Operation::Selection, false, now)),
+                Command::MakeCredential => Parameters::decode(parameters)
+                    .and_then(|params| self.make_credential(&params, now)),
+                Command::GetAssertion => Parameters::decode(parameters)
+                    .and_then(|params| self.get_assertion(&params, now)),
+            };
+        started.unwrap_or_else(|status| Step::Done(reply(Err(status))))
+    }
+
+    /// Advances the pending request.
+    pub fn poll(&mut self, now: Instant) -> Step {
+        match self.pending.take() {
+            Some(pending) => self.advance(pending, now),
+            None => Step::Done(reply(Err(Status::Other))),
+        }
+    }
+
+    /// Ends the pending request at the host's CANCEL: its reply is `KEEPALIVE_CANCEL`.
+    pub fn cancel(&mut self) -> Vec<u8> {
+        if let Some(pending) = self.pending.take() {
+            self.presence_for(pending.verify).abandon();
+        }
+        reply(Err(Status::KeepaliveCancel))
+    }
+
+    fn get_info(&self) -> Step {
+        let keys = self.u2f.keys();
+        let facts = Facts {
+            aaguid: keys.aaguid,
+            built_in_uv: self.uv.is_some(),
+            remaining_discoverable: keys.discoverable.remaining(),
+        };
+        Step::Done(reply(Ok(get_info::encode(&facts))))
+    }
+
+    /// Leaves `operation` waiting for the user (verified when `verify`), and tries it at once.
+    pub(super) fn wait(&mut self, operation: Operation, verify: bool, now: Instant) -> Step {
+        let pending = Pending {
+            operation,
+            verify,
+            deadline: now + self.user_action_timeout,
+        };
+        self.advance(pending, now)
+    }
+
+    fn presence_for(&mut self, verify: bool) -> &mut Presence {
+        match (verify, self.uv.as_mut()) {
+            (true, Some(uv)) => uv,
+            _ => self.u2f.presence_mut(),
+        }
+    }
+
+    fn user_action(&mut self, verify: bool, now: Instant) -> UserAction {
+        let presence = self.presence_for(verify);
+        if presence.take(now) {
+            UserAction::Done
+        } else if presence.policy() == PresencePolicy::Deny {
+            presence.abandon();
+            UserAction::Denied
+        } else {
+            UserAction::Waiting
+        }
+    }
+
+    fn advance(&mut self, pending: Pending, now: Instant) -> Step {
+        let outcome = match self.user_action(pending.verify, now) {
+            UserAction::Done => Ok(pending.verify),
+            UserAction::Denied => Err(Status::OperationDenied),
+            UserAction::Waiting if now >= pending.deadline => {
+                self.presence_for(pending.verify).abandon();
+                Err(Status::UserActionTimeout)
+            }
+            UserAction::Waiting => {
+                self.pending = Some(pending);
+                return Step::WaitingForUser;
+            }
+        };
+        let result = match (pending.operation, outcome) {
+            (Operation::Excluded, _) => Err(Status::CredentialExcluded),
+            (_, Err(status)) => Err(status),
+            (Operation::Selection, Ok(_)) => Ok(Vec::new()),
+            (Operation::Make(creation), Ok(verified)) => self.finish_make(*creation, verified),
+            (Operation::Get(queue), Ok(verified)) => self.finish_get(queue, verified, now),
+        };
+        Step::Done(reply(result))
+    }
+}
+
+/// CTAP2 status of a keystore failure while signing or storing.
+pub(super) fn store_failure(error: keystore::StoreError) -> Status {
+    match error {
+        keystore::StoreError::DiscoverableFull { .. } => Status::KeyStoreFull,
+        _ => Status::Other,
+    }
+}
+
+/// The CBOR body of a reply map.
+pub(super) fn body(map: cbor::Value) -> Vec<u8> {
+    cbor::encode(&map)
+}

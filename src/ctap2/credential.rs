@@ -1,0 +1,157 @@
+//! A credential's key: made, sealed into its id, opened again, and signing (CTAP 2.1 section 6.1,
+//! steps 16 to 18; DESIGN.md, "FIDO2": credential ids).
+//!
+//! Credential ids carry the private key sealed with the token's master key and bound to the
+//! rpIdHash (`keystore::key_handle`), so a non-discoverable credential costs no storage:
+//!
+//! ```text
+//!  ES256  the U2F key handle: 01 ‖ nonce ‖ AES-GCM(P-256 private ‖ public) ‖ tag   126 bytes
+//!  EdDSA                      02 ‖ nonce ‖ AES-GCM(Ed25519 seed)            ‖ tag    61 bytes
+//!  discoverable: the same with the version's top bit set (81, 82)
+//! ```
+//! A non-discoverable ES256 credential id is a U2F key handle and a U2F key handle one: a
+//! credential registered over U2F signs over CTAP2, and the other way round. A discoverable
+//! credential's id counts only while its record is in the store: a replaced or deleted one is
+//! gone, though its id still opens.
+use keystore::{CredentialKey, Ed25519Seed, KeyWrapper, Residency, WrappedKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+
+use super::cbor::Value;
+use super::cose::{self, Algorithm};
+use super::status::Status;
+
+/// A credential's signing key, opened.
+pub enum SigningKey {
+    /// ECDSA P-256.
+    Es256(EcdsaKeyPair),
+    /// Ed25519.
+    EdDsa(Ed25519KeyPair),
+}
+
+/// Makes a new key pair for `algorithm` and seals it into a credential id bound to
+/// `rp_id_hash`. Returns the id and the public key as a COSE_Key: a makeCredential signs
+/// nothing with the new key, so no signing key is built (ring would check the pair with a
+/// scalar multiplication).
+pub fn generate(
+    algorithm: Algorithm,
+    residency: Residency,
+    wrapper: &KeyWrapper,
+    rp_id_hash: &[u8; 32],
+    rng: &SystemRandom,
+) -> Result<(Vec<u8>, Value), Status> {
+    match algorithm {
+        Algorithm::Es256 => {
+            let key = CredentialKey::generate(rng).map_err(|_| Status::Other)?;
+            let id = wrapper
+                .wrap_as(&key, rp_id_hash, residency, rng)
+                .map_err(|_| Status::Other)?;
+            Ok((id.to_vec(), cose::es256_key(&key.public_key)))
+        }
+        Algorithm::EdDsa => {
+            let mut seed = Ed25519Seed([0; 32]);
+            rng.fill(&mut seed.0).map_err(|_| Status::Other)?;
+            let id = wrapper
+                .wrap_ed25519_as(&seed, rp_id_hash, residency, rng)
+                .map_err(|_| Status::Other)?;
+            let pair = ed25519_pair(&seed)?;
+            let mut public = [0u8; 32];
+            public.copy_from_slice(pair.public_key().as_ref());
+            Ok((id.to_vec(), cose::ed25519_key(&public)))
+        }
+    }
+}
+
+impl SigningKey {
+    /// Opens a credential id presented for `rp_id_hash`; `None` when it is not one of this
+    /// token's credentials for that RP (another token's, another RP's, forged, or not an id).
+    pub fn open(
+        wrapper: &KeyWrapper,
+        id: &[u8],
+        rp_id_hash: &[u8; 32],
+        rng: &SystemRandom,
+    ) -> Option<Self> {
+        match wrapper.unwrap_any(id, rp_id_hash).ok()? {
+            WrappedKey::P256(key) => key.signing_key(rng).ok().map(Self::Es256),
+            WrappedKey::Ed25519(seed) => ed25519_pair(&seed).ok().map(Self::EdDsa),
+        }
+    }
+
+    /// The algorithm of the key.
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Self::Es256(_) => Algorithm::Es256,
+            Self::EdDsa(_) => Algorithm::EdDsa,
+        }
+    }
+
+    /// The public key as a COSE_Key.
+    pub fn cose_public_key(&self) -> Value {
+        match self {
+            Self::Es256(pair) => {
+                let mut point = [0u8; 65];
+                point.copy_from_slice(pair.public_key().as_ref());
+                cose::es256_key(&point)
+            }
+            Self::EdDsa(pair) => {
+                let mut public = [0u8; 32];
+                public.copy_from_slice(pair.public_key().as_ref());
+                cose::ed25519_key(&public)
+            }
+        }
+    }
+
+    /// Signs `message`: DER ECDSA for ES256, raw `R ‖ S` for EdDSA.
+    pub fn sign(&self, message: &[u8], rng: &SystemRandom) -> Result<Vec<u8>, Status> {
+        match self {
+            Self::Es256(pair) => pair
+                .sign(rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| Status::Other),
+            Self::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
+    }
+}
+
+fn ed25519_pair(seed: &Ed25519Seed) -> Result<Ed25519KeyPair, Status> {
+    Ed25519KeyPair::from_seed_unchecked(&seed.0).map_err(|_| Status::Other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ED25519};
+
+    fn public_key_bytes(key: &SigningKey) -> Vec<u8> {
+        match key {
+            SigningKey::Es256(pair) => pair.public_key().as_ref().to_vec(),
+            SigningKey::EdDsa(pair) => pair.public_key().as_ref().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_credential_id_opens_only_for_its_rp_and_signs_verifiably() {
+        let rng = SystemRandom::new();
+        let wrapper = KeyWrapper::new(&[3; 32]);
+        let other = KeyWrapper::new(&[4; 32]);
+        for algorithm in Algorithm::SUPPORTED {
+            let (id, cose_key) =
+                generate(algorithm, Residency::ServerSide, &wrapper, &[1; 32], &rng).unwrap();
+            let opened = SigningKey::open(&wrapper, &id, &[1; 32], &rng).expect("opens");
+            assert_eq!(opened.algorithm(), algorithm);
+            assert_eq!(opened.cose_public_key(), cose_key);
+            assert!(SigningKey::open(&wrapper, &id, &[2; 32], &rng).is_none());
+            assert!(SigningKey::open(&other, &id, &[1; 32], &rng).is_none());
+            let signature = opened.sign(b"message", &rng).unwrap();
+            let verifier = match algorithm {
+                Algorithm::Es256 => {
+                    &ECDSA_P256_SHA256_ASN1 as &dyn ring::signature::VerificationAlgorithm
+                }
+                Algorithm::EdDsa => &ED25519,
+            };
+            UnparsedPublicKey::new(verifier, public_key_bytes(&opened))
+                .verify(b"message", &signature)
+                .expect("the signature verifies");
+        }
+    }
+}

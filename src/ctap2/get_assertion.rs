@@ -1,0 +1,237 @@
+//! authenticatorGetAssertion and authenticatorGetNextAssertion (CTAP 2.1 sections 6.2 and 6.3;
+//! CTAP2.md section 5).
+//!
+//! ```text
+//!  reply  {1: credential {id, type}, 2: authData, 3: signature,
+//!          4: user {id[, name, displayName]}   discoverable credentials; names only after UV
+//!          5: numberOfCredentials}             no allowList and more than one credential
+//!  signature = sign(credential key, authData ‖ clientDataHash)
+//! ```
+//! With an allowList the first listed credential that is ours for the rpIdHash signs (a U2F key
+//! handle registered for an AppID included: WebAuthn's `appid` extension sends the AppID as the
+//! rpId). Without one, the RP's discoverable credentials sign, most recent first: the first in
+//! the getAssertion, the others one by one in getNextAssertions within 30 s of the last, each
+//! with a fresh counter value. `up: false` signs without a touch and without the UP flag.
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::auth_data::{self, USER_PRESENT, USER_VERIFIED};
+use super::authenticator::{body, reply, rp_id_hash, Authenticator, Operation, Step};
+use super::cbor::{text_map, uint_map, Parameters, Value};
+use super::cose::PUBLIC_KEY;
+use super::credential::SigningKey;
+use super::make_credential::check_pin_uv_auth;
+use super::request::GetAssertion;
+use super::status::Status;
+
+/// How long getNextAssertion may follow the last getAssertion or getNextAssertion.
+pub const NEXT_ASSERTION_WINDOW: Duration = Duration::from_secs(30);
+
+/// The user account of a discoverable credential.
+pub(super) struct Account {
+    id: Vec<u8>,
+    name: Option<String>,
+    display_name: Option<String>,
+}
+
+/// A credential found for an assertion.
+pub(super) struct Found {
+    id: Vec<u8>,
+    account: Option<Account>,
+}
+
+/// The credentials of one getAssertion still to sign, first one first.
+pub(super) struct AssertionQueue {
+    credentials: VecDeque<Found>,
+    rp_id_hash: [u8; 32],
+    client_data_hash: [u8; 32],
+    /// Whether the request had an allowList (then no numberOfCredentials, no next).
+    allow_list: bool,
+    /// UP as asked (`up`, absent = true); UV comes from what the user did.
+    user_present: bool,
+    /// Set after the first signature: flags and when getNextAssertion may no longer follow.
+    flags: u8,
+    expires: Instant,
+}
+
+impl Authenticator {
+    pub(super) fn get_assertion(
+        &mut self,
+        params: &Parameters,
+        now: Instant,
+    ) -> Result<Step, Status> {
+        let request = GetAssertion::try_from(params)?;
+        check_pin_uv_auth(request.pin_uv_auth)?;
+        if request.options.rk.is_some() {
+            return Err(Status::UnsupportedOption);
+        }
+        let verify = request.options.uv.unwrap_or(false);
+        if verify && self.uv.is_none() {
+            return Err(Status::InvalidOption);
+        }
+        let user_present = request.options.up.unwrap_or(true);
+        let rp_id_hash = rp_id_hash(&request.rp_id);
+        let credentials = self.locate(&request.allow_list, &rp_id_hash);
+        if credentials.is_empty() {
+            return Err(Status::NoCredentials);
+        }
+        let queue = AssertionQueue {
+            credentials,
+            rp_id_hash,
+            client_data_hash: request.client_data_hash,
+            allow_list: !request.allow_list.is_empty(),
+            user_present,
+            flags: 0,
+            expires: now,
+        };
+        if user_present || verify {
+            return Ok(self.wait(Operation::Get(queue), verify, now));
+        }
+        Ok(Step::Done(reply(self.finish_get(queue, false, now))))
+    }
+
+    /// The credentials that may sign: the first listed one that is ours, or without a list the
+    /// RP's discoverable credentials, most recent first.
+    fn locate(&self, allow_list: &[Vec<u8>], rp_id_hash: &[u8; 32]) -> VecDeque<Found> {
+        let stored = &self.u2f.keys().discoverable;
+        let account = |id: &[u8]| {
+            stored.find(id).map(|c| Account {
+                id: c.user_id.clone(),
+                name: c.user_name.clone(),
+                display_name: c.user_display_name.clone(),
+            })
+        };
+        if allow_list.is_empty() {
+            return stored
+                .for_rp(rp_id_hash)
+                .into_iter()
+                .map(|c| Found {
+                    id: c.credential_id.clone(),
+                    account: account(&c.credential_id),
+                })
+                .collect();
+        }
+        allow_list
+            .iter()
+            .find(|id| self.is_ours(id, rp_id_hash))
+            .map(|id| Found {
+                id: id.clone(),
+                account: account(id),
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// Signs the first assertion once the user acted (or at once with `up: false`), and keeps
+    /// the rest for getNextAssertion.
+    pub(super) fn finish_get(
+        &mut self,
+        mut queue: AssertionQueue,
+        verified: bool,
+        now: Instant,
+    ) -> Result<Vec<u8>, Status> {
+        queue.flags = if queue.user_present { USER_PRESENT } else { 0 }
+            | if verified { USER_VERIFIED } else { 0 };
+        let total = queue.credentials.len();
+        let first = queue.credentials.pop_front().ok_or(Status::NoCredentials)?;
+        let count = (!queue.allow_list && total > 1).then_some(total);
+        let signed = self.sign(&queue, &first, count)?;
+        if !queue.credentials.is_empty() {
+            queue.expires = now + NEXT_ASSERTION_WINDOW;
+            self.next_assertions = Some(queue);
+        }
+        Ok(signed)
+    }
+
+    pub(super) fn get_next_assertion(&mut self, now: Instant) -> Result<Vec<u8>, Status> {
+        let mut queue = self.next_assertions.take().ok_or(Status::NotAllowed)?;
+        if now >= queue.expires {
+            return Err(Status::NotAllowed);
+        }
+        let next = queue.credentials.pop_front().ok_or(Status::NotAllowed)?;
+        let signed = self.sign(&queue, &next, None)?;
+        if !queue.credentials.is_empty() {
+            queue.expires = now + NEXT_ASSERTION_WINDOW;
+            self.next_assertions = Some(queue);
+        }
+        Ok(signed)
+    }
+
+    fn sign(
+        &mut self,
+        queue: &AssertionQueue,
+        found: &Found,
+        count: Option<usize>,
+    ) -> Result<Vec<u8>, Status> {
+        let counter = self
+            .u2f
+            .keys_mut()
+            .counter
+            .next_value()
+            .map_err(|_| Status::Other)?;
+        let auth_data = auth_data::build(&queue.rp_id_hash, queue.flags, counter, None);
+        let mut signed = auth_data.clone();
+        signed.extend_from_slice(&queue.client_data_hash);
+        let signature = self.sign_with(&found.id, &queue.rp_id_hash, &signed)?;
+        let mut members = vec![
+            (
+                1,
+                text_map([
+                    ("id", Value::Bytes(found.id.clone())),
+                    ("type", Value::Text(PUBLIC_KEY.into())),
+                ]),
+            ),
+            (2, Value::Bytes(auth_data)),
+            (3, Value::Bytes(signature)),
+        ];
+        if let Some(account) = &found.account {
+            members.push((4, user(account, queue.flags & USER_VERIFIED != 0)));
+        }
+        if let Some(count) = count {
+            members.push((5, Value::Integer((count as u64).into())));
+        }
+        Ok(body(uint_map(members)))
+    }
+}
+
+impl Authenticator {
+    /// Signs `message` with the credential `id`. Non-discoverable ES256 ids are U2F key handles
+    /// and go through the U2F engine's cache of opened keys: opening one costs ring a scalar
+    /// multiplication, as much as the signature, and a host signs with the same credential again
+    /// and again.
+    fn sign_with(
+        &mut self,
+        id: &[u8],
+        rp_id_hash: &[u8; 32],
+        message: &[u8],
+    ) -> Result<Vec<u8>, Status> {
+        if keystore::KeyWrapper::is_u2f_handle(id) {
+            let key = self
+                .u2f
+                .signing_key(rp_id_hash, id)
+                .map_err(|_| Status::InvalidCredential)?;
+            return key
+                .sign(&self.rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| Status::Other);
+        }
+        let keys = self.u2f.keys();
+        SigningKey::open(&keys.wrapper, id, rp_id_hash, &self.rng)
+            .ok_or(Status::InvalidCredential)?
+            .sign(message, &self.rng)
+    }
+}
+
+/// The user entity of a reply: the id always, the names only when the user was verified.
+fn user(account: &Account, verified: bool) -> Value {
+    let mut members = vec![("id", Value::Bytes(account.id.clone()))];
+    if verified {
+        if let Some(name) = &account.name {
+            members.push(("name", Value::Text(name.clone())));
+        }
+        if let Some(display_name) = &account.display_name {
+            members.push(("displayName", Value::Text(display_name.clone())));
+        }
+    }
+    text_map(members)
+}

@@ -1,0 +1,110 @@
+//! authenticatorGetInfo (CTAP 2.1 section 6.4; CTAP2.md section 3): what the token claims, and
+//! nothing it cannot do (hosts act on every member).
+//!
+//! ```text
+//!  0x01 versions          ["U2F_V2", "FIDO_2_0", "FIDO_2_1"]
+//!  0x03 aaguid            the store's AAGUID (16 bytes)
+//!  0x04 options           {rk: true, up: true, uv: true (only with built-in UV), plat: false}
+//!  0x05 maxMsgSize        1200
+//!  0x07 maxCredentialCountInList, 0x08 maxCredentialIdLength
+//!  0x09 transports        ["usb"]
+//!  0x0A algorithms        [{alg: -7, type: "public-key"}, {alg: -8, type: "public-key"}]
+//!  0x0E firmwareVersion   the crate's version, as MMmmpp
+//!  0x14 remainingDiscoverableCredentials
+//! ```
+//! No `clientPin` option and no `pinUvAuthProtocols` until the token has a PIN; `uv` only when the
+//! token has built-in user verification (python-fido2 takes `uv: false` for "not configured").
+use super::cbor::{self, text_map, uint_map, Value};
+use super::cose::Algorithm;
+
+/// The largest request the token takes, as getInfo announces it.
+pub const MAX_MSG_SIZE: u64 = 1200;
+/// How many credentials an allow or exclude list may carry in one request.
+pub const MAX_CREDENTIAL_COUNT_IN_LIST: u64 = 16;
+
+/// What getInfo depends on.
+pub struct Facts {
+    /// The token's AAGUID.
+    pub aaguid: [u8; 16],
+    /// Whether the token has built-in user verification.
+    pub built_in_uv: bool,
+    /// How many more discoverable credentials fit.
+    pub remaining_discoverable: usize,
+}
+
+/// The version numbers of this build as one integer: 1.2.3 is 10203.
+pub fn firmware_version() -> u64 {
+    let part = |s: &str| s.parse::<u64>().unwrap_or(0);
+    part(env!("CARGO_PKG_VERSION_MAJOR")) * 10_000
+        + part(env!("CARGO_PKG_VERSION_MINOR")) * 100
+        + part(env!("CARGO_PKG_VERSION_PATCH"))
+}
+
+/// The getInfo reply's CBOR map.
+pub fn info(facts: &Facts) -> Value {
+    let versions = ["U2F_V2", "FIDO_2_0", "FIDO_2_1"]
+        .map(|v| Value::Text(v.into()))
+        .to_vec();
+    let mut options = vec![
+        ("rk", Value::Bool(true)),
+        ("up", Value::Bool(true)),
+        ("plat", Value::Bool(false)),
+    ];
+    if facts.built_in_uv {
+        options.push(("uv", Value::Bool(true)));
+    }
+    uint_map([
+        (0x01, Value::Array(versions)),
+        (0x03, Value::Bytes(facts.aaguid.to_vec())),
+        (0x04, text_map(options)),
+        (0x05, Value::Integer(MAX_MSG_SIZE.into())),
+        (0x07, Value::Integer(MAX_CREDENTIAL_COUNT_IN_LIST.into())),
+        (
+            0x08,
+            Value::Integer((keystore::KEY_HANDLE_LEN as u64).into()),
+        ),
+        (0x09, Value::Array(vec![Value::Text("usb".into())])),
+        (
+            0x0A,
+            Value::Array(Algorithm::SUPPORTED.map(Algorithm::parameters).to_vec()),
+        ),
+        (0x0E, Value::Integer(firmware_version().into())),
+        (
+            0x14,
+            Value::Integer((facts.remaining_discoverable as u64).into()),
+        ),
+    ])
+}
+
+/// The getInfo reply's bytes (after the status byte).
+pub fn encode(facts: &Facts) -> Vec<u8> {
+    cbor::encode(&info(facts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctap2::cbor::Parameters;
+
+    #[test]
+    fn info_lists_uv_only_with_built_in_uv_and_decodes_strictly() {
+        let facts = Facts {
+            aaguid: [7; 16],
+            built_in_uv: false,
+            remaining_discoverable: 100,
+        };
+        let encoded = encode(&facts);
+        let params = Parameters::decode(&encoded).unwrap();
+        assert_eq!(cbor::bytes(params.get(3).unwrap()), Ok(&[7u8; 16][..]));
+        let options = cbor::map(params.get(4).unwrap()).unwrap();
+        assert!(cbor::member(options, "uv").is_none());
+        assert_eq!(cbor::member(options, "rk"), Some(&Value::Bool(true)));
+        let with_uv = Parameters::decode(&encode(&Facts {
+            built_in_uv: true,
+            ..facts
+        }))
+        .unwrap();
+        let options = cbor::map(with_uv.get(4).unwrap()).unwrap();
+        assert_eq!(cbor::member(options, "uv"), Some(&Value::Bool(true)));
+    }
+}

@@ -1,0 +1,334 @@
+//! The requests of authenticatorMakeCredential and authenticatorGetAssertion, decoded and typed
+//! (CTAP 2.1 sections 6.1 and 6.2; CTAP2.md sections 4 and 5).
+//!
+//! ```text
+//!  makeCredential  1 clientDataHash  2 rp {id, name?}  3 user {id, name?, displayName?}
+//!                  4 pubKeyCredParams [{alg, type}]  5 excludeList [{id, type}]  6 extensions
+//!                  7 options {rk, up, uv}  8 pinUvAuthParam  9 pinUvAuthProtocol
+//!                  10 enterpriseAttestation
+//!  getAssertion    1 rpId  2 clientDataHash  3 allowList [{id, type}]  4 extensions
+//!                  5 options {up, uv, rk}  6 pinUvAuthParam  7 pinUvAuthProtocol
+//! ```
+//! Decoding checks presence and types only, with the CBOR statuses (`MISSING_PARAMETER`,
+//! `CBOR_UNEXPECTED_TYPE`); what the values mean is checked by the commands in the spec's order.
+//! Unknown members, options and extensions are ignored.
+use super::cbor::{self, Parameters, Value};
+use super::cose::PUBLIC_KEY;
+use super::status::Status;
+
+/// The longest user id a request may carry (WebAuthn: at most 64 bytes).
+pub const MAX_USER_ID_LEN: usize = 64;
+/// Names are kept to this many bytes (cut at a character boundary), as real keys keep them.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The relying party of a makeCredential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelyingParty {
+    /// The RP ID.
+    pub id: String,
+}
+
+/// The user account of a makeCredential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The user handle: opaque bytes, at most 64.
+    pub id: Vec<u8>,
+    /// The account name.
+    pub name: Option<String>,
+    /// The name to show.
+    pub display_name: Option<String>,
+}
+
+/// Whether, and how, a request carried a pinUvAuthParam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinUvAuth {
+    /// No pinUvAuthParam.
+    Absent,
+    /// A zero-length pinUvAuthParam: a platform asking the user to pick this token.
+    Empty,
+    /// A pinUvAuthParam, with the pinUvAuthProtocol if one was given.
+    Given {
+        /// The pinUvAuthProtocol.
+        protocol: Option<i64>,
+    },
+}
+
+/// The options map: each present only if the request sent it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `rk`: make a discoverable credential.
+    pub rk: Option<bool>,
+    /// `up`: test for user presence.
+    pub up: Option<bool>,
+    /// `uv`: verify the user.
+    pub uv: Option<bool>,
+}
+
+/// An authenticatorMakeCredential request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MakeCredential {
+    /// The hash of the client data, signed with the authenticator data.
+    pub client_data_hash: [u8; 32],
+    /// The relying party.
+    pub rp: RelyingParty,
+    /// The user account.
+    pub user: User,
+    /// `pubKeyCredParams`, chosen from by [`super::cose::choose_algorithm`].
+    pub algorithms: Vec<Value>,
+    /// The ids of `excludeList` entries of type `public-key`.
+    pub exclude_list: Vec<Vec<u8>>,
+    /// The options.
+    pub options: Options,
+    /// The pinUvAuthParam.
+    pub pin_uv_auth: PinUvAuth,
+    /// `enterpriseAttestation`, if asked for.
+    pub enterprise_attestation: Option<i64>,
+}
+
+/// An authenticatorGetAssertion request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GetAssertion {
+    /// The RP ID (or, for WebAuthn's `appid` extension, the U2F AppID).
+    pub rp_id: String,
+    /// The hash of the client data.
+    pub client_data_hash: [u8; 32],
+    /// The ids of `allowList` entries of type `public-key`; empty when absent.
+    pub allow_list: Vec<Vec<u8>>,
+    /// The options.
+    pub options: Options,
+    /// The pinUvAuthParam.
+    pub pin_uv_auth: PinUvAuth,
+}
+
+impl TryFrom<&Parameters> for MakeCredential {
+    type Error = Status;
+    fn try_from(params: &Parameters) -> Result<Self, Status> {
+        let client_data_hash = client_data_hash(params.required(0x01)?)?;
+        let rp = cbor::map(params.required(0x02)?)?;
+        let rp = RelyingParty {
+            id: cbor::text(cbor::member(rp, "id").ok_or(Status::MissingParameter)?)?.to_owned(),
+        };
+        let user = cbor::map(params.required(0x03)?)?;
+        let user_id = cbor::bytes(cbor::member(user, "id").ok_or(Status::MissingParameter)?)?;
+        if user_id.len() > MAX_USER_ID_LEN {
+            return Err(Status::InvalidLength);
+        }
+        let user = User {
+            id: user_id.to_vec(),
+            name: optional_name(user, "name")?,
+            display_name: optional_name(user, "displayName")?,
+        };
+        let algorithms = cbor::array(params.required(0x04)?)?.to_vec();
+        let exclude_list = match params.get(0x05) {
+            Some(list) => descriptors(list)?,
+            None => Vec::new(),
+        };
+        if let Some(extensions) = params.get(0x06) {
+            cbor::map(extensions)?;
+        }
+        let enterprise_attestation = params.get(0x0A).map(cbor::integer).transpose()?;
+        Ok(Self {
+            client_data_hash,
+            rp,
+            user,
+            algorithms,
+            exclude_list,
+            options: options(params.get(0x07))?,
+            pin_uv_auth: pin_uv_auth(params.get(0x08), params.get(0x09))?,
+            enterprise_attestation,
+        })
+    }
+}
+
+impl TryFrom<&Parameters> for GetAssertion {
+    type Error = Status;
+    fn try_from(params: &Parameters) -> Result<Self, Status> {
+        let rp_id = cbor::text(params.required(0x01)?)?.to_owned();
+        let client_data_hash = client_data_hash(params.required(0x02)?)?;
+        let allow_list = match params.get(0x03) {
+            Some(list) => descriptors(list)?,
+            None => Vec::new(),
+        };
+        if let Some(extensions) = params.get(0x04) {
+            cbor::map(extensions)?;
+        }
+        Ok(Self {
+            rp_id,
+            client_data_hash,
+            allow_list,
+            options: options(params.get(0x05))?,
+            pin_uv_auth: pin_uv_auth(params.get(0x06), params.get(0x07))?,
+        })
+    }
+}
+
+fn client_data_hash(value: &Value) -> Result<[u8; 32], Status> {
+    cbor::bytes(value)?
+        .try_into()
+        .map_err(|_| Status::InvalidParameter)
+}
+
+/// A text member that may be absent, kept to [`MAX_NAME_LEN`] bytes.
+fn optional_name(members: &[(Value, Value)], key: &str) -> Result<Option<String>, Status> {
+    let Some(value) = cbor::member(members, key) else {
+        return Ok(None);
+    };
+    let text = cbor::text(value)?;
+    let mut end = text.len().min(MAX_NAME_LEN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Ok(Some(text[..end].to_owned()))
+}
+
+/// The ids of a credential list's `public-key` entries; each entry must be a map with a byte
+/// string `id` and a text `type`.
+fn descriptors(list: &Value) -> Result<Vec<Vec<u8>>, Status> {
+    let mut ids = Vec::new();
+    for entry in cbor::array(list)? {
+        let members = cbor::map(entry)?;
+        let id = cbor::bytes(cbor::member(members, "id").ok_or(Status::MissingParameter)?)?;
+        let kind = cbor::text(cbor::member(members, "type").ok_or(Status::MissingParameter)?)?;
+        if kind == PUBLIC_KEY {
+            ids.push(id.to_vec());
+        }
+    }
+    Ok(ids)
+}
+
+fn options(value: Option<&Value>) -> Result<Options, Status> {
+    let Some(value) = value else {
+        return Ok(Options::default());
+    };
+    let members = cbor::map(value)?;
+    let option = |key| cbor::member(members, key).map(cbor::boolean).transpose();
+    Ok(Options {
+        rk: option("rk")?,
+        up: option("up")?,
+        uv: option("uv")?,
+    })
+}
+
+fn pin_uv_auth(param: Option<&Value>, protocol: Option<&Value>) -> Result<PinUvAuth, Status> {
+    let protocol = protocol.map(cbor::integer).transpose()?;
+    match param.map(cbor::bytes).transpose()? {
+        None => Ok(PinUvAuth::Absent),
+        Some([]) => Ok(PinUvAuth::Empty),
+        Some(_) => Ok(PinUvAuth::Given { protocol }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctap2::cbor::{text_map, uint_map};
+
+    fn make_request() -> Vec<(u64, Value)> {
+        vec![
+            (1, Value::Bytes(vec![1; 32])),
+            (2, text_map([("id", Value::Text("example.com".into()))])),
+            (
+                3,
+                text_map([
+                    ("id", Value::Bytes(vec![2; 8])),
+                    ("name", Value::Text("é".repeat(40))),
+                ]),
+            ),
+            (
+                4,
+                Value::Array(vec![text_map([
+                    ("alg", Value::Integer((-7).into())),
+                    ("type", Value::Text("public-key".into())),
+                ])]),
+            ),
+        ]
+    }
+
+    fn decode(members: Vec<(u64, Value)>) -> Result<MakeCredential, Status> {
+        let bytes = cbor::encode(&uint_map(members));
+        MakeCredential::try_from(&Parameters::decode(&bytes)?)
+    }
+
+    #[test]
+    fn a_minimal_make_credential_decodes_with_names_cut_at_a_character() {
+        let request = decode(make_request()).unwrap();
+        assert_eq!(request.rp.id, "example.com");
+        assert_eq!(request.user.id, [2; 8]);
+        let name = request.user.name.unwrap();
+        assert_eq!(name.len(), 64);
+        assert_eq!(name, "é".repeat(32));
+        assert_eq!(request.options, Options::default());
+        assert_eq!(request.pin_uv_auth, PinUvAuth::Absent);
+    }
+
+    #[test]
+    fn each_missing_or_mistyped_member_gets_its_status() {
+        for key in 1..=4 {
+            let mut members = make_request();
+            members.retain(|(k, _)| *k != key);
+            assert_eq!(decode(members), Err(Status::MissingParameter), "key {key}");
+            let mut members = make_request();
+            members.retain(|(k, _)| *k != key);
+            members.push((key, Value::Bool(true)));
+            assert_eq!(
+                decode(members),
+                Err(Status::CborUnexpectedType),
+                "key {key}"
+            );
+        }
+        let mut members = make_request();
+        members.push((7, text_map([("rk", Value::Integer(1.into()))])));
+        assert_eq!(decode(members), Err(Status::CborUnexpectedType));
+        let mut members = make_request();
+        members[0] = (1, Value::Bytes(vec![1; 31]));
+        assert_eq!(decode(members), Err(Status::InvalidParameter));
+        let mut members = make_request();
+        members[2] = (3, text_map([("id", Value::Bytes(vec![2; 65]))]));
+        assert_eq!(decode(members), Err(Status::InvalidLength));
+    }
+
+    #[test]
+    fn lists_keep_public_key_entries_and_pin_params_are_told_apart() {
+        let mut members = make_request();
+        let entry = |kind: &str, id: u8| {
+            text_map([
+                ("id", Value::Bytes(vec![id; 4])),
+                ("type", Value::Text(kind.into())),
+            ])
+        };
+        members.push((
+            5,
+            Value::Array(vec![entry("public-key", 1), entry("other", 2)]),
+        ));
+        members.push((8, Value::Bytes(Vec::new())));
+        let request = decode(members).unwrap();
+        assert_eq!(request.exclude_list, [vec![1; 4]]);
+        assert_eq!(request.pin_uv_auth, PinUvAuth::Empty);
+
+        let mut members = make_request();
+        members.push((8, Value::Bytes(vec![1; 16])));
+        members.push((9, Value::Integer(1.into())));
+        let request = decode(members).unwrap();
+        assert_eq!(request.pin_uv_auth, PinUvAuth::Given { protocol: Some(1) });
+    }
+
+    #[test]
+    fn get_assertion_decodes_and_checks_its_members() {
+        let request = uint_map([
+            (1, Value::Text("example.com".into())),
+            (2, Value::Bytes(vec![3; 32])),
+            (5, text_map([("up", Value::Bool(false))])),
+        ]);
+        let params = Parameters::decode(&cbor::encode(&request)).unwrap();
+        let request = GetAssertion::try_from(&params).unwrap();
+        assert_eq!(request.rp_id, "example.com");
+        assert!(request.allow_list.is_empty());
+        assert_eq!(request.options.up, Some(false));
+        let missing =
+            Parameters::decode(&cbor::encode(&uint_map([(2, Value::Bytes(vec![3; 32]))]))).unwrap();
+        assert_eq!(
+            GetAssertion::try_from(&missing),
+            Err(Status::MissingParameter)
+        );
+    }
+}
