@@ -116,13 +116,12 @@ pub fn rp_id_hash(rp_id: &str) -> [u8; 32] {
     hash
 }
 
-/// A reply: the status byte, then the CBOR of a success.
+/// A reply: a success made by [`body`] as it is (an empty one is the status byte alone), a
+/// failure its status byte.
 pub(super) fn reply(result: Result<Vec<u8>, Status>) -> Vec<u8> {
     match result {
-        Ok(mut body) => {
-            body.insert(0, Status::Ok.byte());
-            body
-        }
+        Ok(reply) if reply.is_empty() => vec![Status::Ok.byte()],
+        Ok(reply) => reply,
         Err(status) => vec![status.byte()],
     }
 }
@@ -211,7 +210,7 @@ impl Authenticator {
             built_in_uv: self.uv.is_some(),
             remaining_discoverable: keys.discoverable.remaining(),
         };
-        Step::Done(reply(Ok(get_info::encode(&facts))))
+        Step::Done(body(get_info::info(&facts)))
     }
 
     /// Leaves `operation` waiting for the user (verified when `verify`), and tries it at once.
@@ -275,7 +274,9 @@ pub(super) fn store_failure(error: keystore::StoreError) -> Status {
     }
 }
 
-/// The CBOR body of a reply map.
+/// A successful reply with a map: the status byte `00`, then the map's canonical CBOR.
 pub(super) fn body(map: cbor::Value) -> Vec<u8> {
-    cbor::encode(&map)
+    let mut reply = vec![Status::Ok.byte()];
+    cbor::encode_into(&map, &mut reply);
+    reply
 }

@@ -137,9 +137,58 @@ pub fn member<'a>(members: &'a [(Value, Value)], key: &str) -> Option<&'a Value>
 /// `value` as CTAP2 canonical CBOR: the keys of every map, at every depth, in canonical order.
 pub fn encode(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
-    // Writing into a Vec cannot fail, and every Value is serialisable.
-    let _ = ciborium::ser::into_writer(&canonical(value), &mut out);
+    encode_into(value, &mut out);
     out
+}
+
+/// Appends `value` as CTAP2 canonical CBOR to `out`. The token builds its replies in canonical
+/// order already; those are written as they are, anything else is sorted first.
+pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
+    // Writing into a Vec cannot fail, and every Value is serialisable.
+    if is_canonical(value) {
+        let _ = ciborium::ser::into_writer(value, out);
+    } else {
+        let _ = ciborium::ser::into_writer(&canonical(value), out);
+    }
+}
+
+/// The canonical order of two map keys: major type, then the length of the encoding, then its
+/// bytes. For the keys CTAP2 uses (integers, text, bytes) that is the order of (major type,
+/// length of the content, content), so no encoding is needed to compare them.
+fn key_order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    fn rank(key: &Value) -> Option<(u8, u128, &[u8])> {
+        match key {
+            Value::Integer(i) => {
+                let i = i128::from(*i);
+                Some(if i >= 0 {
+                    (0, i as u128, &[][..])
+                } else {
+                    (1, (-1 - i) as u128, &[][..])
+                })
+            }
+            Value::Bytes(b) => Some((2, b.len() as u128, b.as_slice())),
+            Value::Text(t) => Some((3, t.len() as u128, t.as_bytes())),
+            _ => None,
+        }
+    }
+    Some(rank(a)?.cmp(&rank(b)?))
+}
+
+/// Whether every map in `value` has its keys in strictly increasing canonical order.
+fn is_canonical(value: &Value) -> bool {
+    match value {
+        Value::Map(members) => {
+            members
+                .windows(2)
+                .all(|pair| key_order(&pair[0].0, &pair[1].0) == Some(std::cmp::Ordering::Less))
+                && members
+                    .iter()
+                    .all(|(k, v)| is_canonical(k) && is_canonical(v))
+        }
+        Value::Array(items) => items.iter().all(is_canonical),
+        Value::Tag(_, inner) => is_canonical(inner),
+        _ => true,
+    }
 }
 
 /// A copy of `value` with every map's keys in canonical order: major type, then encoded length,
@@ -232,6 +281,36 @@ mod tests {
         };
         let keys: Vec<&str> = sorted.iter().filter_map(|(k, _)| k.as_text()).collect();
         assert_eq!(keys, ["ep", "rk", "up", "uv", "plat"]);
+    }
+
+    /// The shortcut that compares keys without encoding them agrees with the encodings' order.
+    #[test]
+    fn key_order_is_the_order_of_the_encodings() {
+        let keys = [
+            Value::Integer(0.into()),
+            Value::Integer(23.into()),
+            Value::Integer(24.into()),
+            Value::Integer(300.into()),
+            Value::Integer((-1).into()),
+            Value::Integer((-25).into()),
+            Value::Bytes(vec![1]),
+            Value::Bytes(vec![0; 30]),
+            Value::Text("up".into()),
+            Value::Text("uv".into()),
+            Value::Text("plat".into()),
+            Value::Text("x".repeat(30)),
+        ];
+        for a in &keys {
+            for b in &keys {
+                let (ea, eb) = (encode(a), encode(b));
+                let major = |e: &[u8]| e[0] >> 5;
+                let by_encoding = (major(&ea), ea.len(), &ea).cmp(&(major(&eb), eb.len(), &eb));
+                assert_eq!(key_order(a, b), Some(by_encoding), "{a:?} against {b:?}");
+            }
+        }
+        let unsorted = uint_map([(2, Value::Null), (1, Value::Null)]);
+        assert!(!is_canonical(&unsorted));
+        assert_eq!(encode(&unsorted), [0xA2, 0x01, 0xF6, 0x02, 0xF6]);
     }
 
     #[test]
