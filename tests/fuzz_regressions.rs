@@ -43,3 +43,41 @@ fn key_handle() {
 fn server_reply() {
     replay("server_reply", checks::server_reply);
 }
+
+#[test]
+fn ctap2_request() {
+    replay("ctap2_request", checks::ctap2_request);
+}
+
+#[test]
+fn ctaphid_cbor() {
+    replay("ctaphid_cbor", checks::ctaphid_cbor);
+}
+
+/// The seeds of the CTAP2 targets are built in `checks.rs` (requests written by ciborium), so
+/// that they follow the requests the targets know; `VU2F_WRITE_SEEDS=1` writes them out.
+#[test]
+fn ctap2_seeds_are_the_ones_checks_builds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/seeds");
+    let write = std::env::var_os("VU2F_WRITE_SEEDS").is_some();
+    for (target, seeds) in [
+        ("ctap2_request", checks::ctap2_request_seeds()),
+        ("ctaphid_cbor", checks::ctaphid_cbor_seeds()),
+    ] {
+        let dir = root.join(target);
+        for (name, bytes) in seeds {
+            let path = dir.join(name);
+            if write {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &bytes).unwrap();
+            } else {
+                let on_disk = std::fs::read(&path).unwrap_or_default();
+                assert!(
+                    on_disk == bytes,
+                    "{} is not the seed checks.rs builds: rerun with VU2F_WRITE_SEEDS=1",
+                    path.display()
+                );
+            }
+        }
+    }
+}
