@@ -259,3 +259,119 @@ fn the_control_socket_is_in_the_runtime_dir_and_only_touch_needs_it() {
         "{stderr}"
     );
 }
+
+/// `vu2f probe --udp` against `vu2f serve --udp`: a `fido2` token passes the U2F and the CTAP2
+/// checks (getInfo, makeCredential, two getAssertions, all verified), in text and in JSON; a
+/// `u2f` token, whose INIT reply lacks the CBOR capability, the U2F ones only.
+#[test]
+fn probe_checks_ctap2_on_a_fido2_token_and_not_on_a_u2f_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    create(&store, &["u"]);
+    let created = common::vu2f(&store)
+        .args(["token", "create", "f", "--profile", "fido2"])
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let server = common::Server::start(&store, &["f", "u"], "auto");
+    let addr = |name: &str| {
+        server
+            .addrs
+            .iter()
+            .find(|(token, _)| token == name)
+            .unwrap()
+            .1
+            .to_string()
+    };
+    let probe = |args: &[&str]| {
+        let out = common::vu2f(&store).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ctap2_steps = [
+        "CTAP2 getInfo",
+        "CTAP2 makeCredential (ES256)",
+        "CTAP2 getAssertion #1",
+        "CTAP2 getAssertion #2",
+    ];
+
+    let json = probe(&["--json", "probe", "--udp", &addr("f")]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["ctap2"], true);
+    let steps = report["steps"].as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names[6..], ctap2_steps);
+    assert!(steps[6]["result"].as_str().unwrap().contains("FIDO_2_0"));
+    assert!(steps[7]["result"]
+        .as_str()
+        .unwrap()
+        .contains("packed attestation verified"));
+    let counter = |step: &serde_json::Value| -> u32 {
+        let result = step["result"].as_str().unwrap();
+        let after = result.split("counter ").nth(1).unwrap();
+        after.split(',').next().unwrap().parse().unwrap()
+    };
+    assert!(counter(&steps[7]) < counter(&steps[8]) && counter(&steps[8]) < counter(&steps[9]));
+
+    let text = probe(&["probe", "--udp", &addr("f")]);
+    assert!(text.contains("(U2F and CTAP2)"), "{text}");
+    for step in ctap2_steps {
+        assert!(text.contains(step), "{step}: {text}");
+    }
+    assert!(text.ends_with("all verified\n"), "{text}");
+
+    let json = probe(&["--json", "probe", "--udp", &addr("u")]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["ctap2"], false);
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 6);
+    assert!(steps
+        .iter()
+        .all(|s| !s["step"].as_str().unwrap().starts_with("CTAP2")));
+    let text = probe(&["probe", "--udp", &addr("u")]);
+    assert!(
+        text.contains("(U2F only)") && !text.contains("CTAP2 "),
+        "{text}"
+    );
+}
+
+/// The host's CTAP2 request: `None` from a token without the CBOR capability; from a fido2 token
+/// that waits for the user longer than the 3-s reply timeout, the reply, its KEEPALIVEs having
+/// kept the request alive.
+#[test]
+fn keepalives_keep_a_ctap2_request_alive_past_the_reply_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    create(&store, &["u"]);
+    let created = common::vu2f(&store)
+        .args(["token", "create", "f", "--profile", "fido2"])
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let server = common::Server::start(&store, &["f", "u"], "delay:3500");
+    let addr = |name: &str| {
+        server
+            .addrs
+            .iter()
+            .find(|(token, _)| token == name)
+            .unwrap()
+            .1
+    };
+    let mut u2f = UdpTransport::connect(addr("u")).unwrap();
+    assert_eq!(u2f.capabilities() & 0x04, 0);
+    assert!(TokenTransport::cbor(&mut u2f, &[0x04]).unwrap().is_none());
+
+    let mut fido2 = UdpTransport::connect(addr("f")).unwrap();
+    assert!(fido2.speaks_cbor());
+    let start = std::time::Instant::now();
+    // authenticatorSelection: status OK once the user (here the delay) has acted.
+    let reply = TokenTransport::cbor(&mut fido2, &[0x0B]).unwrap();
+    assert_eq!(reply, Some(vec![0x00]));
+    assert!(
+        start.elapsed() >= Duration::from_millis(3400),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -93,7 +93,8 @@ enum Command {
     AaSim(aa_sim::AaSimArgs),
     /// The whole flow in one process: the emulator, a token, enrollment and logon, step by step.
     Demo,
-    /// Check a U2F token: register, authenticate, verify (a throwaway in-process token by default).
+    /// Check a U2F or FIDO2 token: register, authenticate, verify, and when it speaks CTAP2
+    /// getInfo, makeCredential and getAssertion (a throwaway in-process token by default).
     Probe(ProbeArgs),
     /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -150,7 +151,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
 
 #[derive(Debug, Args)]
 struct ProbeArgs {
-    /// A U2F HID device: the virtual one of `vu2f serve --uhid`, or a physical key.
+    /// A U2F or FIDO2 HID device: the virtual one of `vu2f serve --uhid`, or a physical key.
     #[arg(long, value_name = "PATH")]
     hidraw: Option<PathBuf>,
     /// A token served by `vu2f serve --udp`.

@@ -1,12 +1,14 @@
 //! The host side of CTAPHID over any link that carries one 64-byte report at a time (FIDO U2F HID
 //! protocol v1.1 section 2; PROTOCOLS.md 3.4): INIT on the broadcast channel to get a channel of
-//! one's own, then each message fragmented into reports and the reply reassembled.
+//! one's own, then each message fragmented into reports and the reply reassembled. The INIT reply's
+//! capabilities tell whether the token speaks CTAP2 (CTAPHID_CBOR, CTAP 2.1 section 11.2.9.1.3).
 use std::time::{Duration, Instant};
 
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::{TokenTransport, TransportError};
 use crate::hid::host::{Reply, ReplyAssembler};
+use crate::hid::wire::CAPABILITY_CBOR;
 use crate::hid::{fragment, Command, HidError, Report, BROADCAST_CID};
 
 /// How long to wait for a reply by default (PROTOCOLS.md 3.2: the transaction timeout).
@@ -14,6 +16,9 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 /// The first and the longest pause before a message refused with `ERR_CHANNEL_BUSY` is sent again.
 const BUSY_PAUSE_MIN: Duration = Duration::from_millis(1);
 const BUSY_PAUSE_MAX: Duration = Duration::from_millis(20);
+/// The longest a CTAP2 request may be kept alive by KEEPALIVEs: past the 30 s a token waits for
+/// the user (CTAP 2.1 section 6) before it answers `USER_ACTION_TIMEOUT` itself.
+const KEEPALIVE_LIMIT: Duration = Duration::from_secs(40);
 
 /// Something that carries HID reports to a token and back: a UDP socket, a hidraw node.
 pub trait ReportLink {
@@ -28,6 +33,8 @@ pub struct CtapHidHost<L: ReportLink> {
     link: L,
     cid: u32,
     timeout: Duration,
+    /// The capability flags of the INIT reply.
+    capabilities: u8,
 }
 
 impl<L: ReportLink> CtapHidHost<L> {
@@ -37,6 +44,7 @@ impl<L: ReportLink> CtapHidHost<L> {
             link,
             cid: BROADCAST_CID,
             timeout: REPLY_TIMEOUT,
+            capabilities: 0,
         };
         let mut nonce = [0u8; 8];
         SystemRandom::new()
@@ -46,6 +54,8 @@ impl<L: ReportLink> CtapHidHost<L> {
         match reply.get(..12) {
             Some(head) if head[..8] == nonce => {
                 host.cid = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+                // nonce 8 ‖ cid 4 ‖ protocol version ‖ major ‖ minor ‖ build ‖ capabilities
+                host.capabilities = reply.get(16).copied().unwrap_or(0);
                 Ok(host)
             }
             _ => Err(TransportError::Protocol(
@@ -62,6 +72,16 @@ impl<L: ReportLink> CtapHidHost<L> {
     /// The channel id the token allocated.
     pub fn cid(&self) -> u32 {
         self.cid
+    }
+
+    /// The capability flags of the token's INIT reply (WINK 0x01, LOCK 0x02, CBOR 0x04, NMSG 0x08).
+    pub fn capabilities(&self) -> u8 {
+        self.capabilities
+    }
+
+    /// Whether the token speaks CTAP2: its INIT reply has the CBOR capability.
+    pub fn speaks_cbor(&self) -> bool {
+        self.capabilities & CAPABILITY_CBOR != 0
     }
 
     /// Sends one message and returns the reply payload. While another channel holds the token
@@ -87,11 +107,12 @@ impl<L: ReportLink> CtapHidHost<L> {
         &mut self,
         command: u8,
         payload: &[u8],
-        deadline: Instant,
+        mut deadline: Instant,
     ) -> Result<Vec<u8>, TransportError> {
         for report in fragment(self.cid, command, payload) {
             self.link.send(&report)?;
         }
+        let keepalive_limit = Instant::now() + KEEPALIVE_LIMIT;
         let mut assembler = ReplyAssembler::new(self.cid);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -106,11 +127,13 @@ impl<L: ReportLink> CtapHidHost<L> {
                     command: c,
                     payload,
                 }) if c == command => return Ok(payload),
-                // A CTAP2 request that waits for the user is kept alive until its reply.
+                // A CTAP2 request that waits for the user is kept alive until its reply: each
+                // KEEPALIVE gives the token the reply timeout again, up to the keepalive limit.
                 Some(Reply::Message { command: c, .. })
                     if c == Command::Keepalive as u8 && command == Command::Cbor as u8 =>
                 {
                     assembler = ReplyAssembler::new(self.cid);
+                    deadline = deadline.max((Instant::now() + self.timeout).min(keepalive_limit));
                 }
                 Some(Reply::Message { command: c, .. }) => {
                     return Err(TransportError::Protocol(format!(
@@ -126,7 +149,8 @@ impl<L: ReportLink> CtapHidHost<L> {
 
 impl<L: ReportLink> CtapHidHost<L> {
     /// Sends a CTAP2 request (command byte ‖ CBOR) and returns its reply (status ‖ CBOR),
-    /// waiting through KEEPALIVEs until the reply timeout.
+    /// waiting through KEEPALIVEs: each gives the token the reply timeout again, for at most
+    /// 40 s in all. Sent whatever the token's capabilities; [`TokenTransport::cbor`] asks first.
     pub fn cbor(&mut self, request: &[u8]) -> Result<Vec<u8>, TransportError> {
         self.transact(Command::Cbor as u8, request)
     }
@@ -135,5 +159,13 @@ impl<L: ReportLink> CtapHidHost<L> {
 impl<L: ReportLink> TokenTransport for CtapHidHost<L> {
     fn exchange(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
         self.transact(Command::Msg as u8, apdu)
+    }
+
+    /// `None` when the token's INIT reply lacks the CBOR capability (a U2F-only key).
+    fn cbor(&mut self, request: &[u8]) -> Result<Option<Vec<u8>>, TransportError> {
+        if !self.speaks_cbor() {
+            return Ok(None);
+        }
+        self.transact(Command::Cbor as u8, request).map(Some)
     }
 }

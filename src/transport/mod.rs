@@ -1,12 +1,14 @@
 //! # transport — how a host reaches a token (`DESIGN.md`, "Data flow": the `TokenTransport` seam)
 //!
-//! * [`InProcess`]: a function call into the U2F engine (tests, load, the demo).
+//! * [`InProcess`]: a function call into the U2F engine (tests, load, the demo), or into the CTAP2
+//!   engine of a `fido2` token, which answers U2F too (`vu2f probe` without a target).
 //! * [`UdpTransport`]: CTAPHID over UDP, one 64-byte report per datagram (`vu2f serve --udp`).
 //! * [`HidrawTransport`]: CTAPHID through `/dev/hidrawN`: `vu2f serve --uhid`, or a physical key.
 //!
 //! Both are a [`ctaphid::CtapHidHost`] over a different [`ctaphid::ReportLink`].
 use std::time::{Duration, Instant};
 
+use crate::ctap2;
 use crate::hid::HidError;
 use crate::u2f::{messages, Authenticator, StatusWord};
 
@@ -39,10 +41,17 @@ impl From<std::io::Error> for TransportError {
     }
 }
 
-/// A way to send U2F APDUs to a token.
+/// A way to send U2F APDUs, and CTAP2 requests where the token speaks CTAP2, to a token.
 pub trait TokenTransport {
     /// Sends one APDU and returns the response (data ‖ SW).
     fn exchange(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError>;
+
+    /// Sends one CTAP2 request (command byte ‖ CBOR) and returns its reply (status ‖ CBOR),
+    /// after the user's touch if it needs one. `None`: this transport, or the token, speaks no
+    /// CTAP2 (a CTAPHID token without the CBOR capability, a U2F engine in-process).
+    fn cbor(&mut self, _request: &[u8]) -> Result<Option<Vec<u8>>, TransportError> {
+        Ok(None)
+    }
 
     /// Whether an exchange may wait on I/O or a person (then async callers run it on a
     /// blocking thread); a computation of microseconds says false.
@@ -53,25 +62,77 @@ pub trait TokenTransport {
 
 /// The engine itself, called directly.
 pub struct InProcess {
-    authenticator: Authenticator,
+    engine: Engine,
 }
 
+// One engine per transport, the CTAP2 one holding a U2F one: boxing either buys nothing.
+#[allow(clippy::large_enum_variant)]
+enum Engine {
+    U2f(Authenticator),
+    Ctap2(ctap2::Authenticator),
+}
+
+/// How often an in-process CTAP2 request that waits for the user is polled.
+const CTAP2_POLL: Duration = Duration::from_millis(20);
+
 impl InProcess {
-    /// A transport over an engine.
+    /// A transport over a U2F engine.
     pub fn new(authenticator: Authenticator) -> Self {
-        Self { authenticator }
+        Self {
+            engine: Engine::U2f(authenticator),
+        }
+    }
+
+    /// A transport over a CTAP2 engine: APDUs go to the U2F engine inside it, and CTAP2 requests
+    /// to it when the token speaks CTAP2 (its profile is `fido2`).
+    pub fn ctap2(authenticator: ctap2::Authenticator) -> Self {
+        Self {
+            engine: Engine::Ctap2(authenticator),
+        }
+    }
+
+    fn u2f(&self) -> &Authenticator {
+        match &self.engine {
+            Engine::U2f(u2f) => u2f,
+            Engine::Ctap2(ctap2) => ctap2.u2f(),
+        }
     }
 }
 
 impl TokenTransport for InProcess {
     fn exchange(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        Ok(self.authenticator.process(apdu, Instant::now()))
+        let u2f = match &mut self.engine {
+            Engine::U2f(u2f) => u2f,
+            Engine::Ctap2(ctap2) => ctap2.u2f_mut(),
+        };
+        Ok(u2f.process(apdu, Instant::now()))
+    }
+
+    /// A request that waits for the user is polled, as the device loop does, until the engine
+    /// answers: the touch, a refusal, or its own timeout (`USER_ACTION_TIMEOUT`).
+    fn cbor(&mut self, request: &[u8]) -> Result<Option<Vec<u8>>, TransportError> {
+        let Engine::Ctap2(engine) = &mut self.engine else {
+            return Ok(None);
+        };
+        if !engine.speaks_ctap2() {
+            return Ok(None);
+        }
+        let mut step = engine.start(request, Instant::now());
+        loop {
+            match step {
+                ctap2::Step::Done(reply) => return Ok(Some(reply)),
+                ctap2::Step::WaitingForUser => {
+                    std::thread::sleep(CTAP2_POLL);
+                    step = engine.poll(Instant::now());
+                }
+            }
+        }
     }
 
     /// Only with a presence policy that answers at once (not `prompt`, `touch` or `delay`,
     /// which make callers poll).
     fn may_block(&self) -> bool {
-        !self.authenticator.presence().answers_at_once()
+        !self.u2f().presence().answers_at_once()
     }
 }
 

@@ -1,7 +1,9 @@
 //! `vu2f probe`: does a U2F token work? VERSION, a REGISTER and two AUTHENTICATEs, each answer
 //! verified as a relying party would (PROTOCOLS.md section 4), then check-only and a foreign appId.
-//! The token is any [`TokenTransport`]: a hidraw node (the virtual device or a physical key), a
-//! `vu2f serve --udp` token, or a throwaway token in this process.
+//! When the token speaks CTAP2 too, getInfo, a makeCredential and two getAssertions, verified
+//! likewise (CTAP 2.1 sections 6.4, 6.1 and 6.2; see [`ctap2`]). The token is any
+//! [`TokenTransport`]: a hidraw node (the virtual device or a physical key), a `vu2f serve --udp`
+//! token, or a throwaway `fido2` token in this process.
 //!
 //! With rounds, it also measures the latency of AUTHENTICATE on that token against the same
 //! operation on a throwaway in-process token, in the same run.
@@ -16,6 +18,8 @@ use crate::u2f::messages::{
     self, AuthenticationResponse, ClientData, RegistrationResponse, TYP_REGISTER, TYP_SIGN,
 };
 use crate::u2f::{Authenticator, Presence, PresencePolicy, StatusWord};
+
+pub mod ctap2;
 
 const APP_ID: &str = "https://probe.vu2f.invalid";
 const PRESENCE_POLL: Duration = Duration::from_millis(100);
@@ -47,6 +51,8 @@ pub struct Latency {
 pub struct ProbeReport {
     /// What was probed.
     pub target: String,
+    /// Whether the token speaks CTAP2 (then the steps end with its checks).
+    pub ctap2: bool,
     /// The checks, in order.
     pub steps: Vec<Step>,
     /// The latency, when rounds were asked for.
@@ -57,7 +63,12 @@ pub struct ProbeReport {
 impl ProbeReport {
     /// The report for people.
     pub fn to_text(&self) -> String {
-        let mut text = format!("vu2f probe: {}\n", self.target);
+        let protocols = if self.ctap2 {
+            "U2F and CTAP2"
+        } else {
+            "U2F only"
+        };
+        let mut text = format!("vu2f probe: {} ({protocols})\n", self.target);
         for (i, s) in self.steps.iter().enumerate() {
             let _ = writeln!(text, "{:>2}. {:<40} {}", i + 1, s.step, s.result);
         }
@@ -209,19 +220,23 @@ fn median_authenticate(
     Ok(times.get(times.len() / 2).copied().unwrap_or_default())
 }
 
-/// A throwaway in-process token (its store is deleted when the guard is dropped).
+/// A throwaway in-process `fido2` token, U2F and CTAP2 (its store is deleted when the guard is
+/// dropped).
 fn throwaway_token() -> anyhow::Result<(tempfile::TempDir, InProcess)> {
     let dir = tempfile::tempdir()?;
     let store = keystore::Store::open(&dir.path().join("store"))?;
-    store.create_token("probe", keystore::TokenOptions::default())?;
-    let token = InProcess::new(Authenticator::new(
-        store.load("probe")?,
-        Presence::new(PresencePolicy::Auto),
-    ));
+    let options = keystore::TokenOptions {
+        profile: keystore::Profile::Fido2,
+        ..Default::default()
+    };
+    store.create_token("probe", options)?;
+    let u2f = Authenticator::new(store.load("probe")?, Presence::new(PresencePolicy::Auto));
+    let token = InProcess::ctap2(crate::ctap2::Authenticator::new(u2f, None));
     Ok((dir, token))
 }
 
-/// Probes `token`; with `rounds`, measures its AUTHENTICATE latency against in-process.
+/// Probes `token` (U2F, then CTAP2 if it speaks it); with `rounds`, measures its AUTHENTICATE
+/// latency against in-process.
 pub fn run(
     target: String,
     token: Option<Box<dyn TokenTransport>>,
@@ -231,7 +246,10 @@ pub fn run(
     let (_dir, local) = throwaway_token()?;
     let mut token = token.unwrap_or_else(|| Box::new(local));
     let token = token.as_mut();
-    let (steps, registration) = check(token, touch_timeout)?;
+    let (mut steps, registration) = check(token, touch_timeout)?;
+    let ctap2_steps = ctap2::check(token)?;
+    let ctap2 = ctap2_steps.is_some();
+    steps.extend(ctap2_steps.into_iter().flatten());
     let latency = if rounds == 0 {
         None
     } else {
@@ -255,6 +273,7 @@ pub fn run(
     };
     Ok(ProbeReport {
         target,
+        ctap2,
         steps,
         latency,
     })
