@@ -214,6 +214,113 @@ fn libfido2_tools_make_and_verify_a_credential_and_an_assertion() {
     );
 }
 
+/// libfido2 as CTAP2 host of a `fido2` token: `fido2-token -I` reads getInfo; `fido2-cred -M`
+/// makes ES256 and EdDSA credentials, non-resident and resident (`-r`), whose packed attestation
+/// `fido2-cred -V` verifies; `fido2-assert -G` signs with each (by id, or by rp alone for a
+/// resident one) and `fido2-assert -V` verifies the signature with the credential's key.
+#[test]
+fn libfido2_speaks_ctap2_to_a_fido2_token() {
+    if !uhid_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let tokens = names("ctap2-", 1);
+    let opened = keystore::Store::open(&store).unwrap();
+    let options = keystore::TokenOptions {
+        profile: keystore::Profile::Fido2,
+        ..Default::default()
+    };
+    opened.create_tokens(&tokens, options).unwrap();
+    drop(opened);
+    let served = Served::start(&store, &tokens);
+    let device = served.hidraw[0].to_str().unwrap();
+
+    let info = Command::new("fido2-token")
+        .args(["-I", device])
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    for expected in [
+        "version strings: U2F_V2, FIDO_2_0, FIDO_2_1",
+        "algorithms: es256 (public-key), eddsa (public-key)",
+        "maxcredlen: 126",
+    ] {
+        assert!(info.contains(expected), "{expected:?} not in:\n{info}");
+    }
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("options:") && l.contains(" rk,") && l.contains(" up,")),
+        "{info}"
+    );
+
+    let file = |name: &str| dir.path().join(name);
+    let client_data_hash = STANDARD.encode([0x33u8; 32]);
+    for (kind, resident) in [
+        ("es256", false),
+        ("eddsa", false),
+        ("es256", true),
+        ("eddsa", true),
+    ] {
+        let rp = format!("{kind}-{resident}.vu2f.test");
+        let user_id = STANDARD.encode([u8::from(resident) + 1; 16]);
+        std::fs::write(
+            file("cred_param"),
+            format!("{client_data_hash}\n{rp}\nalice\n{user_id}\n"),
+        )
+        .unwrap();
+        let mut make = Command::new("fido2-cred");
+        make.arg("-M");
+        if resident {
+            make.arg("-r");
+        }
+        run(make
+            .arg("-i")
+            .arg(file("cred_param"))
+            .arg("-o")
+            .arg(file("cred"))
+            .args([device, kind]));
+        let made = std::fs::read_to_string(file("cred")).unwrap();
+        assert_eq!(made.lines().nth(2), Some("packed"), "{kind}: {made}");
+        run(Command::new("fido2-cred")
+            .args(["-V", "-i"])
+            .arg(file("cred"))
+            .arg("-o")
+            .arg(file("verified"))
+            .arg(kind));
+        let verified = std::fs::read_to_string(file("verified")).unwrap();
+        let (credential_id, public_key) = verified.split_once('\n').unwrap();
+        std::fs::write(file("key.pem"), public_key).unwrap();
+
+        let listed = if resident {
+            String::new()
+        } else {
+            format!("{credential_id}\n")
+        };
+        std::fs::write(
+            file("assert_param"),
+            format!("{client_data_hash}\n{rp}\n{listed}"),
+        )
+        .unwrap();
+        let mut get = Command::new("fido2-assert");
+        get.args(["-G", "-p"]);
+        if resident {
+            get.arg("-r");
+        }
+        run(get
+            .arg("-i")
+            .arg(file("assert_param"))
+            .arg("-o")
+            .arg(file("assertion"))
+            .args([device, kind]));
+        run(Command::new("fido2-assert")
+            .args(["-V", "-p", "-i"])
+            .arg(file("assertion"))
+            .arg(file("key.pem"))
+            .arg(kind));
+    }
+}
+
 /// Sixteen tokens from one process: each enumerates and answers, and a key handle of one is
 /// refused by the next with 0x6A80.
 #[test]
