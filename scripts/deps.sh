@@ -24,8 +24,9 @@ ensure_debian_packages() {
 VU2F_VENV_PACKAGES=('fido2>=2.0,<3' 'pytest>=8' 'locust>=2.20,<3' 'selenium>=4.20,<5')
 
 # What tests/python/test_browsers.py drives: Chromium and its driver, Firefox ESR, the X server
-# they run on, and certutil for Chromium's NSS database.
-VU2F_BROWSER_PACKAGES=(chromium chromium-driver firefox-esr xvfb libnss3-tools)
+# they run on, certutil for Chromium's NSS database, and xdotool for a key press in Chromium's
+# own dialog (the account of a passkey sign-in).
+VU2F_BROWSER_PACKAGES=(chromium chromium-driver firefox-esr xvfb libnss3-tools xdotool)
 
 # ensure_python_venv DIR PACKAGE...: a virtual environment in DIR with the packages.
 ensure_python_venv() {

@@ -2,15 +2,22 @@
 HTTP(S) server on localhost that also serves the page running the ceremony.
 
 The page (`PAGE`) asks the server for options, calls navigator.credentials.create or .get, and
-posts the browser's answer back. The server verifies each answer as a relying party must:
-python-fido2 checks type, challenge, origin, RP ID hash, user presence and the signature, and
-this server refuses a sign counter that does not rise above the credential's last one. What it
-verified is recorded in `verified`, what it refused in `refused`; the page's own account of
-the ceremony (`page_said`) is kept only to explain a failure.
+posts the browser's answer back; `window.progress` tells a driver how far it got. The server
+verifies each answer as a relying party must: python-fido2 checks type, challenge, origin, RP ID
+hash, user presence and the signature, and this server refuses a sign counter that does not rise
+above the credential's last one. What it verified is recorded in `verified` (with the flags of
+the authenticator data), what it refused in `refused`; the page's own account of the ceremony
+(`page_said`) is kept only to explain a failure.
 
 With `app_id`, assertions are asked for with WebAuthn's `appid` extension, and one the browser
 made with it (client extension output `appid: true`) is verified against SHA-256(appId) instead
 of the RP ID's hash: a credential registered through U2F for that appId.
+
+`resident_key` and `user_verification` are what the relying party asks for in both ceremonies
+(python-fido2 then refuses an answer without the UV flag when UV is required). Without
+`allow_list`, sign-in asks for no credential at all (a discoverable credential, a passkey, signs)
+and the server finds the credential by its id and refuses a user handle other than the one it
+registered the credential for, or none.
 """
 from __future__ import annotations
 
@@ -39,6 +46,7 @@ from fido2.webauthn import (
 )
 
 RP_ID = "localhost"
+USER_PRESENT, USER_VERIFIED = 0x01, 0x04
 
 PAGE = """<!doctype html>
 <meta charset="utf-8">
@@ -61,6 +69,9 @@ async function post(path, body) {
   return answer;
 }
 
+// How far the ceremony got, for a driver to poll: sign-ins begun, and the outcome at the end.
+window.progress = {signIns: 0, outcome: null};
+
 // Registers a credential when `register`, then signs `signs` times with the credentials the
 // server knows. Resolves to "done" or to the first error; the server is told either way.
 async function ceremony(register, signs) {
@@ -75,6 +86,7 @@ async function ceremony(register, signs) {
     }
     for (let i = 0; i < signs; i++) {
       const options = await post("/authenticate/begin");
+      progress.signIns++;
       const assertion = await navigator.credentials.get({
         publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.publicKey),
       });
@@ -82,12 +94,12 @@ async function ceremony(register, signs) {
       log("signed");
     }
     await post("/report", {outcome: "done"});
-    return "done";
+    return progress.outcome = "done";
   } catch (error) {
     const outcome = error.name + ": " + error.message;
     log(outcome);
     await post("/report", {outcome}).catch(() => {});
-    return outcome;
+    return progress.outcome = outcome;
   }
 }
 
@@ -106,6 +118,7 @@ class Credential:
     data: AttestedCredentialData
     counter: int
     app_id: str | None
+    user_id: bytes | None  # the user it was registered for; None for a U2F credential
 
 
 @dataclass(frozen=True)
@@ -117,13 +130,20 @@ class Verified:
     counter: int
     app_id: str | None
     at: float
+    flags: int  # of the authenticator data: USER_PRESENT, USER_VERIFIED, ...
+    aaguid: str | None = None  # a registration's, as the browser passed it on
+    user_handle: bytes | None = None  # an assertion's
 
 
 class RelyingParty:
     """The relying party `localhost` on its own origin, http://localhost:PORT, or
     https://localhost:PORT when `tls` (an ssl.SSLContext) is given. Serve it with `start()`."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None, use_app_id: bool = False):
+    def __init__(self, tls: ssl.SSLContext | None = None, use_app_id: bool = False,
+                 resident_key: ResidentKeyRequirement = ResidentKeyRequirement.DISCOURAGED,
+                 user_verification: UserVerificationRequirement = (
+                     UserVerificationRequirement.DISCOURAGED),
+                 allow_list: bool = True):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.rp = self
@@ -133,6 +153,11 @@ class RelyingParty:
         self.port = self.httpd.server_address[1]
         self.origin = f"{'https' if tls else 'http'}://localhost:{self.port}"
         self.app_id = self.origin if use_app_id else None
+        self.resident_key = resident_key
+        self.user_verification = user_verification
+        self.allow_list = allow_list
+        # A user id of its own: a user handle from another relying party's credential shows.
+        self.user = {"id": os.urandom(16), "name": "alice", "displayName": "Alice"}
         self.server = self._server(RP_ID)
         self._app_id_server = self._server(self.app_id) if self.app_id else None
         self.credentials: dict[bytes, Credential] = {}
@@ -171,7 +196,7 @@ class RelyingParty:
         """A credential registered through U2F for this relying party's appId."""
         assert self.app_id, "a U2F credential needs use_app_id"
         data = AttestedCredentialData.from_ctap1(key_handle, public_key)
-        self.credentials[data.credential_id] = Credential(data, counter, self.app_id)
+        self.credentials[data.credential_id] = Credential(data, counter, self.app_id, None)
 
     def wait(self, done, timeout: float) -> bool:
         """Waits until `done(self)` is true, or anything was refused, or the page gave up."""
@@ -193,7 +218,8 @@ class RelyingParty:
 
     def summary(self) -> str:
         """What the server verified, with counters and when (seconds after its start)."""
-        return ", ".join(f"{v.kind} (counter {v.counter}) at {v.at:.0f} s" for v in self.verified)
+        return ", ".join(f"{v.kind} (counter {v.counter}, flags {v.flags:#04x}) at {v.at:.0f} s"
+                         for v in self.verified)
 
     def explain(self) -> str:
         """What happened, for an assertion's message."""
@@ -209,23 +235,26 @@ class RelyingParty:
     def _handle(self, path: str, body: dict) -> dict:
         if path == "/register/begin":
             options, self._pending["register"] = self.server.register_begin(
-                {"id": b"vu2f-browser-user", "name": "alice", "displayName": "Alice"},
+                self.user,
                 credentials=[c.data for c in self.credentials.values()],
-                resident_key_requirement=ResidentKeyRequirement.DISCOURAGED,
-                user_verification=UserVerificationRequirement.DISCOURAGED,
+                resident_key_requirement=self.resident_key,
+                user_verification=self.user_verification,
                 authenticator_attachment=AuthenticatorAttachment.CROSS_PLATFORM,
             )
             return dict(options)
         if path == "/register/complete":
             auth_data = self.server.register_complete(self._take("register"), body)
             data = auth_data.credential_data
-            self.credentials[data.credential_id] = Credential(data, auth_data.counter, None)
-            self._record("registration", data.credential_id, auth_data.counter, None)
+            self.credentials[data.credential_id] = Credential(
+                data, auth_data.counter, None, self.user["id"])
+            self._record(Verified(
+                "registration", data.credential_id.hex(), auth_data.counter, None,
+                self._elapsed(), auth_data.flags, aaguid=str(data.aaguid)))
             return {"ok": True}
         if path == "/authenticate/begin":
             options, self._pending["authenticate"] = self.server.authenticate_begin(
-                [c.data for c in self.credentials.values()],
-                user_verification=UserVerificationRequirement.DISCOURAGED,
+                [c.data for c in self.credentials.values()] if self.allow_list else None,
+                user_verification=self.user_verification,
                 extensions={"appid": self.app_id} if self.app_id else None,
             )
             return dict(options)
@@ -250,12 +279,21 @@ class RelyingParty:
             raise ValueError(
                 f"a credential for appId {credential.app_id}, appid used: {used_app_id}")
         server.authenticate_complete(self._take("authenticate"), [credential.data], response)
-        counter = response.response.authenticator_data.counter
-        if counter <= credential.counter:
-            raise ValueError(f"sign counter {counter} does not rise above {credential.counter}")
-        credential.counter = counter
-        self._record("assertion", response.raw_id, counter, credential.app_id)
-        return {"ok": True, "counter": counter}
+        user_handle = response.response.user_handle
+        if user_handle is None and not self.allow_list:
+            raise ValueError("no user handle in a sign-in without an allowList")
+        if user_handle is not None and user_handle != credential.user_id:
+            raise ValueError(f"user handle {user_handle.hex()} is not the one the credential "
+                             f"was registered for, {(credential.user_id or b'').hex()}")
+        auth_data = response.response.authenticator_data
+        if auth_data.counter <= credential.counter:
+            raise ValueError(
+                f"sign counter {auth_data.counter} does not rise above {credential.counter}")
+        credential.counter = auth_data.counter
+        self._record(Verified(
+            "assertion", response.raw_id.hex(), auth_data.counter, credential.app_id,
+            self._elapsed(), auth_data.flags, user_handle=user_handle))
+        return {"ok": True, "counter": auth_data.counter}
 
     def _take(self, ceremony: str):
         state = self._pending.pop(ceremony, None)
@@ -263,8 +301,8 @@ class RelyingParty:
             raise ValueError(f"no {ceremony} ceremony begun")
         return state
 
-    def _record(self, kind: str, credential_id: bytes, counter: int, app_id: str | None) -> None:
-        self.verified.append(Verified(kind, credential_id.hex(), counter, app_id, self._elapsed()))
+    def _record(self, verified: Verified) -> None:
+        self.verified.append(verified)
         self._changed.notify_all()
 
     def refuse(self, path: str, error: Exception) -> None:
