@@ -565,20 +565,6 @@ fn built_in_uv_sets_the_uv_flag_and_reveals_names() {
     let options_map = member(&info, 4).unwrap().as_map().unwrap();
     assert_eq!(text_member(options_map, "uv"), Some(&Value::Bool(true)));
 
-    // Protected by UV: a discoverable credential needs it, a non-discoverable one does not.
-    let unverified = make_params(
-        "example.com",
-        b"user",
-        &[ES256],
-        vec![(int(7), options(&[("rk", true)]))],
-    );
-    assert_eq!(
-        done(token.start(&encode(1, Some(unverified)), Instant::now())),
-        [Status::OperationDenied.byte()]
-    );
-    token.u2f().presence().button().press();
-    let server_side = make(&mut token, "example.com", b"user", ES256, false);
-    assert_eq!(server_side.flags & 0x05, 0x01, "UP without UV");
     let params = make_params(
         "example.com",
         b"user",

@@ -4,8 +4,7 @@
 //! ```text
 //!  0x01 versions          ["U2F_V2", "FIDO_2_0", "FIDO_2_1"]
 //!  0x03 aaguid            the store's AAGUID (16 bytes)
-//!  0x04 options           {rk: true, up: true, plat: false; with built-in UV also uv: true and
-//!                         makeCredUvNotRqd: true}
+//!  0x04 options           {rk: true, up: true, uv: true (only with built-in UV), plat: false}
 //!  0x05 maxMsgSize        1200
 //!  0x07 maxCredentialCountInList, 0x08 maxCredentialIdLength
 //!  0x09 transports        ["usb"]
@@ -53,8 +52,6 @@ pub fn info(facts: &Facts) -> Value {
     ];
     if facts.built_in_uv {
         options.push(("uv", Value::Bool(true)));
-        // Protected by UV, yet non-discoverable credentials need none (CTAP 2.1 SHOULD).
-        options.push(("makeCredUvNotRqd", Value::Bool(true)));
     }
     uint_map([
         (0x01, Value::Array(versions)),
@@ -109,9 +106,5 @@ mod tests {
         .unwrap();
         let options = cbor::map(with_uv.get(4).unwrap()).unwrap();
         assert_eq!(cbor::member(options, "uv"), Some(&Value::Bool(true)));
-        assert_eq!(
-            cbor::member(options, "makeCredUvNotRqd"),
-            Some(&Value::Bool(true))
-        );
     }
 }

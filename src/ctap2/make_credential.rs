@@ -8,8 +8,7 @@
 //! Before the touch: the pinUvAuthParam (no PIN protocol yet: absent protocol
 //! `MISSING_PARAMETER`, any other `INVALID_PARAMETER`), the algorithm (`UNSUPPORTED_ALGORITHM`),
 //! the options (`uv` without built-in UV or `up: false`: `INVALID_OPTION`), enterprise
-//! attestation (`INVALID_PARAMETER`), a discoverable credential without UV on a token with
-//! built-in UV (`OPERATION_DENIED`), room for a discoverable credential (`KEY_STORE_FULL`), and
+//! attestation (`INVALID_PARAMETER`), room for a discoverable credential (`KEY_STORE_FULL`), and
 //! the excludeList (one of ours: a touch, then `CREDENTIAL_EXCLUDED`). After it: the key, the
 //! counter, the attestation, and a discoverable credential stored durably before the reply.
 use std::time::Instant;
@@ -57,12 +56,6 @@ impl Authenticator {
         }
         if request.enterprise_attestation.is_some() {
             return Err(Status::InvalidParameter);
-        }
-        // Steps 6 to 8: a token protected by user verification (built-in UV; no PIN yet) makes
-        // a discoverable credential only for a verified user. getInfo says makeCredUvNotRqd, so
-        // a non-discoverable one needs no UV. With no PIN to offer, the refusal is 0x27.
-        if self.uv.is_some() && !verify && request.options.rk.unwrap_or(false) {
-            return Err(Status::OperationDenied);
         }
         let rp_id_hash = rp_id_hash(&request.rp.id);
         let discoverable = request.options.rk.unwrap_or(false);

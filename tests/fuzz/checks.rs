@@ -673,14 +673,9 @@ impl Ctap2Engine {
             eddsa: Vec::new(),
             u2f_handle: Vec::new(),
         };
-        // A token with built-in UV makes discoverable credentials only for a verified user.
-        let rk: &[(&str, bool)] = if uv.is_some() {
-            &[("rk", true), ("uv", true)]
-        } else {
-            &[("rk", true)]
-        };
-        engine.make(&make_credential_request(FUZZ_RP, &[1], ES256, rk, &[]));
-        engine.make(&make_credential_request(FUZZ_RP, &[2], EDDSA, rk, &[]));
+        let rk = [("rk", true)];
+        engine.make(&make_credential_request(FUZZ_RP, &[1], ES256, &rk, &[]));
+        engine.make(&make_credential_request(FUZZ_RP, &[2], EDDSA, &rk, &[]));
         engine.es256 = engine.make(&make_credential_request(FUZZ_RP, &[3], ES256, &[], &[]));
         engine.eddsa = engine.make(&make_credential_request(FUZZ_RP, &[4], EDDSA, &[], &[]));
         let request = messages::register_request(&[1; 32], &messages::app_param(APP));
@@ -800,8 +795,6 @@ fn structured_outcomes(selector: u8) -> Option<&'static [u8]> {
     let bit = |n: u8| selector & (1 << n) != 0;
     Some(match selector & 0x07 {
         0 if bit(6) && !uv_engine => &[0x2C],
-        // Protected by built-in UV: a discoverable credential without UV is denied.
-        0 if uv_engine && bit(3) && !bit(6) => &[0x27],
         0 if bit(5) => &[0x19],
         // A full store refuses a new discoverable credential.
         0 if bit(3) => &[OK, 0x28],
