@@ -212,17 +212,11 @@ fn made(reply: &[u8], rp: &str) -> Made {
     }
 }
 
-/// The uncompressed P-256 point of a certificate: the one 65-byte string after the id-ecPublicKey
-/// and prime256v1 OIDs (this test's certificates are the store's own).
+/// The public key of a DER certificate, as ring takes it.
 fn certificate_public_key(der: &[u8]) -> Vec<u8> {
-    let prime256v1 = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
-    let at = der
-        .windows(prime256v1.len())
-        .position(|w| w == prime256v1)
-        .expect("a P-256 key");
-    let bit_string = &der[at + prime256v1.len()..];
-    assert_eq!(bit_string[..3], [0x03, 0x42, 0x00]);
-    bit_string[3..3 + 65].to_vec()
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, certificate) = X509Certificate::from_der(der).expect("x5c[0] is a certificate");
+    certificate.public_key().subject_public_key.data.to_vec()
 }
 
 /// Parses and verifies a getAssertion reply for `credential`; returns its map and counter.

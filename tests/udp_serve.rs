@@ -260,11 +260,8 @@ fn the_control_socket_is_in_the_runtime_dir_and_only_touch_needs_it() {
     );
 }
 
-/// `vu2f probe --udp` against `vu2f serve --udp`: a `fido2` token passes the U2F and the CTAP2
-/// checks (getInfo, makeCredential, two getAssertions, all verified), in text and in JSON; a
-/// `u2f` token, whose INIT reply lacks the CBOR capability, the U2F ones only.
-#[test]
-fn probe_checks_ctap2_on_a_fido2_token_and_not_on_a_u2f_token() {
+/// A store with a `fido2` token "f" and a `u2f` token "u", both served over UDP with `presence`.
+fn serve_fido2_and_u2f(presence: &str) -> (tempfile::TempDir, std::path::PathBuf, common::Server) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     create(&store, &["u"]);
@@ -273,16 +270,17 @@ fn probe_checks_ctap2_on_a_fido2_token_and_not_on_a_u2f_token() {
         .status()
         .unwrap();
     assert!(created.success());
-    let server = common::Server::start(&store, &["f", "u"], "auto");
-    let addr = |name: &str| {
-        server
-            .addrs
-            .iter()
-            .find(|(token, _)| token == name)
-            .unwrap()
-            .1
-            .to_string()
-    };
+    let server = common::Server::start(&store, &["f", "u"], presence);
+    (dir, store, server)
+}
+
+/// `vu2f probe --udp` against `vu2f serve --udp`: a `fido2` token passes the U2F and the CTAP2
+/// checks (getInfo, makeCredential, two getAssertions, all verified), in text and in JSON; a
+/// `u2f` token, whose INIT reply lacks the CBOR capability, the U2F ones only.
+#[test]
+fn probe_checks_ctap2_on_a_fido2_token_and_not_on_a_u2f_token() {
+    let (_dir, store, server) = serve_fido2_and_u2f("auto");
+    let addr = |name: &str| server.addr(name).to_string();
     let probe = |args: &[&str]| {
         let out = common::vu2f(&store).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -342,23 +340,8 @@ fn probe_checks_ctap2_on_a_fido2_token_and_not_on_a_u2f_token() {
 /// kept the request alive.
 #[test]
 fn keepalives_keep_a_ctap2_request_alive_past_the_reply_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    create(&store, &["u"]);
-    let created = common::vu2f(&store)
-        .args(["token", "create", "f", "--profile", "fido2"])
-        .status()
-        .unwrap();
-    assert!(created.success());
-    let server = common::Server::start(&store, &["f", "u"], "delay:3500");
-    let addr = |name: &str| {
-        server
-            .addrs
-            .iter()
-            .find(|(token, _)| token == name)
-            .unwrap()
-            .1
-    };
+    let (_dir, _store, server) = serve_fido2_and_u2f("delay:3500");
+    let addr = |name: &str| server.addr(name);
     let mut u2f = UdpTransport::connect(addr("u")).unwrap();
     assert_eq!(u2f.capabilities() & 0x04, 0);
     assert!(TokenTransport::cbor(&mut u2f, &[0x04]).unwrap().is_none());

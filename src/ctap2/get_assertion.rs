@@ -15,6 +15,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use keystore::DiscoverableCredential;
+
 use super::auth_data::{self, USER_PRESENT, USER_VERIFIED};
 use super::authenticator::{body, reply, rp_id_hash, Authenticator, Operation, Step};
 use super::cbor::{text_map, uint_map, Parameters, Value};
@@ -94,12 +96,10 @@ impl Authenticator {
     /// RP's discoverable credentials, most recent first.
     fn locate(&self, allow_list: &[Vec<u8>], rp_id_hash: &[u8; 32]) -> VecDeque<Found> {
         let stored = &self.u2f.keys().discoverable;
-        let account = |id: &[u8]| {
-            stored.find(id).map(|c| Account {
-                id: c.user_id.clone(),
-                name: c.user_name.clone(),
-                display_name: c.user_display_name.clone(),
-            })
+        let account = |c: &DiscoverableCredential| Account {
+            id: c.user_id.clone(),
+            name: c.user_name.clone(),
+            display_name: c.user_display_name.clone(),
         };
         if allow_list.is_empty() {
             return stored
@@ -107,7 +107,7 @@ impl Authenticator {
                 .into_iter()
                 .map(|c| Found {
                     id: c.credential_id.clone(),
-                    account: account(&c.credential_id),
+                    account: Some(account(c)),
                 })
                 .collect();
         }
@@ -116,7 +116,7 @@ impl Authenticator {
             .find(|id| self.is_ours(id, rp_id_hash))
             .map(|id| Found {
                 id: id.clone(),
-                account: account(id),
+                account: stored.find(id).map(account),
             })
             .into_iter()
             .collect()

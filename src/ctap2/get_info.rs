@@ -14,7 +14,7 @@
 //! ```
 //! No `clientPin` option and no `pinUvAuthProtocols` until the token has a PIN; `uv` only when the
 //! token has built-in user verification (python-fido2 takes `uv: false` for "not configured").
-use super::cbor::{self, text_map, uint_map, Value};
+use super::cbor::{text_map, uint_map, Value};
 use super::cose::Algorithm;
 
 /// The largest request the token takes, as getInfo announces it.
@@ -76,15 +76,10 @@ pub fn info(facts: &Facts) -> Value {
     ])
 }
 
-/// The getInfo reply's bytes (after the status byte).
-pub fn encode(facts: &Facts) -> Vec<u8> {
-    cbor::encode(&info(facts))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctap2::cbor::Parameters;
+    use crate::ctap2::cbor::{self, Parameters};
 
     #[test]
     fn info_lists_uv_only_with_built_in_uv_and_decodes_strictly() {
@@ -93,16 +88,16 @@ mod tests {
             built_in_uv: false,
             remaining_discoverable: 100,
         };
-        let encoded = encode(&facts);
+        let encoded = cbor::encode(&info(&facts));
         let params = Parameters::decode(&encoded).unwrap();
         assert_eq!(cbor::bytes(params.get(3).unwrap()), Ok(&[7u8; 16][..]));
         let options = cbor::map(params.get(4).unwrap()).unwrap();
         assert!(cbor::member(options, "uv").is_none());
         assert_eq!(cbor::member(options, "rk"), Some(&Value::Bool(true)));
-        let with_uv = Parameters::decode(&encode(&Facts {
+        let with_uv = Parameters::decode(&cbor::encode(&info(&Facts {
             built_in_uv: true,
             ..facts
-        }))
+        })))
         .unwrap();
         let options = cbor::map(with_uv.get(4).unwrap()).unwrap();
         assert_eq!(cbor::member(options, "uv"), Some(&Value::Bool(true)));

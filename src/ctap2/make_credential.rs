@@ -60,11 +60,13 @@ impl Authenticator {
         let rp_id_hash = rp_id_hash(&request.rp.id);
         let discoverable = request.options.rk.unwrap_or(false);
         let stored = &self.u2f.keys().discoverable;
-        let replaces = stored
-            .for_rp(&rp_id_hash)
-            .iter()
-            .any(|c| c.user_id == request.user.id);
-        if discoverable && stored.remaining() == 0 && !replaces {
+        let replaces = || {
+            stored
+                .for_rp(&rp_id_hash)
+                .iter()
+                .any(|c| c.user_id == request.user.id)
+        };
+        if discoverable && stored.remaining() == 0 && !replaces() {
             return Err(Status::KeyStoreFull);
         }
         if request

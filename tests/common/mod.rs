@@ -120,6 +120,15 @@ impl Server {
     pub fn kill(&mut self) {
         self.process.kill();
     }
+
+    /// The address of the token `name`.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.addrs
+            .iter()
+            .find(|(token, _)| token == name)
+            .unwrap_or_else(|| panic!("token {name} is not served"))
+            .1
+    }
 }
 
 /// Registers `token` for `app` and checks the attestation signature.
