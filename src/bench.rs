@@ -254,7 +254,7 @@ fn ctap2_rates(store: &keystore::Store, duration: Duration) -> anyhow::Result<Ct
         .map_err(|status| anyhow::anyhow!("bench: makeCredential: {status}"))?;
     let auth_data = made
         .get(2)
-        .and_then(Value::as_bytes)
+        .and_then(|item| item.as_bytes())
         .ok_or_else(|| anyhow::anyhow!("bench: makeCredential has no authData"))?;
     let id_len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
     let id = auth_data[55..55 + id_len].to_vec();

@@ -61,7 +61,7 @@ fn get_request(rp: &str) -> Vec<u8> {
 }
 
 /// The map of a successful reply; `None` for anything else (the server died mid-reply).
-fn success(reply: &[u8]) -> Option<Parameters> {
+fn success(reply: &[u8]) -> Option<Parameters<'_>> {
     match reply.split_first() {
         Some((0, body)) => Some(Parameters::decode(body).expect("a reply is a CBOR map")),
         _ => None,

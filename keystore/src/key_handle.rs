@@ -76,10 +76,45 @@ impl Drop for CredentialKey {
 impl CredentialKey {
     /// Generates a fresh P-256 key pair.
     pub fn generate(rng: &SystemRandom) -> Result<Self> {
-        let crypto = |what: &str| StoreError::Crypto(format!("credential key generation: {what}"));
         let document = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, rng)
-            .map_err(|_| crypto("no randomness"))?;
-        let info = pkcs8::PrivateKeyInfo::try_from(document.as_ref())
+            .map_err(|_| StoreError::Crypto("credential key generation: no randomness".into()))?;
+        match Self::from_ring_layout(document.as_ref()) {
+            Some(key) => Ok(key),
+            None => Self::from_pkcs8(document.as_ref()),
+        }
+    }
+
+    /// The two halves of a PKCS#8 document in the one layout ring writes for P-256 (its template
+    /// `ecPublicKey_p256_pkcs8_v1_template.der`), read where they lie; `None` for any other
+    /// document. Parsing the DER costs about 1 µs, 3 % of a makeCredential.
+    ///
+    /// ```text
+    ///  0   30 81 87 02 01 00 30 13 06 07 2a 86 48 ce 3d 02 01     PrivateKeyInfo, ecPublicKey,
+    ///  17  06 08 2a 86 48 ce 3d 03 01 07 04 6d 30 6b 02 01 01     prime256v1, ECPrivateKey v1
+    ///  34  04 20 <private scalar, 32>                              at 36
+    ///  68  a1 44 03 42 00 <public point 04 ‖ x ‖ y, 65>            at 73; 138 bytes in all
+    /// ```
+    fn from_ring_layout(document: &[u8]) -> Option<Self> {
+        const HEAD: [u8; 36] = [
+            0x30, 0x81, 0x87, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce,
+            0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04,
+            0x6d, 0x30, 0x6b, 0x02, 0x01, 0x01, 0x04, 0x20,
+        ];
+        const MIDDLE: [u8; 5] = [0xa1, 0x44, 0x03, 0x42, 0x00];
+        let (head, rest) = document.split_first_chunk::<36>()?;
+        let (private_key, rest) = rest.split_first_chunk::<PRIVATE_LEN>()?;
+        let (middle, public_key) = rest.split_first_chunk::<5>()?;
+        let public_key: [u8; PUBLIC_KEY_LEN] = public_key.try_into().ok()?;
+        (*head == HEAD && *middle == MIDDLE).then_some(Self {
+            private_key: *private_key,
+            public_key,
+        })
+    }
+
+    /// The two halves of any PKCS#8 document of a P-256 key, parsed as DER.
+    fn from_pkcs8(document: &[u8]) -> Result<Self> {
+        let crypto = |what: &str| StoreError::Crypto(format!("credential key generation: {what}"));
+        let info = pkcs8::PrivateKeyInfo::try_from(document)
             .map_err(|e| crypto(&format!("PKCS#8: {e}")))?;
         let ec = sec1::EcPrivateKey::try_from(info.private_key)
             .map_err(|e| crypto(&format!("SEC1: {e}")))?;
@@ -443,6 +478,26 @@ impl KeyWrapper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_s_pkcs8_layout_is_read_as_the_der_parser_reads_it() {
+        let rng = SystemRandom::new();
+        for _ in 0..20 {
+            let document =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+            let fast = CredentialKey::from_ring_layout(document.as_ref()).expect("ring's layout");
+            let parsed = CredentialKey::from_pkcs8(document.as_ref()).unwrap();
+            assert_eq!(fast.private_key, parsed.private_key);
+            assert_eq!(fast.public_key, parsed.public_key);
+        }
+        let mut other = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+            .unwrap()
+            .as_ref()
+            .to_vec();
+        other[69] ^= 1;
+        assert!(CredentialKey::from_ring_layout(&other).is_none());
+        assert!(CredentialKey::from_ring_layout(&other[..137]).is_none());
+    }
 
     fn wrapper(byte: u8) -> KeyWrapper {
         KeyWrapper::new(&[byte; 32])

@@ -28,14 +28,16 @@ pub struct AttestedCredential<'a> {
     pub public_key: &'a Value,
 }
 
-/// The authenticator data of a reply.
+/// The authenticator data of a reply, with room after it for the clientDataHash that is signed
+/// with it.
 pub fn build(
     rp_id_hash: &[u8; 32],
     flags: u8,
     counter: u32,
     credential: Option<&AttestedCredential<'_>>,
 ) -> Vec<u8> {
-    let mut data = Vec::with_capacity(37 + credential.map_or(0, |c| 18 + c.id.len() + 77));
+    let attested = credential.map_or(0, |c| 18 + c.id.len() + 77);
+    let mut data = Vec::with_capacity(37 + attested + 32);
     data.extend_from_slice(rp_id_hash);
     data.push(if credential.is_some() {
         flags | ATTESTED

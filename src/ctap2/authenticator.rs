@@ -274,9 +274,14 @@ pub(super) fn store_failure(error: keystore::StoreError) -> Status {
     }
 }
 
+/// Room for most replies without growing: an assertion takes about 200 bytes, a credential with
+/// its attestation certificate about 800.
+pub(super) const REPLY_CAPACITY: usize = 1024;
+
 /// A successful reply with a map: the status byte `00`, then the map's canonical CBOR.
 pub(super) fn body(map: cbor::Value) -> Vec<u8> {
-    let mut reply = vec![Status::Ok.byte()];
+    let mut reply = Vec::with_capacity(REPLY_CAPACITY);
+    reply.push(Status::Ok.byte());
     cbor::encode_into(&map, &mut reply);
     reply
 }

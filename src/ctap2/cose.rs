@@ -8,7 +8,7 @@
 //!         a4 01 01 03 27 20 06 21 58 20 <x>                           42 bytes
 //! ```
 //! ES256 signatures are DER `SEQUENCE { r, s }`; EdDSA signatures the raw 64 bytes `R ‖ S`.
-use super::cbor::{self, int_map, Value};
+use super::cbor::{self, int_map, Item, Value};
 use super::status::Status;
 
 /// A credential algorithm this token can make keys for, with its COSE identifier.
@@ -53,7 +53,7 @@ pub const PUBLIC_KEY: &str = "public-key";
 /// The first of a request's `pubKeyCredParams` that this token supports (CTAP 2.1 section 6.1.2,
 /// step 3). Each entry must be a map with an integer `alg` and a text `type`; entries of another
 /// type or an unknown algorithm are skipped; none left is `UNSUPPORTED_ALGORITHM`.
-pub fn choose_algorithm(parameters: &[Value]) -> Result<Algorithm, Status> {
+pub fn choose_algorithm(parameters: &[Item]) -> Result<Algorithm, Status> {
     let mut chosen = None;
     for entry in parameters {
         let members = cbor::map(entry)?;
@@ -103,33 +103,42 @@ mod tests {
             .collect()
     }
 
+    /// The algorithm chosen from `entries`, as a request would carry them.
+    fn chosen(entries: Vec<Value>) -> Result<Algorithm, Status> {
+        let bytes = cbor::encode(&Value::Array(entries));
+        let (list, _) = Item::decode_prefix(&bytes).unwrap();
+        choose_algorithm(list.as_array().unwrap())
+    }
+
     #[test]
     fn the_first_supported_algorithm_wins_and_unknown_ones_are_skipped() {
-        let chosen = choose_algorithm(&params(&[("public-key", -257), ("public-key", -8)]));
-        assert_eq!(chosen, Ok(Algorithm::EdDsa));
-        let chosen = choose_algorithm(&params(&[("other", -7), ("public-key", -7)]));
-        assert_eq!(chosen, Ok(Algorithm::Es256));
+        let chosen_of = |entries: &[(&str, i64)]| chosen(params(entries));
         assert_eq!(
-            choose_algorithm(&params(&[("public-key", -257)])),
+            chosen_of(&[("public-key", -257), ("public-key", -8)]),
+            Ok(Algorithm::EdDsa)
+        );
+        assert_eq!(
+            chosen_of(&[("other", -7), ("public-key", -7)]),
+            Ok(Algorithm::Es256)
+        );
+        assert_eq!(
+            chosen_of(&[("public-key", -257)]),
             Err(Status::UnsupportedAlgorithm)
         );
-        assert_eq!(choose_algorithm(&[]), Err(Status::UnsupportedAlgorithm));
+        assert_eq!(chosen_of(&[]), Err(Status::UnsupportedAlgorithm));
     }
 
     #[test]
     fn malformed_parameters_get_the_cbor_statuses() {
         let no_alg = cbor::text_map([("type", Value::Text(PUBLIC_KEY.into()))]);
-        assert_eq!(choose_algorithm(&[no_alg]), Err(Status::MissingParameter));
+        assert_eq!(chosen(vec![no_alg]), Err(Status::MissingParameter));
         let text_alg = cbor::text_map([
             ("alg", Value::Text("-7".into())),
             ("type", Value::Text(PUBLIC_KEY.into())),
         ]);
+        assert_eq!(chosen(vec![text_alg]), Err(Status::CborUnexpectedType));
         assert_eq!(
-            choose_algorithm(&[text_alg]),
-            Err(Status::CborUnexpectedType)
-        );
-        assert_eq!(
-            choose_algorithm(&[Value::Integer(1.into())]),
+            chosen(vec![Value::Integer(1.into())]),
             Err(Status::CborUnexpectedType)
         );
     }

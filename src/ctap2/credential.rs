@@ -15,7 +15,7 @@
 //! gone, though its id still opens.
 use keystore::{CredentialKey, Ed25519Seed, KeyWrapper, Residency, WrappedKey};
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, Signature};
 
 use super::cbor::Value;
 use super::cose::{self, Algorithm};
@@ -78,13 +78,10 @@ impl SigningKey {
     }
 
     /// Signs `message`: DER ECDSA for ES256, raw `R ‖ S` for EdDSA.
-    pub fn sign(&self, message: &[u8], rng: &SystemRandom) -> Result<Vec<u8>, Status> {
+    pub fn sign(&self, message: &[u8], rng: &SystemRandom) -> Result<Signature, Status> {
         match self {
-            Self::Es256(pair) => pair
-                .sign(rng, message)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(|_| Status::Other),
-            Self::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+            Self::Es256(pair) => pair.sign(rng, message).map_err(|_| Status::Other),
+            Self::EdDsa(pair) => Ok(pair.sign(message)),
         }
     }
 }
@@ -107,7 +104,7 @@ mod tests {
 
     /// The key of a COSE_Key as ring takes it: `04 ‖ x ‖ y` for EC2, `x` for OKP.
     fn cose_public_key_bytes(key: &Value) -> Vec<u8> {
-        let members = crate::ctap2::cbor::map(key).unwrap();
+        let members = key.as_map().unwrap();
         let coordinate = |k: i64| {
             members
                 .iter()
@@ -144,7 +141,7 @@ mod tests {
                 Algorithm::EdDsa => &ED25519,
             };
             UnparsedPublicKey::new(verifier, public_key_bytes(&opened))
-                .verify(b"message", &signature)
+                .verify(b"message", signature.as_ref())
                 .expect("the signature verifies");
         }
     }

@@ -13,13 +13,16 @@
 //! the getAssertion, the others one by one in getNextAssertions within 30 s of the last, each
 //! with a fresh counter value. `up: false` signs without a touch and without the UP flag.
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use keystore::DiscoverableCredential;
+use minicbor::{encode, Encoder};
+use ring::signature::Signature;
 
 use super::auth_data::{self, USER_PRESENT, USER_VERIFIED};
-use super::authenticator::{body, reply, rp_id_hash, Authenticator, Operation, Step};
-use super::cbor::{text_map, uint_map, Parameters, Value};
+use super::authenticator::{reply, rp_id_hash, Authenticator, Operation, Step, REPLY_CAPACITY};
+use super::cbor::Parameters;
 use super::cose::PUBLIC_KEY;
 use super::credential::SigningKey;
 use super::make_credential::check_pin_uv_auth;
@@ -30,6 +33,7 @@ use super::status::Status;
 pub const NEXT_ASSERTION_WINDOW: Duration = Duration::from_secs(30);
 
 /// The user account of a discoverable credential.
+#[derive(Debug)]
 pub(super) struct Account {
     id: Vec<u8>,
     name: Option<String>,
@@ -72,7 +76,7 @@ impl Authenticator {
             return Err(Status::InvalidOption);
         }
         let user_present = request.options.up.unwrap_or(true);
-        let rp_id_hash = rp_id_hash(&request.rp_id);
+        let rp_id_hash = rp_id_hash(request.rp_id);
         let credentials = self.locate(&request.allow_list, &rp_id_hash);
         if credentials.is_empty() {
             return Err(Status::NoCredentials);
@@ -94,7 +98,7 @@ impl Authenticator {
 
     /// The credentials that may sign: the first listed one that is ours, or without a list the
     /// RP's discoverable credentials, most recent first.
-    fn locate(&self, allow_list: &[Vec<u8>], rp_id_hash: &[u8; 32]) -> VecDeque<Found> {
+    fn locate(&self, allow_list: &[&[u8]], rp_id_hash: &[u8; 32]) -> VecDeque<Found> {
         let stored = &self.u2f.keys().discoverable;
         let account = |c: &DiscoverableCredential| Account {
             id: c.user_id.clone(),
@@ -115,7 +119,7 @@ impl Authenticator {
             .iter()
             .find(|id| self.is_ours(id, rp_id_hash))
             .map(|id| Found {
-                id: id.clone(),
+                id: id.to_vec(),
                 account: stored.find(id).map(account),
             })
             .into_iter()
@@ -169,28 +173,69 @@ impl Authenticator {
             .counter
             .next_value()
             .map_err(|_| Status::Other)?;
-        let auth_data = auth_data::build(&queue.rp_id_hash, queue.flags, counter, None);
-        let mut signed = auth_data.clone();
-        signed.extend_from_slice(&queue.client_data_hash);
-        let signature = self.sign_with(&found.id, &queue.rp_id_hash, &signed)?;
-        let mut members = vec![
-            (
-                1,
-                text_map([
-                    ("id", Value::Bytes(found.id.clone())),
-                    ("type", Value::Text(PUBLIC_KEY.into())),
-                ]),
-            ),
-            (2, Value::Bytes(auth_data)),
-            (3, Value::Bytes(signature)),
-        ];
-        if let Some(account) = &found.account {
-            members.push((4, user(account, queue.flags & USER_VERIFIED != 0)));
+        let mut auth_data = auth_data::build(&queue.rp_id_hash, queue.flags, counter, None);
+        let length = auth_data.len();
+        auth_data.extend_from_slice(&queue.client_data_hash);
+        let signature = self.sign_with(&found.id, &queue.rp_id_hash, &auth_data)?;
+        auth_data.truncate(length);
+        let reply = Assertion {
+            id: &found.id,
+            auth_data: &auth_data,
+            signature: signature.as_ref(),
+            account: found.account.as_ref(),
+            verified: queue.flags & USER_VERIFIED != 0,
+            count,
+        };
+        Ok(reply.encode())
+    }
+}
+
+/// The reply to one assertion, written straight into its buffer with `minicbor`'s encoder, in
+/// CTAP2 canonical order by construction (a test holds it to the [`cbor::encode`] of the same
+/// map): no tree of values to build and drop on the hottest path.
+struct Assertion<'a> {
+    id: &'a [u8],
+    auth_data: &'a [u8],
+    signature: &'a [u8],
+    account: Option<&'a Account>,
+    verified: bool,
+    count: Option<usize>,
+}
+
+impl Assertion<'_> {
+    fn encode(&self) -> Vec<u8> {
+        let mut reply = Vec::with_capacity(REPLY_CAPACITY);
+        reply.push(Status::Ok.byte());
+        // Writing into a Vec cannot fail.
+        let _ = self.write(&mut Encoder::new(&mut reply));
+        reply
+    }
+
+    fn write(&self, out: &mut Encoder<&mut Vec<u8>>) -> Result<(), encode::Error<Infallible>> {
+        let members = 3 + u64::from(self.account.is_some()) + u64::from(self.count.is_some());
+        out.map(members)?;
+        out.u8(1)?.map(2)?;
+        out.str("id")?.bytes(self.id)?;
+        out.str("type")?.str(PUBLIC_KEY)?;
+        out.u8(2)?.bytes(self.auth_data)?;
+        out.u8(3)?.bytes(self.signature)?;
+        if let Some(account) = self.account {
+            let name = account.name.as_deref().filter(|_| self.verified);
+            let display_name = account.display_name.as_deref().filter(|_| self.verified);
+            let members = 1 + u64::from(name.is_some()) + u64::from(display_name.is_some());
+            out.u8(4)?.map(members)?;
+            out.str("id")?.bytes(&account.id)?;
+            if let Some(name) = name {
+                out.str("name")?.str(name)?;
+            }
+            if let Some(display_name) = display_name {
+                out.str("displayName")?.str(display_name)?;
+            }
         }
-        if let Some(count) = count {
-            members.push((5, Value::Integer((count as u64).into())));
+        if let Some(count) = self.count {
+            out.u8(5)?.u64(count as u64)?;
         }
-        Ok(body(uint_map(members)))
+        Ok(())
     }
 }
 
@@ -204,16 +249,13 @@ impl Authenticator {
         id: &[u8],
         rp_id_hash: &[u8; 32],
         message: &[u8],
-    ) -> Result<Vec<u8>, Status> {
+    ) -> Result<Signature, Status> {
         if keystore::KeyWrapper::is_u2f_handle(id) {
             let key = self
                 .u2f
                 .signing_key(rp_id_hash, id)
                 .map_err(|_| Status::InvalidCredential)?;
-            return key
-                .sign(&self.rng, message)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(|_| Status::Other);
+            return key.sign(&self.rng, message).map_err(|_| Status::Other);
         }
         let keys = self.u2f.keys();
         SigningKey::open(&keys.wrapper, id, rp_id_hash, &self.rng)
@@ -222,16 +264,75 @@ impl Authenticator {
     }
 }
 
-/// The user entity of a reply: the id always, the names only when the user was verified.
-fn user(account: &Account, verified: bool) -> Value {
-    let mut members = vec![("id", Value::Bytes(account.id.clone()))];
-    if verified {
-        if let Some(name) = &account.name {
-            members.push(("name", Value::Text(name.clone())));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctap2::cbor::{self, text_map, uint_map, Value};
+
+    /// The same reply as a map of values, written by the canonical encoder.
+    fn reference(reply: &Assertion) -> Vec<u8> {
+        let mut members = vec![
+            (
+                1,
+                text_map([
+                    ("id", Value::Bytes(reply.id.to_vec())),
+                    ("type", Value::Text(PUBLIC_KEY.into())),
+                ]),
+            ),
+            (2, Value::Bytes(reply.auth_data.to_vec())),
+            (3, Value::Bytes(reply.signature.to_vec())),
+        ];
+        if let Some(account) = reply.account {
+            let mut user = vec![("id", Value::Bytes(account.id.clone()))];
+            if reply.verified {
+                if let Some(name) = &account.name {
+                    user.push(("name", Value::Text(name.clone())));
+                }
+                if let Some(display_name) = &account.display_name {
+                    user.push(("displayName", Value::Text(display_name.clone())));
+                }
+            }
+            members.push((4, text_map(user)));
         }
-        if let Some(display_name) = &account.display_name {
-            members.push(("displayName", Value::Text(display_name.clone())));
+        if let Some(count) = reply.count {
+            members.push((5, Value::Integer((count as u64).into())));
+        }
+        [vec![0], cbor::encode(&uint_map(members))].concat()
+    }
+
+    #[test]
+    fn an_assertion_is_written_as_the_canonical_encoder_writes_it() {
+        let named = Account {
+            id: vec![7; 64],
+            name: Some("alice@example.com".into()),
+            display_name: Some("Alice".into()),
+        };
+        let nameless = Account {
+            id: vec![8; 1],
+            name: None,
+            display_name: Some("Bob".into()),
+        };
+        let id = vec![1; 100];
+        let auth_data = vec![2; 37];
+        let signature = vec![3; 71];
+        for account in [None, Some(&named), Some(&nameless)] {
+            for verified in [false, true] {
+                for count in [None, Some(2), Some(300)] {
+                    let reply = Assertion {
+                        id: &id,
+                        auth_data: &auth_data,
+                        signature: &signature,
+                        account,
+                        verified,
+                        count,
+                    };
+                    assert_eq!(
+                        reply.encode(),
+                        reference(&reply),
+                        "user {account:?}, verified {verified}, count {count:?}"
+                    );
+                }
+            }
         }
     }
-    text_map(members)
 }

@@ -79,7 +79,7 @@ pub fn info(facts: &Facts) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctap2::cbor::{self, Parameters};
+    use crate::ctap2::cbor::{self, Item, Parameters};
 
     #[test]
     fn info_lists_uv_only_with_built_in_uv_and_decodes_strictly() {
@@ -93,13 +93,13 @@ mod tests {
         assert_eq!(cbor::bytes(params.get(3).unwrap()), Ok(&[7u8; 16][..]));
         let options = cbor::map(params.get(4).unwrap()).unwrap();
         assert!(cbor::member(options, "uv").is_none());
-        assert_eq!(cbor::member(options, "rk"), Some(&Value::Bool(true)));
-        let with_uv = Parameters::decode(&cbor::encode(&info(&Facts {
+        assert_eq!(cbor::member(options, "rk"), Some(&Item::Bool(true)));
+        let encoded = cbor::encode(&info(&Facts {
             built_in_uv: true,
             ..facts
-        })))
-        .unwrap();
+        }));
+        let with_uv = Parameters::decode(&encoded).unwrap();
         let options = cbor::map(with_uv.get(4).unwrap()).unwrap();
-        assert_eq!(cbor::member(options, "uv"), Some(&Value::Bool(true)));
+        assert_eq!(cbor::member(options, "uv"), Some(&Item::Bool(true)));
     }
 }

@@ -16,19 +16,46 @@ use std::time::Instant;
 use keystore::{DiscoverableCredential, Residency};
 
 use super::auth_data::{self, AttestedCredential, USER_PRESENT, USER_VERIFIED};
-use super::authenticator::{body, rp_id_hash, store_failure, Authenticator, Operation, Step};
-use super::cbor::{self, text_map, uint_map, Parameters, Value};
+use std::convert::Infallible;
+
+use minicbor::{encode, Encoder};
+
+use super::authenticator::{
+    rp_id_hash, store_failure, Authenticator, Operation, Step, REPLY_CAPACITY,
+};
+use super::cbor::{self, Parameters};
 use super::cose::{choose_algorithm, Algorithm};
 use super::credential;
-use super::request::{MakeCredential, PinUvAuth};
+use super::request::{MakeCredential, PinUvAuth, User};
 use super::status::Status;
 
-/// A makeCredential that passed its checks and waits for the user.
+/// A makeCredential that passed its checks and waits for the user: what it needs of the request,
+/// copied out of it.
 pub(super) struct Creation {
-    request: MakeCredential,
+    client_data_hash: [u8; 32],
     algorithm: Algorithm,
     rp_id_hash: [u8; 32],
-    discoverable: bool,
+    /// For a discoverable credential, the account stored with it.
+    account: Option<Account>,
+}
+
+/// The relying party and user of a discoverable credential about to be made.
+struct Account {
+    rp_id: String,
+    user_id: Vec<u8>,
+    user_name: Option<String>,
+    user_display_name: Option<String>,
+}
+
+impl Account {
+    fn of(rp_id: &str, user: &User) -> Self {
+        Self {
+            rp_id: rp_id.to_owned(),
+            user_id: user.id.to_vec(),
+            user_name: user.name.map(str::to_owned),
+            user_display_name: user.display_name.map(str::to_owned),
+        }
+    }
 }
 
 /// The checks of a pinUvAuthParam while the token has no PIN protocol (CTAP 2.1 section 6.1.2,
@@ -49,7 +76,7 @@ impl Authenticator {
     ) -> Result<Step, Status> {
         let request = MakeCredential::try_from(params)?;
         check_pin_uv_auth(request.pin_uv_auth)?;
-        let algorithm = choose_algorithm(&request.algorithms)?;
+        let algorithm = choose_algorithm(request.algorithms)?;
         let verify = request.options.uv.unwrap_or(false);
         if (verify && self.uv.is_none()) || request.options.up == Some(false) {
             return Err(Status::InvalidOption);
@@ -57,7 +84,7 @@ impl Authenticator {
         if request.enterprise_attestation.is_some() {
             return Err(Status::InvalidParameter);
         }
-        let rp_id_hash = rp_id_hash(&request.rp.id);
+        let rp_id_hash = rp_id_hash(request.rp.id);
         let discoverable = request.options.rk.unwrap_or(false);
         let stored = &self.u2f.keys().discoverable;
         let replaces = || {
@@ -77,10 +104,10 @@ impl Authenticator {
             return Ok(self.wait(Operation::Excluded, false, now));
         }
         let creation = Creation {
-            request,
+            client_data_hash: request.client_data_hash,
             algorithm,
             rp_id_hash,
-            discoverable,
+            account: discoverable.then(|| Account::of(request.rp.id, &request.user)),
         };
         Ok(self.wait(Operation::Make(Box::new(creation)), verify, now))
     }
@@ -106,15 +133,14 @@ impl Authenticator {
         verified: bool,
     ) -> Result<Vec<u8>, Status> {
         let Creation {
-            request,
+            client_data_hash,
             algorithm,
             rp_id_hash,
-            discoverable,
+            account,
         } = creation;
-        let residency = if discoverable {
-            Residency::Discoverable
-        } else {
-            Residency::ServerSide
+        let residency = match account {
+            Some(_) => Residency::Discoverable,
+            None => Residency::ServerSide,
         };
         let keys = self.u2f.keys_mut();
         let (id, public_key) =
@@ -126,37 +152,104 @@ impl Authenticator {
             id: &id,
             public_key: &public_key,
         };
-        let auth_data = auth_data::build(&rp_id_hash, flags, counter, Some(&credential));
-        let mut signed = auth_data.clone();
-        signed.extend_from_slice(&request.client_data_hash);
+        let mut auth_data = auth_data::build(&rp_id_hash, flags, counter, Some(&credential));
+        let length = auth_data.len();
+        auth_data.extend_from_slice(&client_data_hash);
         let attestation = &keys.fido2_attestation;
         let signature = attestation
-            .sign(&self.rng, &signed)
+            .sign(&self.rng, &auth_data)
             .map_err(|_| Status::Other)?;
-        let statement = text_map([
-            ("alg", Value::Integer(Algorithm::Es256.cose().into())),
-            ("sig", Value::Bytes(signature)),
-            (
-                "x5c",
-                Value::Array(vec![Value::Bytes(attestation.certificate_der().to_vec())]),
-            ),
-        ]);
-        if discoverable {
+        auth_data.truncate(length);
+        if let Some(account) = account {
             let record = DiscoverableCredential {
                 credential_id: id,
-                rp_id: request.rp.id,
-                user_id: request.user.id,
-                user_name: request.user.name,
-                user_display_name: request.user.display_name,
+                rp_id: account.rp_id,
+                user_id: account.user_id,
+                user_name: account.user_name,
+                user_display_name: account.user_display_name,
                 public_key_cose: cbor::encode(&public_key),
                 cred_protect: 0,
             };
             keys.discoverable.store(record).map_err(store_failure)?;
         }
-        Ok(body(uint_map([
-            (1, Value::Text("packed".into())),
-            (2, Value::Bytes(auth_data)),
-            (3, statement),
-        ])))
+        let reply = Packed {
+            auth_data: &auth_data,
+            alg: Algorithm::Es256.cose(),
+            signature: &signature,
+            certificate: Some(attestation.certificate_der()),
+        };
+        Ok(reply.encode())
+    }
+}
+
+/// The reply to a makeCredential with `packed` attestation, written straight into its buffer
+/// with `minicbor`'s encoder, in CTAP2 canonical order by construction (a test holds it to the
+/// [`cbor::encode`] of the same map).
+struct Packed<'a> {
+    auth_data: &'a [u8],
+    /// The COSE algorithm of the signature.
+    alg: i64,
+    signature: &'a [u8],
+    /// The batch certificate; none for self attestation.
+    certificate: Option<&'a [u8]>,
+}
+
+impl Packed<'_> {
+    fn encode(&self) -> Vec<u8> {
+        let mut reply = Vec::with_capacity(REPLY_CAPACITY);
+        reply.push(Status::Ok.byte());
+        // Writing into a Vec cannot fail.
+        let _ = self.write(&mut Encoder::new(&mut reply));
+        reply
+    }
+
+    fn write(&self, out: &mut Encoder<&mut Vec<u8>>) -> Result<(), encode::Error<Infallible>> {
+        out.map(3)?;
+        out.u8(1)?.str("packed")?;
+        out.u8(2)?.bytes(self.auth_data)?;
+        out.u8(3)?.map(2 + u64::from(self.certificate.is_some()))?;
+        out.str("alg")?.i64(self.alg)?;
+        out.str("sig")?.bytes(self.signature)?;
+        if let Some(certificate) = self.certificate {
+            out.str("x5c")?.array(1)?.bytes(certificate)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctap2::cbor::{text_map, uint_map, Value};
+
+    #[test]
+    fn a_packed_reply_is_written_as_the_canonical_encoder_writes_it() {
+        let auth_data = vec![1; 37 + 18 + 100 + 77];
+        let signature = vec![2; 72];
+        let certificate = vec![3; 600];
+        for (alg, certificate) in [(-7, Some(&certificate[..])), (-8, None)] {
+            let reply = Packed {
+                auth_data: &auth_data,
+                alg,
+                signature: &signature,
+                certificate,
+            };
+            let mut statement = vec![
+                ("alg", Value::Integer(alg.into())),
+                ("sig", Value::Bytes(signature.clone())),
+            ];
+            if let Some(certificate) = certificate {
+                statement.push((
+                    "x5c",
+                    Value::Array(vec![Value::Bytes(certificate.to_vec())]),
+                ));
+            }
+            let reference = uint_map([
+                (1, Value::Text("packed".into())),
+                (2, Value::Bytes(auth_data.clone())),
+                (3, text_map(statement)),
+            ]);
+            assert_eq!(reply.encode(), [vec![0], cbor::encode(&reference)].concat());
+        }
     }
 }

@@ -12,7 +12,7 @@
 //! Decoding checks presence and types only, with the CBOR statuses (`MISSING_PARAMETER`,
 //! `CBOR_UNEXPECTED_TYPE`); what the values mean is checked by the commands in the spec's order.
 //! Unknown members, options and extensions are ignored.
-use super::cbor::{self, Parameters, Value};
+use super::cbor::{self, Item, Parameters};
 use super::cose::PUBLIC_KEY;
 use super::status::Status;
 
@@ -23,20 +23,20 @@ pub const MAX_NAME_LEN: usize = 64;
 
 /// The relying party of a makeCredential.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RelyingParty {
+pub struct RelyingParty<'a> {
     /// The RP ID.
-    pub id: String,
+    pub id: &'a str,
 }
 
 /// The user account of a makeCredential.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
+pub struct User<'a> {
     /// The user handle: opaque bytes, at most 64.
-    pub id: Vec<u8>,
-    /// The account name.
-    pub name: Option<String>,
-    /// The name to show.
-    pub display_name: Option<String>,
+    pub id: &'a [u8],
+    /// The account name, cut to [`MAX_NAME_LEN`] bytes.
+    pub name: Option<&'a str>,
+    /// The name to show, cut to [`MAX_NAME_LEN`] bytes.
+    pub display_name: Option<&'a str>,
 }
 
 /// Whether, and how, a request carried a pinUvAuthParam.
@@ -64,19 +64,19 @@ pub struct Options {
     pub uv: Option<bool>,
 }
 
-/// An authenticatorMakeCredential request.
+/// An authenticatorMakeCredential request, borrowing from the request's bytes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MakeCredential {
+pub struct MakeCredential<'a> {
     /// The hash of the client data, signed with the authenticator data.
     pub client_data_hash: [u8; 32],
     /// The relying party.
-    pub rp: RelyingParty,
+    pub rp: RelyingParty<'a>,
     /// The user account.
-    pub user: User,
+    pub user: User<'a>,
     /// `pubKeyCredParams`, chosen from by [`super::cose::choose_algorithm`].
-    pub algorithms: Vec<Value>,
+    pub algorithms: &'a [Item<'a>],
     /// The ids of `excludeList` entries of type `public-key`.
-    pub exclude_list: Vec<Vec<u8>>,
+    pub exclude_list: Vec<&'a [u8]>,
     /// The options.
     pub options: Options,
     /// The pinUvAuthParam.
@@ -85,28 +85,28 @@ pub struct MakeCredential {
     pub enterprise_attestation: Option<i64>,
 }
 
-/// An authenticatorGetAssertion request.
+/// An authenticatorGetAssertion request, borrowing from the request's bytes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GetAssertion {
+pub struct GetAssertion<'a> {
     /// The RP ID (or, for WebAuthn's `appid` extension, the U2F AppID).
-    pub rp_id: String,
+    pub rp_id: &'a str,
     /// The hash of the client data.
     pub client_data_hash: [u8; 32],
     /// The ids of `allowList` entries of type `public-key`; empty when absent.
-    pub allow_list: Vec<Vec<u8>>,
+    pub allow_list: Vec<&'a [u8]>,
     /// The options.
     pub options: Options,
     /// The pinUvAuthParam.
     pub pin_uv_auth: PinUvAuth,
 }
 
-impl TryFrom<&Parameters> for MakeCredential {
+impl<'a> TryFrom<&'a Parameters<'a>> for MakeCredential<'a> {
     type Error = Status;
-    fn try_from(params: &Parameters) -> Result<Self, Status> {
+    fn try_from(params: &'a Parameters<'a>) -> Result<Self, Status> {
         let client_data_hash = client_data_hash(params.required(0x01)?)?;
         let rp = cbor::map(params.required(0x02)?)?;
         let rp = RelyingParty {
-            id: cbor::text(cbor::member(rp, "id").ok_or(Status::MissingParameter)?)?.to_owned(),
+            id: cbor::text(cbor::member(rp, "id").ok_or(Status::MissingParameter)?)?,
         };
         let user = cbor::map(params.required(0x03)?)?;
         let user_id = cbor::bytes(cbor::member(user, "id").ok_or(Status::MissingParameter)?)?;
@@ -114,11 +114,11 @@ impl TryFrom<&Parameters> for MakeCredential {
             return Err(Status::InvalidLength);
         }
         let user = User {
-            id: user_id.to_vec(),
+            id: user_id,
             name: optional_name(user, "name")?,
             display_name: optional_name(user, "displayName")?,
         };
-        let algorithms = cbor::array(params.required(0x04)?)?.to_vec();
+        let algorithms = cbor::array(params.required(0x04)?)?;
         let exclude_list = match params.get(0x05) {
             Some(list) => descriptors(list)?,
             None => Vec::new(),
@@ -140,10 +140,10 @@ impl TryFrom<&Parameters> for MakeCredential {
     }
 }
 
-impl TryFrom<&Parameters> for GetAssertion {
+impl<'a> TryFrom<&'a Parameters<'a>> for GetAssertion<'a> {
     type Error = Status;
-    fn try_from(params: &Parameters) -> Result<Self, Status> {
-        let rp_id = cbor::text(params.required(0x01)?)?.to_owned();
+    fn try_from(params: &'a Parameters<'a>) -> Result<Self, Status> {
+        let rp_id = cbor::text(params.required(0x01)?)?;
         let client_data_hash = client_data_hash(params.required(0x02)?)?;
         let allow_list = match params.get(0x03) {
             Some(list) => descriptors(list)?,
@@ -162,14 +162,17 @@ impl TryFrom<&Parameters> for GetAssertion {
     }
 }
 
-fn client_data_hash(value: &Value) -> Result<[u8; 32], Status> {
+fn client_data_hash(value: &Item) -> Result<[u8; 32], Status> {
     cbor::bytes(value)?
         .try_into()
         .map_err(|_| Status::InvalidParameter)
 }
 
 /// A text member that may be absent, kept to [`MAX_NAME_LEN`] bytes.
-fn optional_name(members: &[(Value, Value)], key: &str) -> Result<Option<String>, Status> {
+fn optional_name<'a>(
+    members: &[(Item<'a>, Item<'a>)],
+    key: &str,
+) -> Result<Option<&'a str>, Status> {
     let Some(value) = cbor::member(members, key) else {
         return Ok(None);
     };
@@ -178,25 +181,25 @@ fn optional_name(members: &[(Value, Value)], key: &str) -> Result<Option<String>
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    Ok(Some(text[..end].to_owned()))
+    Ok(Some(&text[..end]))
 }
 
 /// The ids of a credential list's `public-key` entries; each entry must be a map with a byte
 /// string `id` and a text `type`.
-fn descriptors(list: &Value) -> Result<Vec<Vec<u8>>, Status> {
+fn descriptors<'a>(list: &Item<'a>) -> Result<Vec<&'a [u8]>, Status> {
     let mut ids = Vec::new();
     for entry in cbor::array(list)? {
         let members = cbor::map(entry)?;
         let id = cbor::bytes(cbor::member(members, "id").ok_or(Status::MissingParameter)?)?;
         let kind = cbor::text(cbor::member(members, "type").ok_or(Status::MissingParameter)?)?;
         if kind == PUBLIC_KEY {
-            ids.push(id.to_vec());
+            ids.push(id);
         }
     }
     Ok(ids)
 }
 
-fn options(value: Option<&Value>) -> Result<Options, Status> {
+fn options(value: Option<&Item>) -> Result<Options, Status> {
     let Some(value) = value else {
         return Ok(Options::default());
     };
@@ -209,7 +212,7 @@ fn options(value: Option<&Value>) -> Result<Options, Status> {
     })
 }
 
-fn pin_uv_auth(param: Option<&Value>, protocol: Option<&Value>) -> Result<PinUvAuth, Status> {
+fn pin_uv_auth(param: Option<&Item>, protocol: Option<&Item>) -> Result<PinUvAuth, Status> {
     let protocol = protocol.map(cbor::integer).transpose()?;
     match param.map(cbor::bytes).transpose()? {
         None => Ok(PinUvAuth::Absent),
@@ -221,7 +224,7 @@ fn pin_uv_auth(param: Option<&Value>, protocol: Option<&Value>) -> Result<PinUvA
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctap2::cbor::{text_map, uint_map};
+    use crate::ctap2::cbor::{text_map, uint_map, Value};
 
     fn make_request() -> Vec<(u64, Value)> {
         vec![
@@ -244,21 +247,35 @@ mod tests {
         ]
     }
 
-    fn decode(members: Vec<(u64, Value)>) -> Result<MakeCredential, Status> {
+    /// Decodes a makeCredential of `members` and hands the outcome to `check`.
+    fn decoded<T>(
+        members: Vec<(u64, Value)>,
+        check: impl FnOnce(Result<MakeCredential, Status>) -> T,
+    ) -> T {
         let bytes = cbor::encode(&uint_map(members));
-        MakeCredential::try_from(&Parameters::decode(&bytes)?)
+        match Parameters::decode(&bytes) {
+            Ok(params) => check(MakeCredential::try_from(&params)),
+            Err(status) => check(Err(status)),
+        }
+    }
+
+    /// The status a makeCredential of `members` fails with, if it does.
+    fn failure(members: Vec<(u64, Value)>) -> Option<Status> {
+        decoded(members, |request| request.err())
     }
 
     #[test]
     fn a_minimal_make_credential_decodes_with_names_cut_at_a_character() {
-        let request = decode(make_request()).unwrap();
-        assert_eq!(request.rp.id, "example.com");
-        assert_eq!(request.user.id, [2; 8]);
-        let name = request.user.name.unwrap();
-        assert_eq!(name.len(), 64);
-        assert_eq!(name, "é".repeat(32));
-        assert_eq!(request.options, Options::default());
-        assert_eq!(request.pin_uv_auth, PinUvAuth::Absent);
+        decoded(make_request(), |request| {
+            let request = request.unwrap();
+            assert_eq!(request.rp.id, "example.com");
+            assert_eq!(request.user.id, [2; 8]);
+            let name = request.user.name.unwrap();
+            assert_eq!(name.len(), 64);
+            assert_eq!(name, "é".repeat(32));
+            assert_eq!(request.options, Options::default());
+            assert_eq!(request.pin_uv_auth, PinUvAuth::Absent);
+        });
     }
 
     #[test]
@@ -266,25 +283,29 @@ mod tests {
         for key in 1..=4 {
             let mut members = make_request();
             members.retain(|(k, _)| *k != key);
-            assert_eq!(decode(members), Err(Status::MissingParameter), "key {key}");
+            assert_eq!(
+                failure(members),
+                Some(Status::MissingParameter),
+                "key {key}"
+            );
             let mut members = make_request();
             members.retain(|(k, _)| *k != key);
             members.push((key, Value::Bool(true)));
             assert_eq!(
-                decode(members),
-                Err(Status::CborUnexpectedType),
+                failure(members),
+                Some(Status::CborUnexpectedType),
                 "key {key}"
             );
         }
         let mut members = make_request();
         members.push((7, text_map([("rk", Value::Integer(1.into()))])));
-        assert_eq!(decode(members), Err(Status::CborUnexpectedType));
+        assert_eq!(failure(members), Some(Status::CborUnexpectedType));
         let mut members = make_request();
         members[0] = (1, Value::Bytes(vec![1; 31]));
-        assert_eq!(decode(members), Err(Status::InvalidParameter));
+        assert_eq!(failure(members), Some(Status::InvalidParameter));
         let mut members = make_request();
         members[2] = (3, text_map([("id", Value::Bytes(vec![2; 65]))]));
-        assert_eq!(decode(members), Err(Status::InvalidLength));
+        assert_eq!(failure(members), Some(Status::InvalidLength));
     }
 
     #[test]
@@ -301,15 +322,21 @@ mod tests {
             Value::Array(vec![entry("public-key", 1), entry("other", 2)]),
         ));
         members.push((8, Value::Bytes(Vec::new())));
-        let request = decode(members).unwrap();
-        assert_eq!(request.exclude_list, [vec![1; 4]]);
-        assert_eq!(request.pin_uv_auth, PinUvAuth::Empty);
+        decoded(members, |request| {
+            let request = request.unwrap();
+            assert_eq!(request.exclude_list, [[1; 4]]);
+            assert_eq!(request.pin_uv_auth, PinUvAuth::Empty);
+        });
 
         let mut members = make_request();
         members.push((8, Value::Bytes(vec![1; 16])));
         members.push((9, Value::Integer(1.into())));
-        let request = decode(members).unwrap();
-        assert_eq!(request.pin_uv_auth, PinUvAuth::Given { protocol: Some(1) });
+        decoded(members, |request| {
+            assert_eq!(
+                request.unwrap().pin_uv_auth,
+                PinUvAuth::Given { protocol: Some(1) }
+            );
+        });
     }
 
     #[test]
@@ -319,13 +346,14 @@ mod tests {
             (2, Value::Bytes(vec![3; 32])),
             (5, text_map([("up", Value::Bool(false))])),
         ]);
-        let params = Parameters::decode(&cbor::encode(&request)).unwrap();
+        let bytes = cbor::encode(&request);
+        let params = Parameters::decode(&bytes).unwrap();
         let request = GetAssertion::try_from(&params).unwrap();
         assert_eq!(request.rp_id, "example.com");
         assert!(request.allow_list.is_empty());
         assert_eq!(request.options.up, Some(false));
-        let missing =
-            Parameters::decode(&cbor::encode(&uint_map([(2, Value::Bytes(vec![3; 32]))]))).unwrap();
+        let bytes = cbor::encode(&uint_map([(2, Value::Bytes(vec![3; 32]))]));
+        let missing = Parameters::decode(&bytes).unwrap();
         assert_eq!(
             GetAssertion::try_from(&missing),
             Err(Status::MissingParameter)

@@ -22,7 +22,7 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 
 use super::Step;
-use crate::ctap2::cbor::{self, text_map, uint_map, Parameters, Value};
+use crate::ctap2::cbor::{self, text_map, uint_map, Item, Parameters, Value};
 use crate::transport::TokenTransport;
 
 /// The RP the probe makes its credential for.
@@ -184,7 +184,7 @@ fn status_name(status: u8) -> &'static str {
 }
 
 /// A successful reply's map: status 0, then one CBOR map.
-fn reply_map(reply: &[u8]) -> anyhow::Result<Parameters> {
+fn reply_map(reply: &[u8]) -> anyhow::Result<Parameters<'_>> {
     let (&status, body) = reply
         .split_first()
         .ok_or_else(|| anyhow!("status: an empty reply"))?;
@@ -197,21 +197,25 @@ fn reply_map(reply: &[u8]) -> anyhow::Result<Parameters> {
 }
 
 /// The member `key` (`name`) of a reply.
-fn member<'a>(params: &'a Parameters, key: u64, name: &str) -> anyhow::Result<&'a Value> {
+fn member<'p, 'a>(
+    params: &'p Parameters<'a>,
+    key: u64,
+    name: &str,
+) -> anyhow::Result<&'p Item<'a>> {
     params
         .get(key)
         .ok_or_else(|| anyhow!("{name} (0x{key:02X}): missing"))
 }
 
-fn bytes<'a>(value: &'a Value, name: &str) -> anyhow::Result<&'a [u8]> {
+fn bytes<'a>(value: &Item<'a>, name: &str) -> anyhow::Result<&'a [u8]> {
     cbor::bytes(value).map_err(|_| anyhow!("{name}: not a byte string"))
 }
 
-fn integer(value: &Value, name: &str) -> anyhow::Result<i64> {
+fn integer(value: &Item, name: &str) -> anyhow::Result<i64> {
     cbor::integer(value).map_err(|_| anyhow!("{name}: not an integer"))
 }
 
-fn text<'a>(value: &'a Value, name: &str) -> anyhow::Result<&'a str> {
+fn text<'a>(value: &Item<'a>, name: &str) -> anyhow::Result<&'a str> {
     cbor::text(value).map_err(|_| anyhow!("{name}: not a text string"))
 }
 
@@ -310,21 +314,21 @@ fn verify_info(reply: &[u8]) -> anyhow::Result<Info> {
 }
 
 /// Authenticator data, split (WebAuthn Level 2 section 6.1).
-struct AuthData {
+struct AuthData<'a> {
     rp_id_hash: [u8; 32],
     flags: u8,
     counter: u32,
-    attested: Option<Attested>,
+    attested: Option<Attested<'a>>,
 }
 
 /// Attested credential data: AAGUID ‖ id length ‖ id ‖ COSE key.
-struct Attested {
+struct Attested<'a> {
     aaguid: [u8; 16],
-    id: Vec<u8>,
-    public_key: Value,
+    id: &'a [u8],
+    public_key: Item<'a>,
 }
 
-fn parse_auth_data(data: &[u8]) -> anyhow::Result<AuthData> {
+fn parse_auth_data(data: &[u8]) -> anyhow::Result<AuthData<'_>> {
     ensure!(
         data.len() >= 37,
         "authData: {} bytes, shorter than rpIdHash ‖ flags ‖ signCount",
@@ -349,10 +353,11 @@ fn parse_auth_data(data: &[u8]) -> anyhow::Result<AuthData> {
             "authData: credentialId: {id_len} bytes announced, {} there",
             rest.len()
         );
-        let id = rest[..id_len].to_vec();
+        let id = &rest[..id_len];
         rest = &rest[id_len..];
-        let public_key: Value = ciborium::de::from_reader(&mut rest)
+        let (public_key, length) = Item::decode_prefix(rest)
             .map_err(|e| anyhow!("authData: credentialPublicKey: not CBOR: {e}"))?;
+        rest = &rest[length..];
         Some(Attested {
             aaguid,
             id,
@@ -389,14 +394,14 @@ fn check_rp_and_presence(auth_data: &AuthData) -> anyhow::Result<()> {
 }
 
 /// The member `key` of a COSE key's map.
-fn cose_member(key: &[(Value, Value)], label: i64) -> Option<&Value> {
+fn cose_member<'i, 'a>(key: &'i [(Item<'a>, Item<'a>)], label: i64) -> Option<&'i Item<'a>> {
     key.iter()
-        .find(|(k, _)| k.as_integer() == Some(label.into()))
+        .find(|(k, _)| k.as_i64() == Some(label))
         .map(|(_, v)| v)
 }
 
 /// An ES256 COSE key `{1: 2, 3: -7, -1: 1, -2: x, -3: y}` as an uncompressed SEC1 point.
-fn es256_point(key: &Value) -> anyhow::Result<[u8; 65]> {
+fn es256_point(key: &Item) -> anyhow::Result<[u8; 65]> {
     let name = "authData: credentialPublicKey";
     let members = cbor::map(key).map_err(|_| anyhow!("{name}: not a map"))?;
     let int = |label: i64, field: &str, expected: i64| -> anyhow::Result<()> {
@@ -521,7 +526,7 @@ fn verify_made(
         }
     };
     Ok(Made {
-        id: attested.id.clone(),
+        id: attested.id.to_vec(),
         public_key,
         counter: auth_data.counter,
         attestation,

@@ -91,6 +91,13 @@ pub(super) fn check_private(dir: &Path) -> Result<()> {
     walk(dir, 0o077, dir)
 }
 
+/// How long [`take_lock`] retries a held lock before calling the store in use. A lock released
+/// a moment ago can still be held by a child process that another thread forked and that has not
+/// yet reached `exec` (until then it shares every open file, close-on-exec or not): the keystore's
+/// own abort test caught a sibling test's store held so. The window is well under a millisecond;
+/// a store that a running server holds is reported after this long.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Takes the store's lock file, or says which process kind holds it.
 pub(super) fn take_lock(dir: &Path) -> Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -102,13 +109,21 @@ pub(super) fn take_lock(dir: &Path) -> Result<std::fs::File> {
         .mode(0o600)
         .open(&path)
         .map_err(|source| StoreError::Dir { path, source })?;
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(file),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::InUse(dir.to_owned())),
-        Err(e) => Err(StoreError::Dir {
-            path: dir.to_owned(),
-            source: e.into(),
-        }),
+    let started = std::time::Instant::now();
+    loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(rustix::io::Errno::WOULDBLOCK) if started.elapsed() < LOCK_PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => return Err(StoreError::InUse(dir.to_owned())),
+            Err(e) => {
+                return Err(StoreError::Dir {
+                    path: dir.to_owned(),
+                    source: e.into(),
+                })
+            }
+        }
     }
 }
 
