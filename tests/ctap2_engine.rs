@@ -20,11 +20,20 @@ fn fido2_token_with(
     policy: PresencePolicy,
     uv: Option<PresencePolicy>,
 ) -> (tempfile::TempDir, Authenticator) {
+    fido2_token_attesting(policy, uv, keystore::AttestationType::Batch)
+}
+
+fn fido2_token_attesting(
+    policy: PresencePolicy,
+    uv: Option<PresencePolicy>,
+    attestation: keystore::AttestationType,
+) -> (tempfile::TempDir, Authenticator) {
     let dir = tempfile::tempdir().unwrap();
     let store = keystore::Store::open(&dir.path().join("store")).unwrap();
     let options = keystore::TokenOptions {
         profile: keystore::Profile::Fido2,
         discoverable_limit: 3,
+        attestation,
         ..Default::default()
     };
     store.create_token("t", options).unwrap();
@@ -159,10 +168,14 @@ struct Made {
     counter: u32,
     flags: u8,
     aaguid: [u8; 16],
+    /// Batch attestation (x5c, verified with its certificate's key), else self attestation
+    /// (no x5c, verified with the credential's own key).
+    batch: bool,
 }
 
 /// Parses and checks a makeCredential reply: packed, AT set, rpIdHash, the attestation
-/// signature by the certificate's key over authData ‖ clientDataHash.
+/// signature over authData ‖ clientDataHash: by x5c[0]'s key with alg ES256 (batch), or by the
+/// credential's own key with its alg (self).
 fn made(reply: &[u8], rp: &str) -> Made {
     let (status, members) = parse(reply);
     assert_eq!(status, 0, "makeCredential: status {status:#04x}");
@@ -193,15 +206,31 @@ fn made(reply: &[u8], rp: &str) -> Made {
         other => panic!("alg {other}"),
     };
     let statement = member(&members, 3).unwrap().as_map().unwrap();
-    assert_eq!(text_member(statement, "alg"), Some(&int(ES256)));
     let signature = text_member(statement, "sig").unwrap().as_bytes().unwrap();
-    let x5c = text_member(statement, "x5c").unwrap().as_array().unwrap();
-    let certificate = x5c[0].as_bytes().unwrap();
     let mut signed = auth_data.clone();
     signed.extend_from_slice(&[0xCD; 32]);
-    UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, certificate_public_key(certificate))
-        .verify(&signed, signature)
-        .expect("the attestation signature verifies with x5c[0]");
+    let batch = match text_member(statement, "x5c") {
+        Some(x5c) => {
+            assert_eq!(text_member(statement, "alg"), Some(&int(ES256)));
+            let certificate = x5c.as_array().unwrap()[0].as_bytes().unwrap();
+            UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, certificate_public_key(certificate))
+                .verify(&signed, signature)
+                .expect("the attestation signature verifies with x5c[0]");
+            true
+        }
+        None => {
+            assert_eq!(text_member(statement, "alg"), Some(&int(alg)));
+            assert_eq!(statement.len(), 2, "self attestation: alg and sig only");
+            let algorithm: &dyn ring::signature::VerificationAlgorithm = match alg {
+                ES256 => &ECDSA_P256_SHA256_ASN1,
+                _ => &ED25519,
+            };
+            UnparsedPublicKey::new(algorithm, &public_key)
+                .verify(&signed, signature)
+                .expect("a self attestation verifies with the credential's own key");
+            false
+        }
+    };
     Made {
         id,
         alg,
@@ -209,6 +238,7 @@ fn made(reply: &[u8], rp: &str) -> Made {
         counter,
         flags,
         aaguid,
+        batch,
     }
 }
 
@@ -295,6 +325,10 @@ fn both_algorithms_make_and_sign_with_a_rising_counter() {
     for alg in [ES256, EDDSA] {
         let credential = make(&mut token, "example.com", b"user", alg, false);
         assert_eq!(credential.alg, alg);
+        assert!(
+            credential.batch,
+            "batch attestation unless the token was made otherwise"
+        );
         assert_eq!(credential.flags & 0x05, 0x01, "UP, not UV");
         assert_eq!(credential.aaguid[..], aaguid[..]);
         let mut last = credential.counter;
@@ -319,6 +353,29 @@ fn both_algorithms_make_and_sign_with_a_rising_counter() {
                 "no numberOfCredentials with an allowList"
             );
         }
+    }
+}
+
+/// A token created with `--attestation self` signs each attestation with the new credential's
+/// own key, in its own algorithm, and sends no certificate; the credential then signs as usual.
+#[test]
+fn a_self_attesting_token_signs_each_attestation_with_the_new_key() {
+    let (_dir, mut token) = fido2_token_attesting(
+        PresencePolicy::Auto,
+        None,
+        keystore::AttestationType::SelfAttestation,
+    );
+    for (alg, rk) in [(ES256, false), (EDDSA, false), (ES256, true)] {
+        let credential = make(&mut token, "self.example", b"user", alg, rk);
+        assert!(!credential.batch, "alg {alg}: self attestation");
+        let params = get_params(
+            "self.example",
+            &[4; 32],
+            vec![allow_list(&[&credential.id])],
+        );
+        let reply = done(token.start(&encode(2, Some(params)), Instant::now()));
+        let (_, counter, _) = asserted(&reply, "self.example", &[4; 32], &credential);
+        assert!(counter > credential.counter);
     }
 }
 
@@ -627,6 +684,7 @@ fn a_u2f_key_handle_signs_over_ctap2_and_a_ctap2_es256_credential_over_u2f() {
         counter: 0,
         flags: 1,
         aaguid: [0; 16],
+        batch: true,
     };
     // WebAuthn's appid extension: the AppID stands in for the RP ID.
     let params = get_params(app_id, &[4; 32], vec![allow_list(&[&handle])]);

@@ -260,13 +260,14 @@ fn the_control_socket_is_in_the_runtime_dir_and_only_touch_needs_it() {
     );
 }
 
-/// A store with a `fido2` token "f" and a `u2f` token "u", both served over UDP with `presence`.
+/// A store with a `fido2` token "f" (made as `token create` makes tokens by default) and a `u2f`
+/// token "u", both served over UDP with `presence`.
 fn serve_fido2_and_u2f(presence: &str) -> (tempfile::TempDir, std::path::PathBuf, common::Server) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    create(&store, &["u"]);
+    create(&store, &["f"]);
     let created = common::vu2f(&store)
-        .args(["token", "create", "f", "--profile", "fido2"])
+        .args(["token", "create", "u", "--profile", "u2f"])
         .status()
         .unwrap();
     assert!(created.success());

@@ -52,5 +52,5 @@ pub use key_handle::{
     ED25519_HANDLE_LEN, KEY_HANDLE_LEN,
 };
 pub use lock::Passphrase;
-pub use profile::{Profile, UnknownProfile};
+pub use profile::{AttestationType, Profile, UnknownAttestationType, UnknownProfile};
 pub use store::{Store, TokenInfo, TokenKeys, TokenOptions};

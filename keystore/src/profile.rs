@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
-    /// A CTAP 2.1 authenticator (CBOR over CTAPHID), U2F included.
+    /// A CTAP 2.1 authenticator (CBOR over CTAPHID), U2F included: the profile of new tokens,
+    /// like a current hardware key.
+    #[default]
     Fido2,
     /// A U2F (CTAP1) key only: CBOR requests are answered `INVALID_CMD`.
-    #[default]
     U2f,
 }
 
@@ -58,6 +59,58 @@ impl std::str::FromStr for Profile {
     }
 }
 
+/// How a `fido2` token attests the credentials it makes (WebAuthn Level 2 section 6.5.3, the
+/// attestation types; CTAP2.md section 7). Chosen when the token is created; stored in its record
+/// as `"attestation": "batch"` or `"self"`, absent (batch) in records made before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttestationType {
+    /// Basic attestation: `packed` signed by the store's FIDO2 batch key, its certificate in
+    /// `x5c` (verifiable up to `token export-ca`), the AAGUID in it.
+    #[default]
+    Batch,
+    /// Self attestation: `packed` signed by the new credential's own key, no `x5c`; nothing ties
+    /// the credential to vu2f, or to any other credential of the token.
+    #[serde(rename = "self")]
+    SelfAttestation,
+}
+
+impl AttestationType {
+    /// The type's name: `batch` or `self`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttestationType::Batch => "batch",
+            AttestationType::SelfAttestation => "self",
+        }
+    }
+}
+
+impl std::fmt::Display for AttestationType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An attestation type that is neither `batch` nor `self`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown attestation type {0:?}: use batch or self")]
+pub struct UnknownAttestationType(pub String);
+
+impl std::str::FromStr for AttestationType {
+    type Err = UnknownAttestationType;
+
+    /// `batch` or `self`, in any case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("batch") {
+            Ok(AttestationType::Batch)
+        } else if text.eq_ignore_ascii_case("self") {
+            Ok(AttestationType::SelfAttestation)
+        } else {
+            Err(UnknownAttestationType(text.to_owned()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,7 +124,12 @@ mod tests {
             assert_eq!(serde_json::from_str::<Profile>(&json).unwrap(), profile);
         }
         assert_eq!("FIDO2".parse::<Profile>(), Ok(Profile::Fido2));
-        assert_eq!(Profile::default(), Profile::U2f);
+        for kind in [AttestationType::Batch, AttestationType::SelfAttestation] {
+            assert_eq!(kind.as_str().parse::<AttestationType>(), Ok(kind));
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{kind}\""));
+        }
+        assert!("none".parse::<AttestationType>().is_err());
+        assert_eq!(Profile::default(), Profile::Fido2);
         assert_eq!(Profile::legacy(), Profile::U2f);
     }
 

@@ -3,7 +3,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use keystore::{Profile, TokenInfo, TokenOptions, DEFAULT_DISCOVERABLE_LIMIT};
+use keystore::{AttestationType, Profile, TokenInfo, TokenOptions, DEFAULT_DISCOVERABLE_LIMIT};
 
 use super::{print, Global};
 
@@ -25,6 +25,11 @@ pub(super) enum TokenCommand {
         /// How many discoverable credentials (passkeys) each token may keep.
         #[arg(long, value_name = "N", default_value_t = DEFAULT_DISCOVERABLE_LIMIT)]
         discoverable_limit: u32,
+        /// How CTAP2 credentials are attested: batch (packed, signed by the store's FIDO2 batch
+        /// certificate, which chains to `token export-ca`) or self (packed, signed by the new
+        /// credential's own key, no certificate).
+        #[arg(long, value_name = "TYPE", default_value_t = AttestationType::default())]
+        attestation: AttestationType,
     },
     /// Change a token's settings.
     Set {
@@ -55,11 +60,16 @@ pub(super) enum TokenCommand {
     },
 }
 
-fn certificate(t: &TokenInfo) -> &'static str {
-    if t.own_certificate {
+/// How the token attests: its U2F certificate, and for CTAP2 self attestation when chosen.
+fn attestation(t: &TokenInfo) -> String {
+    let certificate = if t.own_certificate {
         "own certificate"
     } else {
         "batch certificate"
+    };
+    match t.attestation {
+        AttestationType::Batch => certificate.to_owned(),
+        AttestationType::SelfAttestation => format!("{certificate} (U2F), self (CTAP2)"),
     }
 }
 
@@ -72,7 +82,7 @@ fn describe(tokens: &[TokenInfo]) -> String {
             "{}\t{}\t{}\tcounter ceiling {}\tdiscoverable {}/{}",
             t.name,
             t.profile,
-            certificate(t),
+            attestation(t),
             t.counter_ceiling,
             t.discoverable,
             t.discoverable_limit
@@ -92,7 +102,7 @@ fn describe_one(t: &TokenInfo) -> String {
          discoverable    {} of {}\n",
         t.name,
         t.profile,
-        certificate(t),
+        attestation(t),
         t.aaguid,
         t.counter_ceiling,
         t.discoverable,
@@ -109,6 +119,7 @@ pub(super) fn run(global: &Global, command: TokenCommand) -> anyhow::Result<()> 
             own_certificate,
             profile,
             discoverable_limit,
+            attestation,
         } => {
             let names: Vec<String> = match count {
                 None => vec![name],
@@ -119,6 +130,7 @@ pub(super) fn run(global: &Global, command: TokenCommand) -> anyhow::Result<()> 
                 own_certificate,
                 profile,
                 discoverable_limit,
+                attestation,
             };
             let created = store.create_tokens(&names, options)?;
             print(global, &created, |c| {

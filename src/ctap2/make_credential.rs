@@ -2,30 +2,30 @@
 //! spec's order, and `packed` attestation (WebAuthn Level 2 section 8.2).
 //!
 //! ```text
-//!  reply  {1: fmt "packed", 2: authData (AT set), 3: attStmt {alg: -7, sig, x5c: [batch cert]}}
-//!         sig = ECDSA(attestation key, authData ‖ clientDataHash)
+//!  reply  {1: fmt "packed", 2: authData (AT set), 3: attStmt}
+//!  batch  attStmt {alg: -7, sig, x5c: [batch cert]}   sig = ECDSA(batch key, authData ‖ clientDataHash)
+//!  self   attStmt {alg: the credential's, sig}        sig = the new credential's own signature
 //! ```
+//! Which one is the token's choice at creation (`token create --attestation batch|self`).
 //! Before the touch: the pinUvAuthParam (no PIN protocol yet: absent protocol
 //! `MISSING_PARAMETER`, any other `INVALID_PARAMETER`), the algorithm (`UNSUPPORTED_ALGORITHM`),
 //! the options (`uv` without built-in UV or `up: false`: `INVALID_OPTION`), enterprise
 //! attestation (`INVALID_PARAMETER`), room for a discoverable credential (`KEY_STORE_FULL`), and
 //! the excludeList (one of ours: a touch, then `CREDENTIAL_EXCLUDED`). After it: the key, the
 //! counter, the attestation, and a discoverable credential stored durably before the reply.
+use std::convert::Infallible;
 use std::time::Instant;
 
-use keystore::{DiscoverableCredential, Residency};
-
-use super::auth_data::{self, AttestedCredential, USER_PRESENT, USER_VERIFIED};
-use std::convert::Infallible;
-
+use keystore::{AttestationType, DiscoverableCredential, Residency};
 use minicbor::{encode, Encoder};
 
+use super::auth_data::{self, AttestedCredential, USER_PRESENT, USER_VERIFIED};
 use super::authenticator::{
     rp_id_hash, store_failure, Authenticator, Operation, Step, REPLY_CAPACITY,
 };
 use super::cbor::{self, Parameters};
 use super::cose::{choose_algorithm, Algorithm};
-use super::credential;
+use super::credential::{self, SigningKey};
 use super::request::{MakeCredential, PinUvAuth, User};
 use super::status::Status;
 
@@ -155,10 +155,22 @@ impl Authenticator {
         let mut auth_data = auth_data::build(&rp_id_hash, flags, counter, Some(&credential));
         let length = auth_data.len();
         auth_data.extend_from_slice(&client_data_hash);
-        let attestation = &keys.fido2_attestation;
-        let signature = attestation
-            .sign(&self.rng, &auth_data)
-            .map_err(|_| Status::Other)?;
+        let (alg, signature, certificate) = match keys.attestation_type {
+            AttestationType::Batch => {
+                let batch = &keys.fido2_attestation;
+                let signature = batch
+                    .sign(&self.rng, &auth_data)
+                    .map_err(|_| Status::Other)?;
+                let certificate = Some(batch.certificate_der());
+                (Algorithm::Es256.cose(), signature, certificate)
+            }
+            AttestationType::SelfAttestation => {
+                let own = SigningKey::open(&keys.wrapper, &id, &rp_id_hash, &self.rng)
+                    .ok_or(Status::Other)?;
+                let signature = own.sign(&auth_data, &self.rng)?.as_ref().to_vec();
+                (algorithm.cose(), signature, None)
+            }
+        };
         auth_data.truncate(length);
         if let Some(account) = account {
             let record = DiscoverableCredential {
@@ -174,9 +186,9 @@ impl Authenticator {
         }
         let reply = Packed {
             auth_data: &auth_data,
-            alg: Algorithm::Es256.cose(),
+            alg,
             signature: &signature,
-            certificate: Some(attestation.certificate_der()),
+            certificate,
         };
         Ok(reply.encode())
     }

@@ -25,10 +25,12 @@ class Servers:
         self.store = store
         self.children = []
 
-    def start(self, names, transport_args, key, profile="u2f"):
-        """Creates the tokens (with `profile`), serves them, and returns {name: the `key` of its
-        JSON line}."""
-        profile_args = [] if profile == "u2f" else ["--profile", profile]  # u2f: the default
+    def start(self, names, transport_args, key, profile=None, attestation=None):
+        """Creates the tokens (with `profile` and `attestation`; None: what `token create` makes
+        by default), serves them, and returns {name: the `key` of its JSON line}."""
+        profile_args = [] if profile is None else ["--profile", profile]
+        if attestation is not None:
+            profile_args += ["--attestation", attestation]
         for name in names:
             subprocess.run([vu2f_binary(), "--store", self.store, "token", "create", name]
                            + profile_args, check=True, stdout=subprocess.DEVNULL)
@@ -43,7 +45,7 @@ class Servers:
             found[line["token"]] = line[key]
         return found
 
-    def serve_uhid(self, names, presence="auto", profile="u2f", uv="none"):
+    def serve_uhid(self, names, presence="auto", profile=None, uv="none"):
         """Creates the tokens and serves them as uhid devices, with `uv` the policy of built-in
         user verification (none: without); returns {name: hidraw path}."""
         transport = ["--uhid", "--presence", presence]
@@ -60,15 +62,16 @@ class Servers:
 @pytest.fixture
 def served(tmp_path):
     """Yields a function that serves tokens over UDP and returns {name: (host, port)}: tokens of
-    `profile` (u2f or fido2), with `uv` the policy of built-in user verification (none: without).
-    Its `store` attribute is the store directory (for `vu2f touch` and `vu2f token show`)."""
+    `profile` (u2f or fido2; None: the default of `token create`), with `uv` the policy of built-in
+    user verification (none: without) and `attestation` the token's (batch or self). Its `store`
+    attribute is the store directory (for `vu2f touch` and `vu2f token show`)."""
     servers = Servers(str(tmp_path / "store"))
 
-    def serve(*names, presence="auto", profile="u2f", uv="none"):
+    def serve(*names, presence="auto", profile=None, uv="none", attestation=None):
         transport = ["--udp", "127.0.0.1:0", "--presence", presence]
         if uv != "none":
             transport += ["--uv", uv]
-        addrs = servers.start(names, transport, "udp", profile)
+        addrs = servers.start(names, transport, "udp", profile, attestation)
         return {name: (addr.rsplit(":", 1)[0], int(addr.rsplit(":", 1)[1]))
                 for name, addr in addrs.items()}
 
@@ -88,11 +91,15 @@ def uhid_available() -> bool:
 @pytest.fixture
 def served_uhid(tmp_path):
     """Yields a function that serves tokens as uhid devices and returns {name: hidraw path}:
-    tokens of `profile` (u2f or fido2), with `uv` the policy of built-in user verification (none:
-    without), as `served` has them."""
+    tokens of `profile` (u2f or fido2; None: the default), with `uv` the policy of built-in user
+    verification (none: without), as `served` has them, and a `store` attribute as it has."""
     if not uhid_available():
         pytest.skip("/dev/uhid is not writable here; scripts/vm-test.sh runs this in a VM")
     servers = Servers(str(tmp_path / "store"))
-    yield lambda *names, presence="auto", profile="u2f", uv="none": servers.serve_uhid(
-        names, presence, profile, uv)
+
+    def serve(*names, presence="auto", profile=None, uv="none"):
+        return servers.serve_uhid(names, presence, profile, uv)
+
+    serve.store = servers.store
+    yield serve
     servers.stop()

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from fido2.attestation import AttestationVerifier
+from fido2.attestation import AttestationType, AttestationVerifier, PackedAttestation
 from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client
 from fido2.cose import ES256, EdDSA
 from fido2.ctap import CtapError
@@ -85,8 +85,10 @@ class RelyingParty:
     """A python-fido2 server and client for RP_ID on one device; the attestation it demands is
     `fmt` (packed for CTAP2, fido-u2f for a U2F-only token), verified up to the store's CA."""
 
-    def __init__(self, device, facts: StoreFacts, fmt: str = "packed", algorithms=None):
+    def __init__(self, device, facts: StoreFacts, fmt: str = "packed", algorithms=None,
+                 self_attested=False):
         self.fmt = fmt
+        self.self_attested = self_attested
         self.verifier = TrustStoreCa(facts.ca)
         self.server = Fido2Server({"id": RP_ID, "name": "vu2f tests"}, attestation="direct",
                                   verify_origin=lambda origin: origin == ORIGIN,
@@ -101,6 +103,15 @@ class RelyingParty:
     def verify_attestation(self, attestation_object, client_data_hash):
         assert attestation_object.fmt == self.fmt
         statement = attestation_object.att_stmt
+        if self.self_attested:  # no certificate; signed by the credential, in its algorithm
+            assert "x5c" not in statement
+            credential_key = attestation_object.auth_data.credential_data.public_key
+            assert statement["alg"] == credential_key[3]
+            result = PackedAttestation().verify(statement, attestation_object.auth_data,
+                                                client_data_hash)
+            assert result.attestation_type == AttestationType.SELF
+            self.attestations.append(attestation_object)
+            return
         assert len(statement["x5c"]) >= 1  # basic attestation, not self attestation
         self.verifier(attestation_object, client_data_hash)  # python-fido2: statement and chain
         if self.fmt == "packed":
@@ -235,6 +246,18 @@ def test_register_and_authenticate_verified_by_fido2_server(served, alg, key_typ
         with pytest.raises(ClientError) as none:
             rp.authenticate([credential], allow=False)
         assert none.value.cause.code == CtapError.ERR.NO_CREDENTIALS  # 0x2E
+
+
+@pytest.mark.parametrize("alg", [-7, -8], ids=["ES256", "EdDSA"])
+def test_self_attestation_is_verified_by_fido2_server(served, alg):
+    """A token created with `--attestation self`: python-fido2's packed verifier accepts the
+    attestation as SELF (no x5c, signed by the new credential's key), and the credential signs."""
+    device, facts = fido2_device(served, attestation="self")
+    rp = RelyingParty(device, facts, algorithms=[alg], self_attested=True)
+    auth_data = rp.register(user(1))
+    [(assertion, verified)] = rp.authenticate([auth_data.credential_data])
+    assert verified.credential_id == auth_data.credential_data.credential_id
+    assert assertion.auth_data.counter > auth_data.counter
 
 
 def test_first_supported_algorithm_of_the_rp_wins(served):
@@ -458,8 +481,9 @@ def test_fido2_client_uses_built_in_uv_when_required(served):
 def test_u2f_profile_token_is_registered_over_ctap1_by_fido2_client(served):
     facts = StoreFacts(served.store)
     vu2f(served.store, "token", "create", "default")
-    assert json.loads(vu2f(served.store, "--json", "token", "show", "default"))["profile"] == "u2f"
-    addrs = served("legacy")  # created like "default": the u2f profile
+    assert json.loads(vu2f(served.store, "--json", "token", "show", "default"))["profile"] == \
+        "fido2"  # the default for new tokens
+    addrs = served("legacy", profile="u2f")
     device = open_device(*addrs["legacy"])
     assert not device.capabilities & CAPABILITY.CBOR
     with pytest.raises(CtapError) as invalid:

@@ -25,7 +25,7 @@ use crate::discoverable::{
 use crate::error::{Result, StoreError};
 use crate::key_handle::KeyWrapper;
 use crate::lock::{LockRecord, Passphrase, Vault};
-use crate::profile::Profile;
+use crate::profile::{AttestationType, Profile};
 
 mod files;
 mod rewrite;
@@ -50,6 +50,8 @@ pub struct TokenOptions {
     pub profile: Profile,
     /// How many discoverable credentials the token may keep ([`DEFAULT_DISCOVERABLE_LIMIT`]).
     pub discoverable_limit: u32,
+    /// How its CTAP2 credentials are attested: the batch certificate, or self attestation.
+    pub attestation: AttestationType,
 }
 
 impl Default for TokenOptions {
@@ -58,6 +60,7 @@ impl Default for TokenOptions {
             own_certificate: false,
             profile: Profile::default(),
             discoverable_limit: DEFAULT_DISCOVERABLE_LIMIT,
+            attestation: AttestationType::default(),
         }
     }
 }
@@ -81,6 +84,8 @@ pub struct TokenInfo {
     pub discoverable: usize,
     /// How many it may keep.
     pub discoverable_limit: u32,
+    /// How its CTAP2 credentials are attested.
+    pub attestation: AttestationType,
 }
 
 /// A token as the `tokens` tree keeps it (JSON).
@@ -102,6 +107,9 @@ struct TokenRecord {
     /// Absent in records made before discoverable credentials.
     #[serde(default = "default_discoverable_limit")]
     discoverable_limit: u32,
+    /// Absent in records made before self attestation: batch.
+    #[serde(default)]
+    attestation: AttestationType,
 }
 
 fn default_discoverable_limit() -> u32 {
@@ -140,6 +148,8 @@ pub struct TokenKeys {
     /// The attestation key of packed attestations: the token's own certificate when it has one
     /// that is FIDO2-capable (`crate::attestation`), else the store's FIDO2 batch.
     pub fido2_attestation: Arc<AttestationKey>,
+    /// Whether packed attestations are signed with `fido2_attestation` or self attestations.
+    pub attestation_type: AttestationType,
     /// The token's discoverable credentials.
     pub discoverable: DiscoverableCredentials,
 }
@@ -341,6 +351,7 @@ impl Store {
                 sealed: self.vault.is_sealed(),
                 profile: options.profile,
                 discoverable_limit: options.discoverable_limit,
+                attestation: options.attestation,
             };
             let json = encode(&record)?;
             batch.insert(name.as_bytes(), json);
@@ -353,6 +364,7 @@ impl Store {
                 aaguid: uuid_string(&self.attestation.aaguid()),
                 discoverable: 0,
                 discoverable_limit: options.discoverable_limit,
+                attestation: options.attestation,
             });
         }
         self.tokens.apply_batch(batch)?;
@@ -395,6 +407,7 @@ impl Store {
             aaguid: uuid_string(&self.attestation.aaguid()),
             discoverable: discoverable::count(&self.discoverable, name)?,
             discoverable_limit: record.discoverable_limit,
+            attestation: record.attestation,
         })
     }
 
@@ -537,6 +550,7 @@ impl Store {
             profile: record.profile,
             aaguid: self.attestation.aaguid(),
             fido2_attestation,
+            attestation_type: record.attestation,
             discoverable,
         })
     }
@@ -607,11 +621,13 @@ mod tests {
             sealed: false,
             profile: Profile::U2f,
             discoverable_limit: 0,
+            attestation: AttestationType::Batch,
         };
         let mut json: serde_json::Value = serde_json::to_value(&record).unwrap();
         let fields = json.as_object_mut().unwrap();
         fields.remove("profile");
         fields.remove("discoverable_limit");
+        fields.remove("attestation");
         store
             .tokens
             .insert("old", serde_json::to_vec(&json).unwrap())
@@ -661,8 +677,12 @@ mod tests {
         drop(keys);
         let info = store.info("old").unwrap();
         assert_eq!(
-            (info.profile, info.discoverable_limit),
-            (Profile::U2f, DEFAULT_DISCOVERABLE_LIMIT)
+            (info.profile, info.discoverable_limit, info.attestation),
+            (
+                Profile::U2f,
+                DEFAULT_DISCOVERABLE_LIMIT,
+                AttestationType::Batch
+            )
         );
         drop(store);
 
