@@ -28,13 +28,14 @@ VU2F_VENV_PACKAGES=('fido2>=2.0,<3' 'pytest>=8' 'locust>=2.20,<3' 'selenium>=4.2
 # own dialog (the account of a passkey sign-in).
 VU2F_BROWSER_PACKAGES=(chromium chromium-driver firefox-esr xvfb libnss3-tools xdotool)
 
-# ensure_python_venv DIR PACKAGE...: a virtual environment in DIR with the packages.
+# ensure_python_venv DIR PACKAGE...: a virtual environment in DIR with the packages, made with
+# $VU2F_VENV_PYTHON (default: the python3 on PATH).
 ensure_python_venv() {
   local venv=$1
   shift
   if [ ! -f "$venv/.vu2f-packages" ] || [ "$(cat "$venv/.vu2f-packages")" != "$*" ]; then
     echo "== installing $* into $venv"
-    python3 -m venv "$venv"
+    "${VU2F_VENV_PYTHON:-python3}" -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
     echo "$*" > "$venv/.vu2f-packages"
   fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The non-root half of scripts/package-tests.sh: runs as a user who only got the groups uhid and
-# plugdev, with nothing but the installed package (and python-fido2 in $VENV, made from Debian's
-# python3 so that any user can run it).
+# plugdev, with nothing but the installed package (and python-fido2, pytest and selenium in $VENV,
+# made from Debian's python3 so that any user can run it; the browser tests in $TESTS).
 set -euo pipefail
 [ "$(id -u)" -ne 0 ] || { echo "must not run as root" >&2; exit 1; }
 cd "$HOME"
@@ -52,3 +52,12 @@ for _ in range(2):
 assert counters[1] > counters[0], counters
 print("python-fido2: list_devices finds the token; Ctap1 registers and signs, counters", counters)
 PY
+
+kill $server
+wait $server 2>/dev/null || true
+trap - EXIT
+echo "== Chromium as $(id -un): a passkey on a fido2 token it serves with /usr/bin/vu2f"
+# The browser test's own fixture serves the token (`vu2f serve --uhid`, this user's store) and
+# starts Xvfb and Chromium; its relying party verifies the registration and both sign-ins.
+VU2F_BIN=/usr/bin/vu2f "$VENV/bin/python" -m pytest -q -p no:cacheprovider --rootdir "$TESTS" \
+  "$TESTS/test_browsers.py" -k TestChromiumWithAFido2Token

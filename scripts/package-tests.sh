@@ -4,7 +4,8 @@
 # (systemd-analyze verify accepts its user unit; man page, completions, udev rules, uhid loaded),
 # starts udevd, and makes a fresh non-root user a member of uhid and plugdev, as the README says.
 # Everything after that runs as that user, from the installed files: a token, the user unit's own
-# ExecStart serving it on uhid, libfido2's tools and python-fido2 finding and using the token.
+# ExecStart serving it on uhid, libfido2's tools and python-fido2 finding and using the token, and
+# Chromium creating and using a passkey on a token the user serves.
 #   usage: scripts/package-tests.sh PACKAGE.deb
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,5 +50,6 @@ install -d -m 0755 -o "$user" -g "$user" "$home/tmp"
 echo "== as $user: a token served by the user unit's ExecStart, used by libfido2 and python-fido2"
 runuser -u "$user" -- env -i PATH=/usr/bin:/bin HOME="$home" TMPDIR="$home/tmp" \
   XDG_RUNTIME_DIR="/run/user/$uid" PYTHONDONTWRITEBYTECODE=1 LANG=C.UTF-8 \
-  VENV="$PWD/target/venv-system" bash -euo pipefail "$PWD/scripts/package-tests-user.sh"
+  VENV="$PWD/target/venv-system" TESTS="$PWD/tests/python" \
+  bash -euo pipefail "$PWD/scripts/package-tests-user.sh"
 echo "package tests passed"

@@ -9,14 +9,12 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_build_deps
 ensure_debian_packages fido2-tools qemu-system-x86 linux-image-amd64 busybox-static udev systemd \
-  man-db python3-venv
+  man-db python3-venv "${VU2F_BROWSER_PACKAGES[@]}"
 ensure_python_venv target/vng 'virtme-ng==1.42'
-# python-fido2 for the non-root user, from Debian's python3: the default venv's interpreter lives
-# under /root, which other users cannot enter.
-if [ ! -x target/venv-system/bin/python ] || ! target/venv-system/bin/python -c 'import fido2' 2>/dev/null; then
-  /usr/bin/python3 -m venv target/venv-system
-  target/venv-system/bin/pip install --quiet --disable-pip-version-check 'fido2>=2.0,<3'
-fi
+# python-fido2, pytest and selenium for the non-root user, from Debian's python3: the default
+# venv's interpreter lives under /root, which other users cannot enter.
+VU2F_VENV_PYTHON=/usr/bin/python3 ensure_python_venv target/venv-system \
+  'fido2>=2.0,<3' 'pytest>=8' 'selenium>=4.20,<5'
 deb=$(scripts/package.sh | tail -n 1)
 kernel=$(ls /boot/vmlinuz-*-amd64 | sort -V | tail -n 1)
 echo "== booting $kernel under qemu (no KVM) to install $deb"
