@@ -363,8 +363,8 @@ fn sixteen_tokens_served_by_one_process() {
     }
 }
 
-/// `vu2f probe --hidraw` passes, and measures AUTHENTICATE through the kernel against
-/// in-process (printed for the README).
+/// `vu2f probe --hidraw` passes, U2F and CTAP2, and measures AUTHENTICATE through the kernel
+/// against in-process (printed for the README).
 #[test]
 fn probe_passes_against_the_virtual_device() {
     if !uhid_available() {
@@ -379,7 +379,9 @@ fn probe_passes_against_the_virtual_device() {
         .args(["--json", "probe", "--rounds", "200", "--hidraw"])
         .arg(&served.hidraw[0]));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["steps"].as_array().unwrap().len(), 6);
+    // A token as `token create` makes it: fido2, so the 6 U2F checks and the 4 of CTAP2.
+    assert_eq!(report["ctap2"], true);
+    assert_eq!(report["steps"].as_array().unwrap().len(), 10);
     let latency = &report["latency"];
     println!(
         "uhid latency: AUTHENTICATE median {:.1} µs through hidraw, {:.1} µs in-process, ratio {:.2} ({} rounds)",
