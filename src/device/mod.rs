@@ -69,6 +69,9 @@ impl MessageHandler for SharedToken {
     fn cancel_cbor(&mut self) -> Vec<u8> {
         self.engine().cancel_cbor()
     }
+    fn power_cycle(&mut self) {
+        self.engine().power_cycle();
+    }
 }
 
 /// Sleeps until `deadline`, or forever without one (for `select!` arms that are disabled then).
