@@ -470,3 +470,39 @@ impl<H: MessageHandler> CtapHid<H> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Silent;
+    impl MessageHandler for Silent {
+        fn handle_message(&mut self, _apdu: &[u8], _now: Instant) -> Vec<u8> {
+            Vec::new()
+        }
+    }
+
+    /// After 2^32 allocations every id comes round again: the retired ones are valid once more.
+    #[test]
+    fn retired_channels_come_back_once_the_allocations_wrap() {
+        let mut hid = CtapHid::new(Silent);
+        hid.allocations = u32::MAX - 1;
+        hid.power_cycle();
+        let last = hid.allocate_cid();
+        let wrapped = hid.allocate_cid();
+        assert_eq!(wrapped, CID_STEP, "allocation number 1 again");
+        assert!(!hid.is_retired(last) && !hid.is_retired(wrapped));
+        let ping = fragment(wrapped, Command::Ping as u8, b"x");
+        assert_eq!(hid.handle_report(&ping[0], Instant::now()), ping);
+    }
+
+    #[test]
+    fn a_channel_id_gives_back_its_allocation_number() {
+        for number in [1u32, 2, 1000, u32::MAX] {
+            assert_eq!(
+                number.wrapping_mul(CID_STEP).wrapping_mul(CID_STEP_INVERSE),
+                number
+            );
+        }
+    }
+}
