@@ -8,18 +8,19 @@ cd "$(dirname "$0")/.."
 test_binary=$1
 [ -e /dev/uhid ] || modprobe uhid
 export VU2F_REQUIRE_UHID=1 VU2F_BIN="$PWD/target/release/vu2f" PYTHONDONTWRITEBYTECODE=1
-echo "== tests/uhid.rs: libfido2's tools, 16 tokens, probe, kill and restart, the companion"
+# Xvfb, the browsers and vu2f (its control socket, for `vu2f replug`) need a /tmp that holds Unix
+# sockets. The VM's does not (an overlay on the host's 9p share): there, and only where it fails,
+# a tmpfs of its own.
+if ! python3 -c 'import os, socket, tempfile
+with tempfile.TemporaryDirectory() as d: socket.socket(socket.AF_UNIX).bind(os.path.join(d, "s"))' 2>/dev/null; then
+  mount -t tmpfs -o mode=1777 tmpfs /tmp
+fi
+echo "== tests/uhid.rs: libfido2's tools, 16 tokens, probe, kill and restart, replug, the companion"
 "$test_binary" --test-threads=1 --nocapture
 echo "== python-fido2 through hidraw: Ctap1, and Ctap2 and Fido2Client with Fido2Server"
 target/venv/bin/pytest -q -p no:cacheprovider tests/python/test_ctap1_hidraw.py \
   tests/python/test_ctap2_hidraw.py
 echo "== Chromium and Firefox ESR register and sign (u2f and fido2 tokens), Chromium with a passkey, as a relying party's python-fido2 verifies"
-# Xvfb, the browsers and vu2f need a /tmp that holds Unix sockets. The VM's does not (an overlay
-# on the host's 9p share): there, and only where it fails, a tmpfs of its own.
-if ! python3 -c 'import os, socket, tempfile
-with tempfile.TemporaryDirectory() as d: socket.socket(socket.AF_UNIX).bind(os.path.join(d, "s"))' 2>/dev/null; then
-  mount -t tmpfs -o mode=1777 tmpfs /tmp
-fi
 browsers_started=$SECONDS
 target/venv/bin/pytest -q -s -p no:cacheprovider tests/python/test_browsers.py
 echo "browser tests took $((SECONDS - browsers_started)) s"

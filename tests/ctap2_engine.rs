@@ -707,3 +707,56 @@ fn a_u2f_key_handle_signs_over_ctap2_and_a_ctap2_es256_credential_over_u2f() {
         "U2F signs with it"
     );
 }
+
+/// A replug (`vu2f replug`) empties the getNextAssertion queue: NOT_ALLOWED (0x30) follows.
+#[test]
+fn get_next_assertion_is_not_allowed_after_a_power_cycle() {
+    let (_dir, mut token) = fido2_token(PresencePolicy::Auto);
+    make(&mut token, "example.com", b"user-1", ES256, true);
+    make(&mut token, "example.com", b"user-2", ES256, true);
+    let get = encode(2, Some(get_params("example.com", &[1; 32], vec![])));
+    let now = Instant::now();
+    assert_eq!(parse(&done(token.start(&get, now))).0, 0);
+    token.power_cycle();
+    assert_eq!(done(token.start(&[0x08], now)), [0x30]);
+}
+
+/// A replug drops the request that waits for the user (nothing is pending: a poll finds none,
+/// and a touch afterwards makes nothing), and a touch given before it does not satisfy a request
+/// after it; the credentials and the counter go on.
+#[test]
+fn a_power_cycle_drops_the_pending_request_and_the_touch() {
+    let (_dir, mut token) = fido2_token(PresencePolicy::Touch);
+    let button = token.u2f().presence().button().clone();
+    button.press();
+    let credential = make(&mut token, "example.com", b"user", ES256, false);
+    let request = encode(
+        1,
+        Some(make_params("example.com", b"other", &[ES256], vec![])),
+    );
+    let now = Instant::now();
+    assert_eq!(token.start(&request, now), Step::WaitingForUser);
+    token.power_cycle();
+    button.press();
+    assert_eq!(
+        done(token.poll(now + Duration::from_millis(100))),
+        [Status::Other.byte()],
+        "nothing is pending"
+    );
+
+    button.press();
+    token.power_cycle();
+    let assertion = encode(
+        2,
+        Some(get_params(
+            "example.com",
+            &[2; 32],
+            vec![allow_list(&[&credential.id])],
+        )),
+    );
+    assert_eq!(token.start(&assertion, now), Step::WaitingForUser);
+    button.press();
+    let reply = done(token.poll(now + Duration::from_millis(100)));
+    let (_, counter, _) = asserted(&reply, "example.com", &[2; 32], &credential);
+    assert!(counter > credential.counter);
+}

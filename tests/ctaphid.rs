@@ -351,3 +351,67 @@ fn wink_and_65_byte_reports() {
         Some(HidError::InvalidLength)
     );
 }
+
+/// A replug (`vu2f replug`): the channels allocated before answer INVALID_CHANNEL, to INIT too,
+/// and the next INIT hands out one never seen; a channel the host picked itself stays served.
+#[test]
+fn channels_allocated_before_a_power_cycle_are_invalid_after_it() {
+    let mut hid = CtapHid::new(Reverse);
+    let now = Instant::now();
+    let old: Vec<u32> = (0..3).map(|_| init(&mut hid, now)).collect();
+    hid.power_cycle();
+    for &cid in &old {
+        for (cmd, payload) in [(PING, &b"hi"[..]), (MSG, &[1, 2][..]), (INIT, &[8; 8][..])] {
+            assert_eq!(
+                error_on(cid, &send(&mut hid, cid, cmd, payload, now)),
+                Some(HidError::InvalidChannel),
+                "command {cmd:#04x} on {cid:#010x}"
+            );
+        }
+    }
+    let fresh = init(&mut hid, now);
+    assert!(!old.contains(&fresh), "{fresh:#010x} was handed out before");
+    for cid in [fresh, fresh ^ 1, 0x0000_0100] {
+        assert_eq!(
+            replies_on(cid, &send(&mut hid, cid, PING, b"hi", now)),
+            vec![Reply::Message {
+                command: PING,
+                payload: b"hi".to_vec()
+            }]
+        );
+    }
+    hid.power_cycle();
+    assert_eq!(
+        error_on(fresh, &send(&mut hid, fresh, PING, b"hi", now)),
+        Some(HidError::InvalidChannel),
+        "the second power cycle retires the channels of the first's power-up"
+    );
+}
+
+/// A replug drops the message being reassembled (no MSG_TIMEOUT follows, its continuation is
+/// stray) and releases a LOCK.
+#[test]
+fn a_power_cycle_forgets_a_partial_message_and_a_lock() {
+    let mut hid = CtapHid::new(Reverse);
+    let t0 = Instant::now();
+    let a = init(&mut hid, t0);
+    let long = fragment(a, PING, &[7; 100]);
+    assert!(hid.handle_report(&long[0], t0).is_empty());
+    hid.power_cycle();
+    assert_eq!(hid.next_deadline(), None);
+    assert!(hid.poll(t0 + Duration::from_secs(1)).is_empty());
+    assert!(hid.handle_report(&long[1], t0).is_empty());
+
+    let b = init(&mut hid, t0);
+    assert_eq!(replies_on(b, &send(&mut hid, b, LOCK, &[10], t0)).len(), 1);
+    hid.power_cycle();
+    let c = init(&mut hid, t0);
+    assert_eq!(
+        replies_on(c, &send(&mut hid, c, PING, &[1], t0)),
+        vec![Reply::Message {
+            command: PING,
+            payload: vec![1]
+        }],
+        "no channel holds the lock"
+    );
+}

@@ -1,6 +1,8 @@
 //! CTAPHID for CTAP2 (CTAP 2.1 section 11.2.9; CTAP2.md section 1): CBOR requests, KEEPALIVE every
 //! 100 ms while one waits for the user, CANCEL on the waiting channel, and the busy rules around
 //! them, driven by the clock alone (sans-IO), against a scripted handler.
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use vu2f::hid::host::{Reply, ReplyAssembler};
@@ -18,6 +20,8 @@ struct Scripted {
     touch_after: Duration,
     touched_at: Option<Instant>,
     cancelled: usize,
+    /// How many times the framing passed a power cycle on.
+    power_cycles: Rc<Cell<usize>>,
 }
 
 impl Scripted {
@@ -26,6 +30,7 @@ impl Scripted {
             touch_after,
             touched_at: None,
             cancelled: 0,
+            power_cycles: Rc::default(),
         }
     }
 }
@@ -61,6 +66,11 @@ impl MessageHandler for Scripted {
         self.touched_at = None;
         self.cancelled += 1;
         vec![0x2D]
+    }
+
+    fn power_cycle(&mut self) {
+        self.touched_at = None;
+        self.power_cycles.set(self.power_cycles.get() + 1);
     }
 }
 
@@ -227,4 +237,33 @@ fn init_on_the_waiting_channel_abandons_the_request() {
     ));
     assert_eq!(hid.next_deadline(), None);
     assert!(hid.poll(t0 + Duration::from_secs(1)).is_empty());
+}
+
+/// A replug while a request waits: it is abandoned without a reply (none is owed after a power
+/// cycle), the handler's own state is reset, and the old channel is invalid; a new channel is
+/// not busy.
+#[test]
+fn a_power_cycle_abandons_the_waiting_request_without_a_reply() {
+    let scripted = Scripted::new(Duration::from_millis(350));
+    let power_cycles = Rc::clone(&scripted.power_cycles);
+    let mut hid = CtapHid::new(scripted);
+    let t0 = Instant::now();
+    let (a, _) = init(&mut hid, t0);
+    send(&mut hid, a, CBOR, &[0x01, 0xA0], t0);
+    assert!(hid.next_deadline().is_some(), "the request waits");
+    hid.power_cycle();
+    assert_eq!(power_cycles.get(), 1, "the handler is told");
+    assert_eq!(hid.next_deadline(), None, "nothing waits any more");
+    assert!(hid.poll(t0 + Duration::from_secs(1)).is_empty(), "no reply");
+    assert_eq!(
+        replies_on(a, &send(&mut hid, a, CANCEL, &[], t0)),
+        [Reply::Error(HidError::InvalidChannel)],
+        "nothing to cancel, and the channel is of before"
+    );
+    let (b, _) = init(&mut hid, t0);
+    assert_eq!(
+        replies_on(b, &send(&mut hid, b, CBOR, &[0x04], t0)),
+        [cbor_reply(&[0x00, 0xA0])],
+        "the token is free"
+    );
 }

@@ -246,3 +246,44 @@ fn status_word_values_are_the_wire_values() {
     assert_eq!(StatusWord::WrongData.to_bytes(), [0x6A, 0x80]);
     assert_eq!(StatusWord::ConditionsNotSatisfied as u16, 0x6985);
 }
+
+/// A replug (`vu2f replug`): a touch given before it does not sign after it; the key handle and
+/// the counter are durable and go on.
+#[test]
+fn a_touch_before_a_power_cycle_does_not_count_after_it() {
+    let (_dir, store) = common::store_with(&["t"]);
+    let app = messages::app_param(APP);
+    let mut token = common::engine(&store, "t", PresencePolicy::Touch);
+    token.presence().button().press();
+    let reg = register(&mut token, &app);
+    token.presence().button().press();
+    let signed = sign(
+        &mut token,
+        Control::EnforcePresenceAndSign,
+        &app,
+        &reg.key_handle,
+        Instant::now(),
+    );
+    let before = AuthenticationResponse::try_from(messages::split_status(&signed).unwrap())
+        .unwrap()
+        .counter;
+
+    token.presence().button().press();
+    token.power_cycle();
+    assert_eq!(
+        enforced(&mut token, &app, &reg.key_handle, Instant::now()),
+        0x6985
+    );
+    token.presence().button().press();
+    let signed = sign(
+        &mut token,
+        Control::EnforcePresenceAndSign,
+        &app,
+        &reg.key_handle,
+        Instant::now(),
+    );
+    let after = AuthenticationResponse::try_from(messages::split_status(&signed).unwrap())
+        .unwrap()
+        .counter;
+    assert!(after > before, "counter {after} after {before}");
+}

@@ -426,6 +426,70 @@ fn killing_the_server_removes_the_devices_and_a_restart_keeps_keys_and_counter()
     assert!(authenticate(&mut device, &registration) > after);
 }
 
+/// The HID device behind a hidraw node, in sysfs: a new one for every device the kernel makes,
+/// where the node's number may come round again.
+fn hid_device(node: &Path) -> Option<PathBuf> {
+    let name = node.file_name()?;
+    std::fs::canonicalize(Path::new("/sys/class/hidraw").join(name).join("device")).ok()
+}
+
+/// The uniq of the HID device behind a hidraw node (what `find_hidraw` looks for).
+fn hid_uniq(node: &Path) -> String {
+    let device = hid_device(node).expect("the node's HID device");
+    let uevent = std::fs::read_to_string(device.join("uevent")).unwrap();
+    let uniq = uevent.lines().find_map(|l| l.strip_prefix("HID_UNIQ="));
+    uniq.expect("HID_UNIQ in the uevent").to_owned()
+}
+
+/// The hidraw node of `uniq` once a HID device other than `old` has it, within 10 s.
+fn replugged(uniq: &str, old: &Path) -> Option<PathBuf> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let found = vu2f::device::uhid::find_hidraw(uniq);
+        if let Some(node) = found.filter(|n| hid_device(n).is_some_and(|d| d != old)) {
+            return Some(node);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// `vu2f replug NAME` destroys the device and makes it anew with the same uniq: the old HID
+/// device and its node go, a new one comes (perhaps under the same hidrawN: the kernel reuses
+/// free numbers). The host's handle of before is dead; through the new node the token answers
+/// with the same keys and a higher counter.
+#[test]
+fn replug_makes_a_new_hidraw_node_for_the_same_token() {
+    if !uhid_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let tokens = names("replug-", 1);
+    create_tokens(&store, &tokens);
+    let served = Served::start(&store, &tokens);
+    let uniq = hid_uniq(&served.hidraw[0]);
+    let old_device = hid_device(&served.hidraw[0]).unwrap();
+    let mut old = HidrawTransport::open_path(&served.hidraw[0]).unwrap();
+    let registration = register(&mut old);
+    let before = authenticate(&mut old, &registration);
+
+    run(common::vu2f(&store).args(["replug", &tokens[0]]));
+    assert!(
+        gone(std::slice::from_ref(&old_device)),
+        "the HID device of before is gone"
+    );
+    let node = replugged(&uniq, &old_device).expect("a new hidraw node for the token");
+    old.set_timeout(Duration::from_secs(1));
+    assert!(
+        old.exchange(&messages::version_request()).is_err(),
+        "the handle of before is dead"
+    );
+    let mut new = HidrawTransport::open_path(&node).unwrap();
+    let after = authenticate(&mut new, &registration);
+    assert!(after > before, "counter {after} after {before}");
+}
+
 /// The companion drives the AA emulator with the token through the kernel.
 #[test]
 fn enroll_and_log_on_through_hidraw() {

@@ -76,6 +76,15 @@ enum Command {
         /// The token's name.
         name: String,
     },
+    /// Unplug a token that a running `vu2f serve` serves and plug it in again, as at power-up.
+    ///
+    /// Its uhid device is made anew (a new hidraw node); its CTAPHID channels, a pending request
+    /// and a touch not used yet are forgotten; its keys and counter stay. Returns once the token
+    /// is back.
+    Replug {
+        /// The token's name.
+        name: String,
+    },
     /// Measure signing throughput against the raw ECDSA limit, on one core.
     Bench(bench::BenchArgs),
     /// Log a user on to an AA server with a token, through the first of the user's chains that
@@ -136,6 +145,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Store(command) => store::run(global, command),
         Command::Serve(args) => serve::run(global, args),
         Command::Touch { name } => crate::device::control::touch(&global.store_dir()?, &name),
+        Command::Replug { name } => crate::device::control::replug(&global.store_dir()?, &name),
         Command::Bench(args) => bench::run(global, args),
         Command::Logon(args) => companion::logon(global, *args),
         Command::Enroll(args) => companion::enroll(global, *args),

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use clap::Args;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 
 use super::Global;
-use crate::device::uhid::{UhidDevice, UhidServer};
+use crate::device::control::Controlled;
+use crate::device::replug::{Plug, ReplugRequest};
+use crate::device::uhid::{UhidDevice, UhidServer, HIDRAW_APPEARS};
 use crate::device::SharedToken;
 use crate::hid::CtapHid;
 use crate::u2f::{Button, Presence, PresencePolicy};
@@ -70,9 +73,6 @@ struct Served {
     hidraw: Option<PathBuf>,
 }
 
-/// How long the kernel may take to show a new device's hidraw node.
-const HIDRAW_APPEARS: Duration = Duration::from_secs(10);
-
 pub(super) fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     if args.udp.is_none() && !args.uhid && args.device_service.is_none() {
         anyhow::bail!("nothing to serve on: pass --udp [ADDR], --uhid or --device-service [ADDR]");
@@ -119,16 +119,106 @@ fn parse_uv(text: &str) -> Result<BuiltInUv, String> {
 /// Creates every token's uhid device, in order.
 fn create_devices(
     path: &std::path::Path,
-    tokens: &[(String, SharedToken)],
+    tokens: &[Token],
 ) -> anyhow::Result<Vec<(String, UhidDevice, CtapHid<SharedToken>)>> {
     let process = std::process::id();
     let mut devices = Vec::with_capacity(tokens.len());
-    for (index, (name, token)) in tokens.iter().enumerate() {
+    for (index, token) in tokens.iter().enumerate() {
+        let name = &token.name;
         let device = UhidDevice::create(path, name, &format!("vu2f:{process}:{index}"))
             .map_err(|e| anyhow::anyhow!("token {name}: {e}"))?;
-        devices.push((name.clone(), device, CtapHid::new(token.clone())));
+        devices.push((name.clone(), device, CtapHid::new(token.shared.clone())));
     }
     Ok(devices)
+}
+
+/// A served token: its name, its engine as its devices share it, and its button.
+struct Token {
+    name: String,
+    shared: SharedToken,
+    button: Arc<Button>,
+}
+
+/// Shares every engine among its devices; with a prompt, asks on the terminal for its touches.
+fn share(engines: Vec<crate::ctap2::Authenticator>, args: &ServeArgs) -> Vec<Token> {
+    let prompt =
+        args.presence == PresencePolicy::Prompt || args.uv.0 == Some(PresencePolicy::Prompt);
+    engines
+        .into_iter()
+        .map(|engine| {
+            let name = engine.u2f().name().to_owned();
+            let button = Arc::clone(engine.u2f().presence().button());
+            if prompt {
+                spawn_prompt(name.clone(), Arc::clone(&button));
+            }
+            Token {
+                name,
+                shared: SharedToken::new(engine),
+                button,
+            }
+        })
+        .collect()
+}
+
+/// What the control socket reaches of each token: its button, and a plug per device (the engine
+/// itself when no CTAPHID device serves it). Also the receiving end of each UDP task's plug.
+fn controls(
+    tokens: &[Token],
+    uhid: Option<&UhidServer<SharedToken>>,
+    udp: bool,
+) -> (
+    HashMap<String, Controlled>,
+    Vec<mpsc::UnboundedReceiver<ReplugRequest>>,
+) {
+    let mut controlled = HashMap::with_capacity(tokens.len());
+    let mut udp_replugs = Vec::new();
+    for token in tokens {
+        let mut plugs: Vec<Arc<dyn Plug>> = Vec::new();
+        if let Some(server) = uhid {
+            plugs.push(Arc::new(server.plug(&token.name)));
+        }
+        if udp {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            plugs.push(Arc::new(sender));
+            udp_replugs.push(receiver);
+        }
+        if plugs.is_empty() {
+            plugs.push(Arc::new(token.shared.clone()));
+        }
+        let button = Arc::clone(&token.button);
+        controlled.insert(token.name.clone(), Controlled { button, plugs });
+    }
+    (controlled, udp_replugs)
+}
+
+/// Listens on the control socket. Without one the server runs on, out of reach of `vu2f touch`
+/// and `vu2f replug`, unless `--presence touch` or `--uv touch` needs it.
+fn listen_control(
+    store: &keystore::Store,
+    controlled: HashMap<String, Controlled>,
+    args: &ServeArgs,
+) -> anyhow::Result<Option<(PathBuf, tokio::task::JoinHandle<()>)>> {
+    let flag = if args.presence == PresencePolicy::Touch {
+        Some("--presence touch")
+    } else if args.uv.0 == Some(PresencePolicy::Touch) {
+        Some("--uv touch")
+    } else {
+        None
+    };
+    match (
+        crate::device::control::listen(store.dir(), controlled),
+        flag,
+    ) {
+        (Ok(listening), _) => Ok(Some(listening)),
+        (Err(e), None) => {
+            eprintln!(
+                "vu2f: warning: no control socket ({e}); `vu2f touch` and `vu2f replug` cannot \
+                 reach this server, which needs it only with --presence touch"
+            );
+            Ok(None)
+        }
+        (Err(e), Some(flag)) => anyhow::bail!("{flag} needs the control socket: {e}"),
+    }
 }
 
 async fn serve_all(
@@ -137,78 +227,52 @@ async fn serve_all(
     engines: Vec<crate::ctap2::Authenticator>,
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
-    let mut buttons: HashMap<String, Arc<Button>> = HashMap::new();
-    let mut tokens = Vec::with_capacity(engines.len());
-    for engine in engines {
-        let name = engine.u2f().name().to_owned();
-        let button = Arc::clone(engine.u2f().presence().button());
-        if args.presence == PresencePolicy::Prompt || args.uv.0 == Some(PresencePolicy::Prompt) {
-            spawn_prompt(name.clone(), Arc::clone(&button));
-        }
-        buttons.insert(name.clone(), button);
-        tokens.push((name, SharedToken::new(engine)));
-    }
-    let devices = if args.uhid {
-        create_devices(&args.uhid_path, &tokens)?
+    let tokens = share(engines, args);
+    let uhid = if args.uhid {
+        Some(UhidServer::new(create_devices(&args.uhid_path, &tokens)?)?)
     } else {
-        Vec::new()
+        None
     };
+    let (controlled, udp_replugs) = controls(&tokens, uhid.as_ref(), args.udp.is_some());
     // Listening before the tokens are announced: once a token's line is out, `vu2f touch` works.
-    let control = match crate::device::control::listen(store.dir(), buttons) {
-        Ok(listening) => Some(listening),
-        Err(e)
-            if args.presence != PresencePolicy::Touch
-                && args.uv.0 != Some(PresencePolicy::Touch) =>
-        {
-            eprintln!(
-                "vu2f: warning: no control socket ({e}); `vu2f touch` cannot reach this server, \
-                 which needs it only with --presence touch"
-            );
-            None
-        }
-        Err(e) => {
-            let flag = if args.presence == PresencePolicy::Touch {
-                "--presence touch"
-            } else {
-                "--uv touch"
-            };
-            anyhow::bail!("{flag} needs the control socket: {e}")
-        }
-    };
+    let control = listen_control(store, controlled, args)?;
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, (name, token)) in tokens.iter().enumerate() {
+    let mut udp_replugs = udp_replugs.into_iter();
+    for (index, token) in tokens.iter().enumerate() {
+        let name = &token.name;
         let mut served = Served {
             token: name.clone(),
             udp: None,
             hidraw: None,
         };
-        if let Some(first) = args.udp {
+        if let (Some(first), Some(replugs)) = (args.udp, udp_replugs.next()) {
             let socket = bind_udp(first, index, name).await?;
             served.udp = Some(socket.local_addr()?);
-            let (name, hid) = (name.clone(), CtapHid::new(token.clone()));
+            let (name, hid) = (name.clone(), CtapHid::new(token.shared.clone()));
             tasks.spawn(async move {
-                if let Err(e) = crate::device::udp::serve(socket, hid).await {
+                if let Err(e) = crate::device::udp::serve(socket, hid, replugs).await {
                     eprintln!("vu2f: token {name} stopped serving UDP: {e}");
                 }
             });
         }
-        if let Some((_, device, _)) = devices.get(index) {
-            served.hidraw = Some(device.hidraw(HIDRAW_APPEARS).ok_or_else(|| {
+        if let Some(server) = &uhid {
+            served.hidraw = Some(server.hidraw(name).ok_or_else(|| {
                 anyhow::anyhow!("token {name}: the kernel made no hidraw node for the uhid device within {HIDRAW_APPEARS:?}")
             })?);
         }
         print_served(global, &served, args.presence)?;
     }
-    let uhid = if devices.is_empty() {
-        None
-    } else {
-        let server = UhidServer::new(devices)?;
+    let uhid = uhid.map(|server| {
         let stop = server.stop_handle();
-        Some((stop, std::thread::spawn(move || server.run())))
-    };
+        (stop, std::thread::spawn(move || server.run()))
+    });
+    let shared: Vec<(String, SharedToken)> = tokens
+        .iter()
+        .map(|t| (t.name.clone(), t.shared.clone()))
+        .collect();
     let device_service = match args.device_service {
         Some(addr) => {
-            Some(start_device_service(global, store, &tokens, addr, args.plain_http).await?)
+            Some(start_device_service(global, store, &shared, addr, args.plain_http).await?)
         }
         None => None,
     };

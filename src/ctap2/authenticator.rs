@@ -203,6 +203,23 @@ impl Authenticator {
         reply(Err(Status::KeepaliveCancel))
     }
 
+    /// The token lost power and got it back (`vu2f replug`): everything volatile is forgotten,
+    /// as at power-up. The pending request is dropped without a reply (none is owed after a
+    /// power cycle), the getNextAssertion queue is emptied (`NOT_ALLOWED` follows), and the
+    /// touch and the U2F key cache go (see [`u2f::Authenticator::power_cycle`]). The keys, the
+    /// credentials and the counter are durable and stay.
+    ///
+    /// Whatever else a power-up resets belongs here: CTAP 2.1's clientPIN, when it comes, drops
+    /// its pinUvAuthToken and restores the PIN retries allowed per power-up in this method.
+    pub fn power_cycle(&mut self) {
+        self.pending = None;
+        self.next_assertions = None;
+        if let Some(uv) = self.uv.as_mut() {
+            uv.power_cycle();
+        }
+        self.u2f.power_cycle();
+    }
+
     fn get_info(&self) -> Step {
         let keys = self.u2f.keys();
         let facts = Facts {

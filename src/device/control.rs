@@ -5,19 +5,40 @@
 //! answer line:
 //!
 //! ```text
-//!  -> touch NAME          <- ok | error: MESSAGE
+//!  -> touch NAME          <- ok | error: MESSAGE     presses the token's button
+//!  -> replug NAME         <- ok | error: MESSAGE     unplugs every device of the token and plugs
+//!                                                    it in again ([`super::replug`]); ok once all
+//!                                                    are back (a uhid device: its new hidraw node
+//!                                                    is there)
 //! ```
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
+use super::replug::{replug_all, Plug};
+use super::uhid::HIDRAW_APPEARS;
 use crate::u2f::Button;
+
+/// How long `vu2f touch` waits for the answer.
+const TOUCH_ANSWER: Duration = Duration::from_secs(5);
+/// How long `vu2f replug` waits for the answer: a uhid device's new node may take
+/// [`HIDRAW_APPEARS`] to show.
+const REPLUG_ANSWER: Duration = HIDRAW_APPEARS.saturating_add(Duration::from_secs(5));
+
+/// What the control socket reaches of one served token.
+pub struct Controlled {
+    /// The button that `touch` presses.
+    pub button: Arc<Button>,
+    /// The devices that serve the token, which `replug` unplugs and plugs in again.
+    pub plugs: Vec<Arc<dyn Plug>>,
+}
 
 /// The directory of the control sockets: `$XDG_RUNTIME_DIR/vu2f`, else `vu2f-UID` in the
 /// temporary directory. Made 0700 when missing; refused when another user could reach it.
@@ -56,10 +77,10 @@ pub fn socket_path(store_dir: &Path) -> std::io::Result<PathBuf> {
     Ok(runtime_dir()?.join(format!("control-{}.sock", hex::encode(&digest[..8]))))
 }
 
-/// Binds the control socket (replacing a stale one) and answers requests for `buttons`.
+/// Binds the control socket (replacing a stale one) and answers requests for `tokens`.
 pub fn listen(
     store_dir: &Path,
-    buttons: HashMap<String, Arc<Button>>,
+    tokens: HashMap<String, Controlled>,
 ) -> std::io::Result<(PathBuf, tokio::task::JoinHandle<()>)> {
     let path = socket_path(store_dir)?;
     if path.exists() {
@@ -67,10 +88,10 @@ pub fn listen(
     }
     let listener = UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    let buttons = Arc::new(buttons);
+    let tokens = Arc::new(tokens);
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let buttons = Arc::clone(&buttons);
+            let tokens = Arc::clone(&tokens);
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut line = String::new();
@@ -78,7 +99,7 @@ pub fn listen(
                 if reader.read_line(&mut line).await.is_err() {
                     return;
                 }
-                let answer = answer(&buttons, line.trim_end());
+                let answer = answer(&tokens, line.trim_end()).await;
                 let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
             });
         }
@@ -86,21 +107,46 @@ pub fn listen(
     Ok((path, task))
 }
 
-fn answer(buttons: &HashMap<String, Arc<Button>>, request: &str) -> String {
-    match request.split_once(' ') {
-        Some(("touch", name)) => match buttons.get(name) {
-            Some(button) => {
-                button.press();
-                "ok".into()
-            }
-            None => format!("error: token {name:?} is not served by this process"),
+/// The answer line to one request line (without its newline).
+async fn answer(tokens: &HashMap<String, Controlled>, request: &str) -> String {
+    let done = match request.split_once(' ') {
+        Some(("touch", name)) => served(tokens, name).map(|token| token.button.press()),
+        Some(("replug", name)) => match served(tokens, name) {
+            Ok(token) => replug_all(&token.plugs).await,
+            Err(e) => Err(e),
         },
-        _ => format!("error: unknown request {request:?}"),
+        _ => Err(format!("unknown request {request:?}")),
+    };
+    match done {
+        Ok(()) => "ok".into(),
+        // One line, whatever a device said.
+        Err(message) => format!("error: {}", message.replace(['\r', '\n'], " ")),
     }
+}
+
+fn served<'a>(
+    tokens: &'a HashMap<String, Controlled>,
+    name: &str,
+) -> Result<&'a Controlled, String> {
+    tokens
+        .get(name)
+        .ok_or_else(|| format!("token {name:?} is not served by this process"))
 }
 
 /// Presses the button of token `name` served by the `vu2f serve` running on `store_dir`.
 pub fn touch(store_dir: &Path, name: &str) -> anyhow::Result<()> {
+    request(store_dir, &format!("touch {name}"), TOUCH_ANSWER)
+}
+
+/// Unplugs token `name` served by the `vu2f serve` running on `store_dir` and plugs it in
+/// again; returns once every device of it is back.
+pub fn replug(store_dir: &Path, name: &str) -> anyhow::Result<()> {
+    request(store_dir, &format!("replug {name}"), REPLUG_ANSWER)
+}
+
+/// Sends one request line to the server on `store_dir`'s control socket and waits at most
+/// `patience` for its answer: `Ok` for `ok`, else the error's message.
+fn request(store_dir: &Path, line: &str, patience: Duration) -> anyhow::Result<()> {
     let path = socket_path(store_dir)
         .map_err(|e| anyhow::anyhow!("the control socket of store {}: {e}", store_dir.display()))?;
     let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
@@ -110,12 +156,20 @@ pub fn touch(store_dir: &Path, name: &str) -> anyhow::Result<()> {
             path.display()
         )
     })?;
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    stream.write_all(format!("touch {name}\n").as_bytes())?;
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line)?;
-    match line.trim_end() {
+    stream.set_read_timeout(Some(patience))?;
+    stream.write_all(format!("{line}\n").as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                anyhow::anyhow!("the server did not answer within {patience:?}")
+            }
+            _ => anyhow::anyhow!("reading the server's answer: {e}"),
+        })?;
+    match answer.trim_end() {
         "ok" => Ok(()),
+        "" => anyhow::bail!("the server closed the control socket without an answer"),
         other => anyhow::bail!("{}", other.strip_prefix("error: ").unwrap_or(other)),
     }
 }

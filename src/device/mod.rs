@@ -6,7 +6,8 @@
 //! * [`service`]: `vu2f serve --device-service`: the FIDO U2F API of AA's Device Service.
 //! * [`SharedToken`]: one token behind several devices (`--udp`, `--uhid`, the device service).
 //! * [`control`]: the control socket (in `$XDG_RUNTIME_DIR`) through which `vu2f touch NAME` presses
-//!   buttons through.
+//!   buttons and `vu2f replug NAME` replugs tokens.
+//! * [`replug`]: a token's devices unplugged and plugged in again, as at power-up.
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use crate::ctap2::Authenticator;
 use crate::hid::{CborStep, MessageHandler};
 
 pub mod control;
+pub mod replug;
 pub mod report_descriptor;
 pub mod service;
 pub mod udp;
@@ -68,6 +70,9 @@ impl MessageHandler for SharedToken {
     }
     fn cancel_cbor(&mut self) -> Vec<u8> {
         self.engine().cancel_cbor()
+    }
+    fn power_cycle(&mut self) {
+        self.engine().power_cycle();
     }
 }
 

@@ -15,24 +15,31 @@
 //! The device lives as long as its file: dropping a [`UhidDevice`] (or the process dying, even by
 //! `kill -9`) destroys it and its hidraw node.
 //!
-//! [`UhidServer`] runs every device of a process on one thread: one `poll` over all the files and
-//! a stop signal, with the CTAPHID timeouts as the poll's timeout.
+//! [`UhidServer`] runs every device of a process on one thread: one `poll` over all the files, a
+//! stop signal and a replug signal, with the CTAPHID timeouts as the poll's timeout. A replug
+//! (`vu2f replug NAME`, through a [`UhidPlug`]) happens on that thread too, between two polls:
+//! the device is destroyed, its CTAPHID state power-cycled, and the device created anew with
+//! the same name and uniq, so the kernel removes the old hidraw node and makes a new one.
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags, Timespec};
 use uhid_virt::{Bus, CreateParams, InputEvent, UHID_EVENT_SIZE};
 
+use super::replug::{Plug, ReplugRequest};
 use super::report_descriptor::{FIDO_U2F, PRODUCT_ID, VENDOR_ID};
 use crate::hid::{CtapHid, MessageHandler};
 
 /// Where the kernel's uhid interface is.
 pub const UHID_PATH: &str = "/dev/uhid";
+/// How long the kernel may take to show a new device's hidraw node.
+pub const HIDRAW_APPEARS: Duration = Duration::from_secs(10);
 
 const UHID_OUTPUT: u32 = 6;
 const UHID_GET_REPORT: u32 = 9;
@@ -110,6 +117,9 @@ fn truncated(text: &str, max: usize) -> String {
 /// One virtual U2F HID device.
 pub struct UhidDevice {
     file: File,
+    /// What it was made with, to make it again.
+    uhid: PathBuf,
+    token: String,
     uniq: String,
 }
 
@@ -142,7 +152,12 @@ impl UhidDevice {
             country: 0,
             rd_data: FIDO_U2F.to_vec(),
         };
-        let device = Self { file, uniq };
+        let device = Self {
+            file,
+            uhid: uhid.to_owned(),
+            token: token.to_owned(),
+            uniq,
+        };
         device
             .send(InputEvent::Create(params))
             .map_err(|source| UhidError::Io {
@@ -159,16 +174,15 @@ impl UhidDevice {
 
     /// The device's `/dev/hidrawN`, once the kernel has made it (waits at most `timeout`).
     pub fn hidraw(&self, timeout: Duration) -> Option<PathBuf> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(node) = find_hidraw(&self.uniq) {
-                return Some(node);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_hidraw(&self.uniq, timeout)
+    }
+
+    /// Unplugs the device and plugs it in again: destroyed first (the kernel removes its hidraw
+    /// node at once), then created with the same name and uniq (a new node follows).
+    pub fn replug(self) -> Result<Self, UhidError> {
+        let (uhid, token, uniq) = (self.uhid.clone(), self.token.clone(), self.uniq.clone());
+        drop(self);
+        Self::create(&uhid, &token, &uniq)
     }
 
     /// Reads and answers every event the kernel has queued.
@@ -211,6 +225,11 @@ impl UhidDevice {
     }
 }
 
+/// Counts one up on an eventfd: wakes the poll that watches it.
+fn signal(eventfd: &OwnedFd) {
+    let _ = rustix::io::write(eventfd, &1u64.to_ne_bytes());
+}
+
 /// Stops a running [`UhidServer`] from another thread.
 #[derive(Clone)]
 pub struct StopHandle(Arc<OwnedFd>);
@@ -218,23 +237,60 @@ pub struct StopHandle(Arc<OwnedFd>);
 impl StopHandle {
     /// Asks the server to destroy its devices and return.
     pub fn stop(&self) {
-        let _ = rustix::io::write(&*self.0, &1u64.to_ne_bytes());
+        signal(&self.0);
     }
+}
+
+/// Replugs one token's device of a running [`UhidServer`] from another thread.
+#[derive(Clone)]
+pub struct UhidPlug {
+    token: String,
+    requests: Sender<(String, ReplugRequest)>,
+    wake: Arc<OwnedFd>,
+}
+
+impl Plug for UhidPlug {
+    fn replug(&self, request: ReplugRequest) {
+        // A server that returned dropped its receiver: the request is dropped, the caller hears.
+        if self.requests.send((self.token.clone(), request)).is_ok() {
+            signal(&self.wake);
+        }
+    }
+}
+
+/// What woke the server's poll.
+#[derive(Default)]
+struct Woken {
+    stop: bool,
+    replug: bool,
+    /// Per device: the kernel has sent something.
+    ready: Vec<bool>,
 }
 
 /// Every uhid device of the process, served from one thread.
 pub struct UhidServer<H: MessageHandler> {
     devices: Vec<(String, UhidDevice, CtapHid<H>)>,
     stop: Arc<OwnedFd>,
+    wake: Arc<OwnedFd>,
+    requests: Receiver<(String, ReplugRequest)>,
+    requester: Sender<(String, ReplugRequest)>,
+    /// How long the kernel may take to show a device's hidraw node.
+    hidraw_appears: Duration,
 }
 
 impl<H: MessageHandler> UhidServer<H> {
     /// A server of `devices`, each named by its token.
     pub fn new(devices: Vec<(String, UhidDevice, CtapHid<H>)>) -> std::io::Result<Self> {
         let stop = eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?;
+        let wake = eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?;
+        let (requester, requests) = std::sync::mpsc::channel();
         Ok(Self {
             devices,
             stop: Arc::new(stop),
+            wake: Arc::new(wake),
+            requests,
+            requester,
+            hidraw_appears: HIDRAW_APPEARS,
         })
     }
 
@@ -243,63 +299,144 @@ impl<H: MessageHandler> UhidServer<H> {
         StopHandle(Arc::clone(&self.stop))
     }
 
+    /// What replugs the device of `token` (`vu2f replug`), once [`UhidServer::run`] runs.
+    pub fn plug(&self, token: &str) -> UhidPlug {
+        UhidPlug {
+            token: token.to_owned(),
+            requests: self.requester.clone(),
+            wake: Arc::clone(&self.wake),
+        }
+    }
+
+    /// The hidraw node of `token`'s device, once the kernel has made it (waits at most
+    /// [`HIDRAW_APPEARS`]).
+    pub fn hidraw(&self, token: &str) -> Option<PathBuf> {
+        let (_, device, _) = self.devices.iter().find(|(name, _, _)| name == token)?;
+        device.hidraw(self.hidraw_appears)
+    }
+
     /// Serves until stopped; then every device is destroyed. A device that fails is destroyed
     /// alone, and the others go on.
     pub fn run(mut self) {
         let mut event = vec![0u8; UHID_EVENT_SIZE];
         while !self.devices.is_empty() {
-            let now = Instant::now();
-            let timeout = self
-                .devices
-                .iter()
-                .filter_map(|(_, _, hid)| hid.next_deadline())
-                .min()
-                .map(|deadline| {
-                    let left = deadline.saturating_duration_since(now);
-                    Timespec {
-                        tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-                        tv_nsec: i64::from(left.subsec_nanos()),
-                    }
-                });
-            let (stopped, ready) = {
-                let mut fds = Vec::with_capacity(self.devices.len() + 1);
-                fds.push(PollFd::new(&*self.stop, PollFlags::IN));
-                for (_, device, _) in &self.devices {
-                    fds.push(PollFd::new(&device.file, PollFlags::IN));
+            let woken = match self.wait() {
+                Ok(woken) => woken,
+                Err(e) => {
+                    tracing::error!("uhid poll failed: {e}");
+                    return;
                 }
-                match poll(&mut fds, timeout.as_ref()) {
-                    Ok(_) => {}
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(e) => {
-                        tracing::error!("uhid poll failed: {e}");
-                        return;
-                    }
-                }
-                let ready: Vec<bool> = fds[1..].iter().map(|fd| !fd.revents().is_empty()).collect();
-                (!fds[0].revents().is_empty(), ready)
             };
-            if stopped {
+            if woken.stop {
                 return;
             }
-            let mut failed = Vec::new();
-            for (index, ((name, device, hid), ready)) in
-                self.devices.iter_mut().zip(ready).enumerate()
-            {
-                let result = if ready {
-                    device.drain(hid, &mut event)
-                } else {
-                    Ok(())
-                };
-                if let Err(e) = result.and_then(|()| device.expire(hid)) {
-                    eprintln!("vu2f: token {name}: uhid device failed, destroying it: {e}");
-                    failed.push(index);
-                }
-            }
-            for index in failed.into_iter().rev() {
-                self.devices.remove(index);
+            self.serve(&woken.ready, &mut event);
+            if woken.replug {
+                self.replug_requested();
             }
         }
     }
+
+    /// When the next CTAPHID timeout of any device is due, from `now`.
+    fn timeout(&self, now: Instant) -> Option<Timespec> {
+        self.devices
+            .iter()
+            .filter_map(|(_, _, hid)| hid.next_deadline())
+            .min()
+            .map(|deadline| {
+                let left = deadline.saturating_duration_since(now);
+                Timespec {
+                    tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                }
+            })
+    }
+
+    /// Polls the stop and replug signals and every device until one has something, or the next
+    /// timeout. Interrupted by a signal, it says that nothing woke it.
+    fn wait(&self) -> rustix::io::Result<Woken> {
+        let timeout = self.timeout(Instant::now());
+        let mut fds = Vec::with_capacity(self.devices.len() + 2);
+        fds.push(PollFd::new(&*self.stop, PollFlags::IN));
+        fds.push(PollFd::new(&*self.wake, PollFlags::IN));
+        for (_, device, _) in &self.devices {
+            fds.push(PollFd::new(&device.file, PollFlags::IN));
+        }
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return Ok(Woken::default()),
+            Err(e) => return Err(e),
+        }
+        let woke = |fd: &PollFd| !fd.revents().is_empty();
+        Ok(Woken {
+            stop: woke(&fds[0]),
+            replug: woke(&fds[1]),
+            ready: fds[2..].iter().map(woke).collect(),
+        })
+    }
+
+    /// Answers what the ready devices sent and sends what timeouts are due.
+    fn serve(&mut self, ready: &[bool], event: &mut [u8]) {
+        let mut failed = Vec::new();
+        for (index, (name, device, hid)) in self.devices.iter_mut().enumerate() {
+            let result = if ready.get(index).copied().unwrap_or(false) {
+                device.drain(hid, event)
+            } else {
+                Ok(())
+            };
+            if let Err(e) = result.and_then(|()| device.expire(hid)) {
+                eprintln!("vu2f: token {name}: uhid device failed, destroying it: {e}");
+                failed.push(index);
+            }
+        }
+        for index in failed.into_iter().rev() {
+            self.devices.remove(index);
+        }
+    }
+
+    /// Replugs the device of every request waiting.
+    fn replug_requested(&mut self) {
+        let mut count = [0u8; 8];
+        // Reading resets the eventfd; the requests are all taken below.
+        let _ = rustix::io::read(&*self.wake, &mut count);
+        while let Ok((token, request)) = self.requests.try_recv() {
+            self.replug(&token, request);
+        }
+    }
+
+    /// Destroys `token`'s device, power-cycles its CTAPHID state, and creates it anew; the
+    /// request is answered once the kernel shows the new hidraw node. A device that cannot be
+    /// made again is gone, and the request says why.
+    fn replug(&mut self, token: &str, request: ReplugRequest) {
+        let Some(index) = self.devices.iter().position(|(name, _, _)| name == token) else {
+            return request.answer(Err(format!("token {token}: its uhid device failed before")));
+        };
+        let (name, device, mut hid) = self.devices.remove(index);
+        hid.power_cycle();
+        match device.replug() {
+            Ok(device) => {
+                let uniq = device.uniq.clone();
+                self.devices.insert(index, (name, device, hid));
+                answer_once_shown(uniq, self.hidraw_appears, request);
+            }
+            Err(e) => {
+                let message = format!("token {name}: the uhid device could not be made again: {e}");
+                eprintln!("vu2f: {message}");
+                request.answer(Err(message));
+            }
+        }
+    }
+}
+
+/// Answers `request` once the hidraw node of `uniq` shows (within `timeout`), from a thread of
+/// its own: the server's thread goes on serving meanwhile.
+fn answer_once_shown(uniq: String, timeout: Duration, request: ReplugRequest) {
+    std::thread::spawn(move || {
+        let shown = wait_for_hidraw(&uniq, timeout).map(drop);
+        request.answer(
+            shown.ok_or_else(|| format!("the kernel made no new hidraw node within {timeout:?}")),
+        );
+    });
 }
 
 impl Drop for UhidDevice {
@@ -323,6 +460,20 @@ pub fn find_hidraw(uniq: &str) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// The hidraw node of `uniq` once the kernel has made it; `None` after `timeout`.
+pub fn wait_for_hidraw(uniq: &str, timeout: Duration) -> Option<PathBuf> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(node) = find_hidraw(uniq) {
+            return Some(node);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[cfg(test)]
@@ -366,6 +517,84 @@ mod tests {
             .err()
             .unwrap();
         assert!(error.to_string().contains("modprobe uhid"), "{error}");
+    }
+
+    struct Quiet;
+    impl MessageHandler for Quiet {
+        fn handle_message(&mut self, _apdu: &[u8], _now: Instant) -> Vec<u8> {
+            Vec::new()
+        }
+    }
+
+    /// A FIFO stands in for `/dev/uhid`: it takes a device's events (and gives them back, which
+    /// the server reads as events of no interest), but no kernel makes a hidraw node.
+    fn fake_uhid(dir: &Path) -> PathBuf {
+        use rustix::fs::{FileType, Mode, CWD};
+        let path = dir.join("uhid");
+        rustix::fs::mknodat(CWD, &path, FileType::Fifo, Mode::RUSR | Mode::WUSR, 0).unwrap();
+        path
+    }
+
+    /// A server of token `t` on `uhid`, on its thread.
+    fn serving(uhid: &Path) -> (UhidPlug, StopHandle, std::thread::JoinHandle<()>) {
+        let device = UhidDevice::create(uhid, "t", "vu2f:test").unwrap();
+        let mut server = UhidServer::new(vec![("t".into(), device, CtapHid::new(Quiet))]).unwrap();
+        server.hidraw_appears = Duration::from_millis(50);
+        let (plug, stop) = (server.plug("t"), server.stop_handle());
+        (plug, stop, std::thread::spawn(move || server.run()))
+    }
+
+    /// Replugs through `plug`; the answer, `dropped`, or after 5 s `no answer`.
+    fn replug(plug: &UhidPlug) -> Result<(), String> {
+        use tokio::sync::oneshot::error::TryRecvError;
+        let (request, mut answer) = ReplugRequest::new();
+        plug.replug(request);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match answer.try_recv() {
+                Ok(result) => return result,
+                Err(TryRecvError::Closed) => return Err("dropped".into()),
+                Err(TryRecvError::Empty) if Instant::now() >= deadline => {
+                    return Err("no answer".into())
+                }
+                Err(TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    /// The device is made again and served on: a second replug finds it. Without a kernel, no
+    /// node shows, and the answer says so. A stopped server drops the request.
+    #[test]
+    fn a_replug_makes_the_device_again_on_the_server_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plug, stop, thread) = serving(&fake_uhid(dir.path()));
+        for _ in 0..2 {
+            let answer = replug(&plug).unwrap_err();
+            assert!(
+                answer.contains("no new hidraw node within 50ms"),
+                "{answer}"
+            );
+        }
+        stop.stop();
+        thread.join().unwrap();
+        assert_eq!(replug(&plug), Err("dropped".into()));
+    }
+
+    /// A device that cannot be made again is reported to the caller and gone; the server, with
+    /// no other device, returns.
+    #[test]
+    fn a_device_that_cannot_be_made_again_is_reported_and_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let uhid = fake_uhid(dir.path());
+        let (plug, _stop, thread) = serving(&uhid);
+        std::fs::remove_file(&uhid).unwrap();
+        let answer = replug(&plug).unwrap_err();
+        assert!(
+            answer.starts_with("token t: the uhid device could not be made again: ")
+                && answer.contains("does not exist"),
+            "{answer}"
+        );
+        thread.join().unwrap();
     }
 
     #[test]

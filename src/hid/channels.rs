@@ -18,6 +18,10 @@
 //! ```
 //! INIT on the waiting channel abandons the request. A token that speaks no CTAP2 answers CBOR
 //! with `INVALID_CMD` and does not set the CBOR capability.
+//!
+//! [`CtapHid::power_cycle`] is the token unplugged and plugged in again (`vu2f replug`): the
+//! channels it allocated before answer `INVALID_CHANNEL` from then on, and nothing of a message,
+//! a LOCK or a waiting request survives it.
 use std::time::Instant;
 
 use super::packet::{error_report, fragment, MalformedReport, Packet, Report};
@@ -59,11 +63,19 @@ pub trait MessageHandler {
     fn cancel_cbor(&mut self) -> Vec<u8> {
         vec![HidError::Other as u8]
     }
+    /// The token lost power and got it back: forget everything volatile, as at power-up (a
+    /// waiting request without a reply, the touch). Durable state (keys, counter) stays.
+    /// Whatever a later feature keeps per power-up resets here too: CTAP 2.1's clientPIN its
+    /// pinUvAuthToken and its retries per power-up. Nothing to do for a token without state.
+    fn power_cycle(&mut self) {}
 }
 
 impl MessageHandler for crate::u2f::Authenticator {
     fn handle_message(&mut self, apdu: &[u8], now: Instant) -> Vec<u8> {
         self.process(apdu, now)
+    }
+    fn power_cycle(&mut self) {
+        crate::u2f::Authenticator::power_cycle(self);
     }
 }
 
@@ -83,6 +95,9 @@ impl MessageHandler for crate::ctap2::Authenticator {
     }
     fn cancel_cbor(&mut self) -> Vec<u8> {
         self.cancel()
+    }
+    fn power_cycle(&mut self) {
+        crate::ctap2::Authenticator::power_cycle(self);
     }
 }
 
@@ -117,10 +132,35 @@ struct Lock {
     until: Instant,
 }
 
+/// Allocated channel ids are the allocation's number times this odd constant (modulo 2^32).
+const CID_STEP: u32 = 0x9E37_79B1;
+/// The inverse of [`CID_STEP`] modulo 2^32, which turns a channel id back into its allocation's
+/// number. Newton's iteration: an odd number is its own inverse to 3 bits, each step doubles them.
+const CID_STEP_INVERSE: u32 = {
+    let mut inverse = CID_STEP;
+    let mut step = 0;
+    while step < 4 {
+        inverse = inverse.wrapping_mul(2u32.wrapping_sub(CID_STEP.wrapping_mul(inverse)));
+        step += 1;
+    }
+    inverse
+};
+const _: () = assert!(CID_STEP.wrapping_mul(CID_STEP_INVERSE) == 1);
+
+/// Ids never allocated: the reserved channel 0, the broadcast channel, and their neighbours, so
+/// that a host's own `cid ^ 1` of an allocated channel is never 0 or the broadcast channel.
+fn never_allocated(cid: u32) -> bool {
+    matches!(cid, 0 | 1 | 0xFFFF_FFFE | BROADCAST_CID)
+}
+
 /// One token's CTAPHID endpoint.
 pub struct CtapHid<H> {
     handler: H,
+    /// How many channel ids were handed out (the number of the last one).
     allocations: u32,
+    /// The allocations up to this number were made before the last power cycle: their channels
+    /// are no longer valid.
+    retired: u32,
     assembly: Option<Assembly>,
     pending: Option<Pending>,
     lock: Option<Lock>,
@@ -133,11 +173,33 @@ impl<H: MessageHandler> CtapHid<H> {
         Self {
             handler,
             allocations: 0,
+            retired: 0,
             assembly: None,
             pending: None,
             lock: None,
             winks: 0,
         }
+    }
+
+    /// The token is unplugged and plugged in again (`vu2f replug`), as at power-up: every channel
+    /// allocated so far answers `INVALID_CHANNEL` from now on (a host must INIT again, and gets a
+    /// channel id it never had), a message being reassembled is dropped, a LOCK is released, a
+    /// waiting CTAP2 request is abandoned without a reply. Then the handler's own volatile state
+    /// goes ([`MessageHandler::power_cycle`]: the touch, the pending operation, and later
+    /// clientPIN's pinUvAuthToken and retries per power-up). Channels a host picked itself, never
+    /// allocated, stay served as before.
+    pub fn power_cycle(&mut self) {
+        self.retired = self.allocations;
+        self.assembly = None;
+        self.pending = None;
+        self.lock = None;
+        self.handler.power_cycle();
+    }
+
+    /// Whether `cid` was allocated before the last power cycle.
+    fn is_retired(&self, cid: u32) -> bool {
+        let number = cid.wrapping_mul(CID_STEP_INVERSE);
+        !never_allocated(cid) && number != 0 && number <= self.retired
     }
 
     /// How many WINKs the token received.
@@ -216,7 +278,7 @@ impl<H: MessageHandler> CtapHid<H> {
         now: Instant,
     ) -> Vec<Report> {
         let error = |e| vec![error_report(cid, e)];
-        if cid == 0 {
+        if cid == 0 || self.is_retired(cid) {
             return error(HidError::InvalidChannel);
         }
         let Some(command) = Command::from_wire(cmd) else {
@@ -347,12 +409,16 @@ impl<H: MessageHandler> CtapHid<H> {
 
     /// Hands out channel ids that look random (a counter times an odd constant: distinct for 2^32
     /// allocations), never 0, 1, or the broadcast id and its neighbour, so that a host's own
-    /// `cid ^ 1` is still a valid channel.
+    /// `cid ^ 1` is still a valid channel. Once the counter wraps, every id comes round again,
+    /// the retired ones too.
     fn allocate_cid(&mut self) -> u32 {
         loop {
             self.allocations = self.allocations.wrapping_add(1);
-            let cid = self.allocations.wrapping_mul(0x9E37_79B1);
-            if !matches!(cid, 0 | 1 | 0xFFFF_FFFE | BROADCAST_CID) {
+            if self.allocations == 0 {
+                self.retired = 0;
+            }
+            let cid = self.allocations.wrapping_mul(CID_STEP);
+            if !never_allocated(cid) {
                 return cid;
             }
         }
@@ -401,6 +467,42 @@ impl<H: MessageHandler> CtapHid<H> {
             Command::Init | Command::Cancel | Command::Keepalive | Command::Error => {
                 vec![error_report(cid, HidError::InvalidCommand)]
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Silent;
+    impl MessageHandler for Silent {
+        fn handle_message(&mut self, _apdu: &[u8], _now: Instant) -> Vec<u8> {
+            Vec::new()
+        }
+    }
+
+    /// After 2^32 allocations every id comes round again: the retired ones are valid once more.
+    #[test]
+    fn retired_channels_come_back_once_the_allocations_wrap() {
+        let mut hid = CtapHid::new(Silent);
+        hid.allocations = u32::MAX - 1;
+        hid.power_cycle();
+        let last = hid.allocate_cid();
+        let wrapped = hid.allocate_cid();
+        assert_eq!(wrapped, CID_STEP, "allocation number 1 again");
+        assert!(!hid.is_retired(last) && !hid.is_retired(wrapped));
+        let ping = fragment(wrapped, Command::Ping as u8, b"x");
+        assert_eq!(hid.handle_report(&ping[0], Instant::now()), ping);
+    }
+
+    #[test]
+    fn a_channel_id_gives_back_its_allocation_number() {
+        for number in [1u32, 2, 1000, u32::MAX] {
+            assert_eq!(
+                number.wrapping_mul(CID_STEP).wrapping_mul(CID_STEP_INVERSE),
+                number
+            );
         }
     }
 }

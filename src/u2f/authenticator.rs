@@ -109,6 +109,14 @@ impl Authenticator {
         &mut self.presence
     }
 
+    /// The token lost power and got it back (`vu2f replug`): the touch is forgotten (a press
+    /// before does not count after), and so are the unwrapped keys of the cache, as a key's RAM
+    /// would be. The keys and the counter are durable and stay.
+    pub fn power_cycle(&mut self) {
+        self.presence.power_cycle();
+        self.key_cache.clear();
+    }
+
     /// How many times the counter flushed the store so far.
     pub fn counter_flushes(&self) -> u64 {
         self.keys.counter.flushes()
@@ -264,5 +272,32 @@ impl Authenticator {
         out.extend_from_slice(&counter);
         out.extend_from_slice(signature.as_ref());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::u2f::messages::{self, RegistrationResponse};
+    use crate::u2f::PresencePolicy;
+
+    #[test]
+    fn a_power_cycle_empties_the_key_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = keystore::Store::open(&dir.path().join("store")).unwrap();
+        store
+            .create_token("t", keystore::TokenOptions::default())
+            .unwrap();
+        let presence = Presence::new(PresencePolicy::Auto);
+        let mut token = Authenticator::new(store.load("t").unwrap(), presence);
+        let app = messages::app_param("https://cache.vu2f.invalid");
+        let request = messages::register_request(&[1; 32], &app);
+        let response = token.process(&request, Instant::now());
+        let registration =
+            RegistrationResponse::try_from(messages::split_status(&response).unwrap()).unwrap();
+        token.signing_key(&app, &registration.key_handle).unwrap();
+        assert!(token.has_cached(&app, &registration.key_handle));
+        token.power_cycle();
+        assert!(!token.has_cached(&app, &registration.key_handle));
     }
 }

@@ -111,6 +111,13 @@ impl Button {
             state.waiting = false;
         }
     }
+
+    /// Lets go, as at power-up: a press not consumed yet is forgotten, and nothing waits.
+    fn release(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            *state = ButtonState::default();
+        }
+    }
 }
 
 /// A token's presence: its policy and its button.
@@ -155,6 +162,13 @@ impl Presence {
     pub fn abandon(&mut self) {
         self.delay_started = None;
         self.button.settle();
+    }
+
+    /// The token lost power and got it back (`vu2f replug`): a touch given before does not count
+    /// after, and a delay starts afresh at the next request.
+    pub fn power_cycle(&mut self) {
+        self.delay_started = None;
+        self.button.release();
     }
 
     /// Whether every operation is touched at once (`auto`): no caller ever waits.
@@ -228,6 +242,34 @@ mod tests {
             assert!(!deny.take(Instant::now()));
             assert!(auto.take(Instant::now()));
         }
+    }
+
+    #[test]
+    fn a_press_before_a_power_cycle_does_not_count_after_it() {
+        let mut touch = Presence::new(PresencePolicy::Touch);
+        touch.button().press();
+        touch.power_cycle();
+        assert!(!touch.take(Instant::now()));
+        touch.button().press();
+        assert!(touch.take(Instant::now()), "a press after it counts");
+
+        let mut delay = Presence::new(PresencePolicy::Delay(Duration::from_millis(300)));
+        let t0 = Instant::now();
+        assert!(!delay.take(t0));
+        delay.power_cycle();
+        assert!(
+            !delay.take(t0 + Duration::from_millis(300)),
+            "the delay starts afresh"
+        );
+        assert!(delay.take(t0 + Duration::from_millis(600)));
+    }
+
+    #[test]
+    fn a_power_cycle_ends_the_wait_for_a_touch() {
+        let mut presence = Presence::new(PresencePolicy::Touch);
+        assert!(!presence.take(Instant::now()));
+        presence.power_cycle();
+        assert!(!presence.button().wait_for_request(Duration::ZERO));
     }
 
     #[test]
