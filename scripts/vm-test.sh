@@ -30,4 +30,4 @@ ensure_python_venv target/vng 'virtme-ng==1.42'
 kernel=$(ls /boot/vmlinuz-*-amd64 | sort -V | tail -n 1)
 echo "== booting $kernel under qemu (no KVM) to run the uhid tests"
 PATH="$PWD/target/vng/bin:$PATH" timeout 1200 vng --run "$kernel" --disable-kvm --user root \
-  --memory 2G --cpus 2 --exec "$PWD/scripts/uhid-tests.sh $test_binary"
+  --memory 2G --cpus 2 --exec "$PWD/scripts/uhid-tests.sh $test_binary" 2>&1 | vm_console

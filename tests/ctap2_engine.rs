@@ -368,6 +368,10 @@ fn a_self_attesting_token_signs_each_attestation_with_the_new_key() {
     for (alg, rk) in [(ES256, false), (EDDSA, false), (ES256, true)] {
         let credential = make(&mut token, "self.example", b"user", alg, rk);
         assert!(!credential.batch, "alg {alg}: self attestation");
+        assert_eq!(
+            credential.aaguid, [0; 16],
+            "self attestation names no model"
+        );
         let params = get_params(
             "self.example",
             &[4; 32],

@@ -441,19 +441,6 @@ fn hid_uniq(node: &Path) -> String {
     uniq.expect("HID_UNIQ in the uevent").to_owned()
 }
 
-/// The hidraw node of `uniq` once a HID device other than `old` has it, within 10 s.
-fn replugged(uniq: &str, old: &Path) -> Option<PathBuf> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let found = vu2f::device::uhid::find_hidraw(uniq);
-        if let Some(node) = found.filter(|n| hid_device(n).is_some_and(|d| d != old)) {
-            return Some(node);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
 /// `vu2f replug NAME` destroys the device and makes it anew with the same uniq: the old HID
 /// device and its node go, a new one comes (perhaps under the same hidrawN: the kernel reuses
 /// free numbers). The host's handle of before is dead; through the new node the token answers
@@ -479,7 +466,13 @@ fn replug_makes_a_new_hidraw_node_for_the_same_token() {
         gone(std::slice::from_ref(&old_device)),
         "the HID device of before is gone"
     );
-    let node = replugged(&uniq, &old_device).expect("a new hidraw node for the token");
+    // Its answer waits for the new node (and for udev to make it usable): no polling here.
+    let node = vu2f::device::uhid::find_hidraw(&uniq).expect("a hidraw node when replug returns");
+    assert_ne!(
+        hid_device(&node).as_deref(),
+        Some(old_device.as_path()),
+        "a new HID device"
+    );
     old.set_timeout(Duration::from_secs(1));
     assert!(
         old.exchange(&messages::version_request()).is_err(),

@@ -69,8 +69,8 @@ pub enum AttestationType {
     /// `x5c` (verifiable up to `token export-ca`), the AAGUID in it.
     #[default]
     Batch,
-    /// Self attestation: `packed` signed by the new credential's own key, no `x5c`; nothing ties
-    /// the credential to vu2f, or to any other credential of the token.
+    /// Self attestation: `packed` signed by the new credential's own key, no `x5c`, a zero AAGUID;
+    /// nothing ties the credential to vu2f, or to any other credential of the token.
     #[serde(rename = "self")]
     SelfAttestation,
 }

@@ -39,8 +39,18 @@ fn ids(credentials: &[&DiscoverableCredential]) -> Vec<u8> {
 #[test]
 fn profiles_are_stored_shown_and_changed() {
     let (_dir, path, store) = temp_store();
-    let u2f = store.create_token("u", TokenOptions::default()).unwrap();
-    assert_eq!(u2f.profile, Profile::default());
+    let default = store.create_token("d", TokenOptions::default()).unwrap();
+    assert_eq!(default.profile, Profile::Fido2, "new tokens are fido2");
+    let u2f = store
+        .create_token(
+            "u",
+            TokenOptions {
+                profile: Profile::U2f,
+                ..TokenOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(u2f.profile, Profile::U2f);
     let fido = store
         .create_token(
             "f",

@@ -160,8 +160,9 @@ fn share(engines: Vec<crate::ctap2::Authenticator>, args: &ServeArgs) -> Vec<Tok
         .collect()
 }
 
-/// What the control socket reaches of each token: its button, and a plug per device (the engine
-/// itself when no CTAPHID device serves it). Also the receiving end of each UDP task's plug.
+/// What the control socket reaches of each token: its button, and its plugs: the engine first
+/// (power-cycled once per replug), then one per CTAPHID device. Also the receiving end of each
+/// UDP task's plug.
 fn controls(
     tokens: &[Token],
     uhid: Option<&UhidServer<SharedToken>>,
@@ -173,7 +174,7 @@ fn controls(
     let mut controlled = HashMap::with_capacity(tokens.len());
     let mut udp_replugs = Vec::new();
     for token in tokens {
-        let mut plugs: Vec<Arc<dyn Plug>> = Vec::new();
+        let mut plugs: Vec<Arc<dyn Plug>> = vec![Arc::new(token.shared.clone())];
         if let Some(server) = uhid {
             plugs.push(Arc::new(server.plug(&token.name)));
         }
@@ -181,9 +182,6 @@ fn controls(
             let (sender, receiver) = mpsc::unbounded_channel();
             plugs.push(Arc::new(sender));
             udp_replugs.push(receiver);
-        }
-        if plugs.is_empty() {
-            plugs.push(Arc::new(token.shared.clone()));
         }
         let button = Arc::clone(&token.button);
         controlled.insert(token.name.clone(), Controlled { button, plugs });

@@ -121,6 +121,12 @@ pub(super) fn run(global: &Global, command: TokenCommand) -> anyhow::Result<()> 
             discoverable_limit,
             attestation,
         } => {
+            if profile == Profile::U2f && attestation != AttestationType::Batch {
+                anyhow::bail!(
+                    "--attestation {attestation} is for CTAP2, which a u2f token does not speak: \
+                     use --profile fido2"
+                );
+            }
             let names: Vec<String> = match count {
                 None => vec![name],
                 Some(0) => anyhow::bail!("--count must be at least 1"),

@@ -30,9 +30,9 @@ pub enum SigningKey {
 }
 
 /// Makes a new key pair for `algorithm` and seals it into a credential id bound to
-/// `rp_id_hash`. Returns the id and the public key as a COSE_Key: a makeCredential signs
-/// nothing with the new key, so no signing key is built (ring would check the pair with a
-/// scalar multiplication).
+/// `rp_id_hash`. Returns the id and the public key as a COSE_Key. No signing key is built (ring
+/// would check the pair with a scalar multiplication): a batch-attested makeCredential signs
+/// nothing with the new key; a self-attested one opens it from its id, paying that once.
 pub fn generate(
     algorithm: Algorithm,
     residency: Residency,

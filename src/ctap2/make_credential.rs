@@ -147,8 +147,14 @@ impl Authenticator {
             credential::generate(algorithm, residency, &keys.wrapper, &rp_id_hash, &self.rng)?;
         let counter = keys.counter.next_value().map_err(|_| Status::Other)?;
         let flags = USER_PRESENT | if verified { USER_VERIFIED } else { 0 };
+        // Self attestation names no model: its AAGUID is zero (CTAP2.md section 4, as clients
+        // expect of it), where a batch attestation's is the one in its certificate.
+        let aaguid = match keys.attestation_type {
+            AttestationType::Batch => keys.aaguid,
+            AttestationType::SelfAttestation => [0; 16],
+        };
         let credential = AttestedCredential {
-            aaguid: &keys.aaguid,
+            aaguid: &aaguid,
             id: &id,
             public_key: &public_key,
         };

@@ -71,9 +71,10 @@ impl MessageHandler for SharedToken {
     fn cancel_cbor(&mut self) -> Vec<u8> {
         self.engine().cancel_cbor()
     }
-    fn power_cycle(&mut self) {
-        self.engine().power_cycle();
-    }
+    // No `power_cycle`: each device's CTAPHID power cycle leaves the shared engine alone. A replug
+    // power-cycles the engine once, through the token's own plug, before its devices (see
+    // `replug`): another device's power cycle later would drop a request a host has just started
+    // on a device already back.
 }
 
 /// Sleeps until `deadline`, or forever without one (for `select!` arms that are disabled then).

@@ -7,15 +7,18 @@
 //! once all of them did theirs:
 //!
 //! ```text
-//!  replug NAME ─► udp task      CtapHid::power_cycle, forget the hosts' addresses     ─► done
+//!  replug NAME ─► the engine    its power cycle (pending operation, next assertions,
+//!                               touch, key cache), at once                            ─► done
+//!             ─► udp task      CtapHid::power_cycle, forget the hosts' addresses     ─► done
 //!             ─► uhid thread    destroy the device (its hidraw node goes), power cycle,
 //!                               create it anew (same name and uniq)    ─► done once the kernel
 //!                                                                        shows its new node
-//!             ─► the engine     (a token no CTAPHID device serves: the Device Service alone)
 //!  ◄─ ok | error: MESSAGE
 //! ```
-//! Every CTAPHID power cycle passes on to the shared engine; doing that once per device is
-//! harmless, a power cycle of a power-cycled token changes nothing.
+//! The engine that the devices share is power-cycled once, first, by the token's own plug
+//! ([`SharedToken`]); the devices' CTAPHID power cycles leave it alone. Power-cycled once per
+//! device instead, a device that came back and took a host's request could lose it to another
+//! device's power cycle a moment later.
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -56,7 +59,8 @@ impl Plug for mpsc::UnboundedSender<ReplugRequest> {
     }
 }
 
-/// A token that no CTAPHID device serves (the Device Service alone): its engine's power cycle.
+/// The token's engine, shared by its devices: its power cycle, at once (the first plug of every
+/// token, and the only one of a token that the Device Service alone serves).
 impl Plug for SharedToken {
     fn replug(&self, request: ReplugRequest) {
         self.engine().power_cycle();

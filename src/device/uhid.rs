@@ -432,11 +432,33 @@ impl<H: MessageHandler> UhidServer<H> {
 /// its own: the server's thread goes on serving meanwhile.
 fn answer_once_shown(uniq: String, timeout: Duration, request: ReplugRequest) {
     std::thread::spawn(move || {
-        let shown = wait_for_hidraw(&uniq, timeout).map(drop);
+        let deadline = Instant::now() + timeout;
+        let shown = wait_for_hidraw(&uniq, timeout);
+        if let Some(node) = &shown {
+            wait_until_usable(node, deadline);
+        }
         request.answer(
-            shown.ok_or_else(|| format!("the kernel made no new hidraw node within {timeout:?}")),
+            shown
+                .map(drop)
+                .ok_or_else(|| format!("the kernel made no new hidraw node within {timeout:?}")),
         );
     });
+}
+
+/// Waits (until `deadline` at most) for this process to be able to open `node` for reading and
+/// writing: udev gives a new node its group and mode a moment after the kernel makes it, and a
+/// host of the same user that opens it as soon as `vu2f replug` returns must find it usable.
+/// Opening it costs the device an OPEN and a CLOSE event, which it ignores.
+fn wait_until_usable(node: &Path, deadline: Instant) {
+    while OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(node)
+        .is_err()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 impl Drop for UhidDevice {

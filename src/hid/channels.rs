@@ -186,8 +186,9 @@ impl<H: MessageHandler> CtapHid<H> {
     /// channel id it never had), a message being reassembled is dropped, a LOCK is released, a
     /// waiting CTAP2 request is abandoned without a reply. Then the handler's own volatile state
     /// goes ([`MessageHandler::power_cycle`]: the touch, the pending operation, and later
-    /// clientPIN's pinUvAuthToken and retries per power-up). Channels a host picked itself, never
-    /// allocated, stay served as before.
+    /// clientPIN's pinUvAuthToken and retries per power-up). Channels a host picked itself stay
+    /// served, unless one happens to be an id allocated before: every 32-bit id is some
+    /// allocation's, so after n allocations a host's own id is retired with probability n/2^32.
     pub fn power_cycle(&mut self) {
         self.retired = self.allocations;
         self.assembly = None;

@@ -105,6 +105,7 @@ class RelyingParty:
         statement = attestation_object.att_stmt
         if self.self_attested:  # no certificate; signed by the credential, in its algorithm
             assert "x5c" not in statement
+            assert attestation_object.auth_data.credential_data.aaguid == b"\0" * 16
             credential_key = attestation_object.auth_data.credential_data.public_key
             assert statement["alg"] == credential_key[3]
             result = PackedAttestation().verify(statement, attestation_object.auth_data,

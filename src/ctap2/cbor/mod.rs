@@ -12,9 +12,11 @@
 //!   the wrong type → `CBOR_UNEXPECTED_TYPE`; a required member absent → `MISSING_PARAMETER`.
 //!   Keys come in any order and unknown ones are ignored, as hosts expect.
 //! * [`write`]: replies built as `ciborium` [`Value`]s and written in CTAP2 canonical form
-//!   ([`encode`]).
+//!   ([`encode`]). The two hot replies, getAssertion's and makeCredential's, are written
+//!   straight into their buffer with `minicbor`'s encoder instead, in canonical order by
+//!   construction, and tests hold them to [`encode`]'s bytes.
 pub mod read;
 pub mod write;
 
 pub use read::{array, boolean, bytes, integer, map, member, text, Item, Parameters, MAX_DEPTH};
-pub use write::{encode, encode_into, int_map, text_map, uint_map, Integer, Value};
+pub use write::{encode, encode_into, int_map, text_map, uint_map, Value};

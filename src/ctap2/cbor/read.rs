@@ -24,7 +24,8 @@ pub const MAX_DEPTH: usize = 8;
 pub enum Item<'a> {
     /// An unsigned integer (major type 0).
     Unsigned(u64),
-    /// A negative integer, -1 - n (major type 1): kept as n, so that items stay 8-byte aligned.
+    /// A negative integer, -1 - n (major type 1), kept as n: the whole range of CBOR's
+    /// negative integers, down to -2^64.
     Negative(u64),
     /// A byte string.
     Bytes(&'a [u8]),
@@ -162,16 +163,16 @@ fn read_item<'a>(decoder: &mut Decoder<'a>, depth: usize) -> Result<Item<'a>, St
         Type::String => Ok(Item::Text(decoder.str().map_err(malformed)?)),
         Type::Bool => Ok(Item::Bool(decoder.bool().map_err(malformed)?)),
         Type::Array => {
-            let length = definite(decoder.array().map_err(malformed)?, decoder)?;
-            let mut items = Vec::with_capacity(length);
+            let (length, room) = definite(decoder.array().map_err(malformed)?, decoder)?;
+            let mut items = Vec::with_capacity(room);
             for _ in 0..length {
                 items.push(read_item(decoder, depth + 1)?);
             }
             Ok(Item::Array(items))
         }
         Type::Map => {
-            let length = definite(decoder.map().map_err(malformed)?, decoder)?;
-            let mut members: Vec<(Item, Item)> = Vec::with_capacity(length);
+            let (length, room) = definite(decoder.map().map_err(malformed)?, decoder)?;
+            let mut members: Vec<(Item, Item)> = Vec::with_capacity(room);
             for _ in 0..length {
                 let key = read_item(decoder, depth + 1)?;
                 if members.iter().any(|(other, _)| *other == key) {
@@ -200,12 +201,20 @@ fn read_item<'a>(decoder: &mut Decoder<'a>, depth: usize) -> Result<Item<'a>, St
     }
 }
 
-/// The length of an array or map as a capacity: indefinite lengths are not CTAP2 CBOR, and a
-/// length longer than the bytes left (each item takes one at least) cannot be well-formed.
-fn definite(length: Option<u64>, decoder: &Decoder) -> Result<usize, Status> {
+/// Most members a request's array or map starts with room for; a longer one grows.
+const CAPACITY_LIMIT: usize = 16;
+
+/// The length of an array or map, and the room to make for it: indefinite lengths are not CTAP2
+/// CBOR, and a length longer than the bytes left (each item takes one at least) cannot be
+/// well-formed. The room is capped, so that nested containers announcing long lengths cannot make
+/// the reader reserve more than the request could fill.
+fn definite(length: Option<u64>, decoder: &Decoder) -> Result<(usize, usize), Status> {
     let left = decoder.input().len() - decoder.position();
     match length {
-        Some(length) if length <= left as u64 => Ok(length as usize),
+        Some(length) if length <= left as u64 => {
+            let length = length as usize;
+            Ok((length, length.min(CAPACITY_LIMIT)))
+        }
         _ => Err(Status::InvalidCbor),
     }
 }
