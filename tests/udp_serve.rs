@@ -123,7 +123,15 @@ fn cli_errors_are_one_line_and_nonzero() {
         &["serve", "--udp", "127.0.0.1:0", "--token", "missing"][..],
         &["serve", "--udp", "0.0.0.0:0", "--all"][..],
         &["touch", "t"][..],
-        &["token", "create", "t", "--profile", "u2f", "--attestation", "self"][..],
+        &[
+            "token",
+            "create",
+            "t",
+            "--profile",
+            "u2f",
+            "--attestation",
+            "self",
+        ][..],
     ] {
         let out = common::vu2f(&store).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
