@@ -155,7 +155,7 @@ pub fn check(
         let signed = AuthenticationResponse::try_from(messages::split_status(&response)?)?;
         signed.verify(&app, &challenge, &registration.public_key)?;
         anyhow::ensure!(
-            last_counter.map_or(true, |last| signed.counter > last),
+            last_counter.is_none_or(|last| signed.counter > last),
             "the counter did not increase"
         );
         anyhow::ensure!(signed.flags & 1 == 1, "the user presence flag is missing");
