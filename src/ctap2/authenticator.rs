@@ -15,6 +15,7 @@
 //! ```
 use std::time::{Duration, Instant};
 
+use minicbor::Encoder;
 use ring::digest::{digest, SHA256};
 use ring::rand::SystemRandom;
 
@@ -293,12 +294,30 @@ pub(super) fn store_failure(error: keystore::StoreError) -> Status {
 
 /// Room for most replies without growing: an assertion takes about 200 bytes, a credential with
 /// its attestation certificate about 800.
-pub(super) const REPLY_CAPACITY: usize = 1024;
+const REPLY_CAPACITY: usize = 1024;
+
+/// A successful reply's buffer: the status byte `00`, with room for the map after it.
+fn success() -> Vec<u8> {
+    let mut reply = Vec::with_capacity(REPLY_CAPACITY);
+    reply.push(Status::Ok.byte());
+    reply
+}
 
 /// A successful reply with a map: the status byte `00`, then the map's canonical CBOR.
 pub(super) fn body(map: cbor::Value) -> Vec<u8> {
-    let mut reply = Vec::with_capacity(REPLY_CAPACITY);
-    reply.push(Status::Ok.byte());
+    let mut reply = success();
     cbor::encode_into(&map, &mut reply);
+    reply
+}
+
+/// What writes a reply's map straight into its buffer with `minicbor`'s encoder.
+pub(super) type WriteResult = Result<(), minicbor::encode::Error<std::convert::Infallible>>;
+
+/// A successful reply whose map `write` puts straight into the buffer (the hot replies, in
+/// canonical order by construction).
+pub(super) fn written(write: impl FnOnce(&mut Encoder<&mut Vec<u8>>) -> WriteResult) -> Vec<u8> {
+    let mut reply = success();
+    // Writing into a Vec cannot fail.
+    let _ = write(&mut Encoder::new(&mut reply));
     reply
 }

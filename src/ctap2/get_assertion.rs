@@ -13,15 +13,16 @@
 //! the getAssertion, the others one by one in getNextAssertions within 30 s of the last, each
 //! with a fresh counter value. `up: false` signs without a touch and without the UP flag.
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use keystore::DiscoverableCredential;
-use minicbor::{encode, Encoder};
+use minicbor::Encoder;
 use ring::signature::Signature;
 
 use super::auth_data::{self, USER_PRESENT, USER_VERIFIED};
-use super::authenticator::{reply, rp_id_hash, Authenticator, Operation, Step, REPLY_CAPACITY};
+use super::authenticator::{
+    reply, rp_id_hash, written, Authenticator, Operation, Step, WriteResult,
+};
 use super::cbor::Parameters;
 use super::cose::PUBLIC_KEY;
 use super::credential::SigningKey;
@@ -204,14 +205,10 @@ struct Assertion<'a> {
 
 impl Assertion<'_> {
     fn encode(&self) -> Vec<u8> {
-        let mut reply = Vec::with_capacity(REPLY_CAPACITY);
-        reply.push(Status::Ok.byte());
-        // Writing into a Vec cannot fail.
-        let _ = self.write(&mut Encoder::new(&mut reply));
-        reply
+        written(|out| self.write(out))
     }
 
-    fn write(&self, out: &mut Encoder<&mut Vec<u8>>) -> Result<(), encode::Error<Infallible>> {
+    fn write(&self, out: &mut Encoder<&mut Vec<u8>>) -> WriteResult {
         let members = 3 + u64::from(self.account.is_some()) + u64::from(self.count.is_some());
         out.map(members)?;
         out.u8(1)?.map(2)?;

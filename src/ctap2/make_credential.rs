@@ -13,15 +13,14 @@
 //! attestation (`INVALID_PARAMETER`), room for a discoverable credential (`KEY_STORE_FULL`), and
 //! the excludeList (one of ours: a touch, then `CREDENTIAL_EXCLUDED`). After it: the key, the
 //! counter, the attestation, and a discoverable credential stored durably before the reply.
-use std::convert::Infallible;
 use std::time::Instant;
 
 use keystore::{AttestationType, DiscoverableCredential, Residency};
-use minicbor::{encode, Encoder};
+use minicbor::Encoder;
 
 use super::auth_data::{self, AttestedCredential, USER_PRESENT, USER_VERIFIED};
 use super::authenticator::{
-    rp_id_hash, store_failure, Authenticator, Operation, Step, REPLY_CAPACITY,
+    rp_id_hash, store_failure, written, Authenticator, Operation, Step, WriteResult,
 };
 use super::cbor::{self, Parameters};
 use super::cose::{choose_algorithm, Algorithm};
@@ -214,14 +213,10 @@ struct Packed<'a> {
 
 impl Packed<'_> {
     fn encode(&self) -> Vec<u8> {
-        let mut reply = Vec::with_capacity(REPLY_CAPACITY);
-        reply.push(Status::Ok.byte());
-        // Writing into a Vec cannot fail.
-        let _ = self.write(&mut Encoder::new(&mut reply));
-        reply
+        written(|out| self.write(out))
     }
 
-    fn write(&self, out: &mut Encoder<&mut Vec<u8>>) -> Result<(), encode::Error<Infallible>> {
+    fn write(&self, out: &mut Encoder<&mut Vec<u8>>) -> WriteResult {
         out.map(3)?;
         out.u8(1)?.str("packed")?;
         out.u8(2)?.bytes(self.auth_data)?;

@@ -17,46 +17,49 @@ pub fn encode(value: &Value) -> Vec<u8> {
 /// order already; those are written as they are, anything else is sorted first.
 pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
     let mut encoder = minicbor::Encoder::new(out);
-    if is_canonical(value) {
-        write(value, &mut encoder);
+    // Writing into a Vec cannot fail.
+    let _ = if is_canonical(value) {
+        write(value, &mut encoder)
     } else {
-        write(&canonical(value), &mut encoder);
-    }
+        write(&canonical(value), &mut encoder)
+    };
 }
 
 /// Writes `value` as it is, with `minicbor`'s encoder (shortest heads, definite lengths): a
 /// reply is written straight into its buffer, without serde between. What CTAP2 never sends
-/// (floats) goes through `ciborium`'s own serialiser. Writing into a Vec cannot fail.
-fn write(value: &Value, encoder: &mut minicbor::Encoder<&mut Vec<u8>>) {
-    let _ = match value {
-        Value::Integer(i) => encoder.i128(i128::from(*i)).map(drop),
-        Value::Bytes(bytes) => encoder.bytes(bytes).map(drop),
-        Value::Text(text) => encoder.str(text).map(drop),
-        Value::Bool(b) => encoder.bool(*b).map(drop),
-        Value::Null => encoder.null().map(drop),
+/// (floats) goes through `ciborium`'s own serialiser, whose failure writing into a Vec cannot be.
+fn write(
+    value: &Value,
+    encoder: &mut minicbor::Encoder<&mut Vec<u8>>,
+) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+    match value {
+        Value::Integer(i) => drop(encoder.i128(i128::from(*i))?),
+        Value::Bytes(bytes) => drop(encoder.bytes(bytes)?),
+        Value::Text(text) => drop(encoder.str(text)?),
+        Value::Bool(b) => drop(encoder.bool(*b)?),
+        Value::Null => drop(encoder.null()?),
         Value::Tag(tag, inner) => {
-            let _ = encoder.tag(minicbor::data::Tag::new(*tag));
-            write(inner, encoder);
-            Ok(())
+            encoder.tag(minicbor::data::Tag::new(*tag))?;
+            write(inner, encoder)?;
         }
         Value::Array(items) => {
-            let _ = encoder.array(items.len() as u64);
-            items.iter().for_each(|item| write(item, encoder));
-            Ok(())
+            encoder.array(items.len() as u64)?;
+            for item in items {
+                write(item, encoder)?;
+            }
         }
         Value::Map(members) => {
-            let _ = encoder.map(members.len() as u64);
+            encoder.map(members.len() as u64)?;
             for (key, member) in members {
-                write(key, encoder);
-                write(member, encoder);
+                write(key, encoder)?;
+                write(member, encoder)?;
             }
-            Ok(())
         }
         other => {
             let _ = ciborium::ser::into_writer(other, &mut **encoder.writer_mut());
-            Ok(())
         }
-    };
+    }
+    Ok(())
 }
 
 /// The canonical order of two map keys: major type, then the length of the encoding, then its
