@@ -81,6 +81,41 @@ fn rate(duration: Duration, mut op: impl FnMut()) -> f64 {
     count as f64 / start.elapsed().as_secs_f64()
 }
 
+/// How long each turn of [`paired_rates`] runs one side.
+const SLICE: Duration = Duration::from_millis(20);
+
+/// The rates of `baseline` and of `op`, each run for `duration` in all, taking turns in slices
+/// of [`SLICE`]. A drift of the machine's speed (its clock, a neighbour's load) then weighs on
+/// both alike, and `op` over `baseline` is the cost of what `op` does beyond it. Measured one
+/// after the other, seconds apart, the same ratio wandered by two points between runs.
+fn paired_rates(
+    duration: Duration,
+    baseline: &mut dyn FnMut(),
+    op: &mut dyn FnMut(),
+) -> (f64, f64) {
+    let mut sides: [(&mut dyn FnMut(), u64, Duration); 2] =
+        [(baseline, 0, Duration::ZERO), (op, 0, Duration::ZERO)];
+    for (run, _, _) in sides.iter_mut() {
+        for _ in 0..50 {
+            run();
+        }
+    }
+    while sides[1].2 < duration {
+        for (run, count, time) in sides.iter_mut() {
+            let start = Instant::now();
+            while start.elapsed() < SLICE {
+                for _ in 0..10 {
+                    run();
+                }
+                *count += 10;
+            }
+            *time += start.elapsed();
+        }
+    }
+    let [baseline, op] = sides.map(|(_, count, time)| count as f64 / time.as_secs_f64());
+    (baseline, op)
+}
+
 fn ensure(ok: bool, what: &str) -> anyhow::Result<()> {
     anyhow::ensure!(ok, "bench: {what}");
     Ok(())
@@ -94,9 +129,9 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
         .map_err(|_| anyhow::anyhow!("bench: key generation"))?;
     let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
         .map_err(|_| anyhow::anyhow!("bench: key load"))?;
-    let raw_sign = rate(duration, || {
+    let mut raw_sign = || {
         let _ = std::hint::black_box(key.sign(&rng, &message));
-    });
+    };
     let signature = key
         .sign(&rng, &message)
         .map_err(|_| anyhow::anyhow!("bench: sign"))?;
@@ -105,13 +140,13 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
     let raw_verify = rate(duration, || {
         let _ = std::hint::black_box(public.verify(&message, signature.as_ref()));
     });
-    let raw_keygen_sign = rate(duration, || {
+    let mut raw_keygen_sign = || {
         let _ = std::hint::black_box(EcdsaKeyPair::generate_pkcs8(
             &ECDSA_P256_SHA256_ASN1_SIGNING,
             &rng,
         ));
         let _ = std::hint::black_box(key.sign(&rng, &message));
-    });
+    };
 
     let dir = tempfile::tempdir()?;
     let store = keystore::Store::open(&dir.path().join("store"))?;
@@ -122,10 +157,12 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
 
     let register = messages::register_request(&challenge, &app);
     let mut failures = 0u32;
-    let register_rate = rate(duration, || {
-        failures +=
-            u32::from(messages::split_status(&token.process(&register, Instant::now())).is_err());
-    });
+    let (raw_keygen_sign_rate, register_rate) =
+        paired_rates(duration, &mut raw_keygen_sign, &mut || {
+            failures += u32::from(
+                messages::split_status(&token.process(&register, Instant::now())).is_err(),
+            );
+        });
     let response = token.process(&register, Instant::now());
     let registration = RegistrationResponse::try_from(messages::split_status(&response)?)?;
     registration.verify(&app, &challenge)?;
@@ -138,7 +175,7 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
     );
     let flushes_before = token.counter_flushes();
     let mut signatures = 0u64;
-    let authenticate_rate = rate(duration, || {
+    let (raw_sign_rate, authenticate_rate) = paired_rates(duration, &mut raw_sign, &mut || {
         let ok = messages::split_status(&token.process(&authenticate, Instant::now())).is_ok();
         failures += u32::from(!ok);
         signatures += 1;
@@ -146,10 +183,10 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
     ensure(failures == 0, "an operation failed during the measurement")?;
     let flushes = token.counter_flushes() - flushes_before;
     drop(token);
-    let ctap2 = ctap2_rates(&store, duration)?;
+    let ctap2 = ctap2_rates(&store, duration, &mut raw_sign, &mut raw_keygen_sign)?;
 
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let ecdsa_bound = cores as f64 / (1.0 / raw_sign + 1.0 / raw_verify);
+    let ecdsa_bound = cores as f64 / (1.0 / raw_sign_rate + 1.0 / raw_verify);
     let load = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -175,16 +212,16 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
 
     Ok(BenchReport {
         seconds_each: duration.as_secs_f64(),
-        raw_sign_per_sec: raw_sign,
+        raw_sign_per_sec: raw_sign_rate,
         authenticate_per_sec: authenticate_rate,
-        authenticate_ratio: authenticate_rate / raw_sign,
-        raw_keygen_sign_per_sec: raw_keygen_sign,
+        authenticate_ratio: authenticate_rate / raw_sign_rate,
+        raw_keygen_sign_per_sec: raw_keygen_sign_rate,
         register_per_sec: register_rate,
-        register_ratio: register_rate / raw_keygen_sign,
+        register_ratio: register_rate / raw_keygen_sign_rate,
         get_assertion_per_sec: ctap2.get_assertion,
-        get_assertion_ratio: ctap2.get_assertion / raw_sign,
+        get_assertion_ratio: ctap2.get_assertion_ratio,
         make_credential_per_sec: ctap2.make_credential,
-        make_credential_ratio: ctap2.make_credential / raw_keygen_sign,
+        make_credential_ratio: ctap2.make_credential_ratio,
         make_discoverable_per_sec: ctap2.make_discoverable,
         counter_flushes_per_1000: flushes as f64 * 1000.0 / signatures as f64,
         raw_verify_per_sec: raw_verify,
@@ -195,10 +232,12 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
     })
 }
 
-/// What the CTAP2 engine does per second.
+/// What the CTAP2 engine does per second, and against the raw operations measured beside it.
 struct Ctap2Rates {
     get_assertion: f64,
+    get_assertion_ratio: f64,
     make_credential: f64,
+    make_credential_ratio: f64,
     make_discoverable: f64,
 }
 
@@ -221,8 +260,14 @@ fn make_credential_request(user: &[u8], discoverable: bool) -> Vec<u8> {
     [vec![0x01], cbor::encode(&request)].concat()
 }
 
-/// The CTAP2 engine's rates on a fido2 token of `store`, each checked for success.
-fn ctap2_rates(store: &keystore::Store, duration: Duration) -> anyhow::Result<Ctap2Rates> {
+/// The CTAP2 engine's rates on a fido2 token of `store`, each checked for success and measured
+/// beside its bound: getAssertion beside `raw_sign`, makeCredential beside `raw_keygen_sign`.
+fn ctap2_rates(
+    store: &keystore::Store,
+    duration: Duration,
+    raw_sign: &mut dyn FnMut(),
+    raw_keygen_sign: &mut dyn FnMut(),
+) -> anyhow::Result<Ctap2Rates> {
     use crate::ctap2::cbor::{self, text_map, uint_map, Parameters, Value};
     use crate::ctap2::Step;
     let options = keystore::TokenOptions {
@@ -246,7 +291,7 @@ fn ctap2_rates(store: &keystore::Store, duration: Duration) -> anyhow::Result<Ct
         }
     };
     let make = make_credential_request(b"bench", false);
-    let make_credential = rate(duration, || {
+    let (keygen_sign, make_credential) = paired_rates(duration, raw_keygen_sign, &mut || {
         run(&mut token, &make);
     });
     let reply = run(&mut token, &make);
@@ -270,7 +315,7 @@ fn ctap2_rates(store: &keystore::Store, duration: Duration) -> anyhow::Result<Ct
         ),
     ]);
     let get = [vec![0x02], cbor::encode(&get)].concat();
-    let get_assertion = rate(duration, || {
+    let (sign, get_assertion) = paired_rates(duration, raw_sign, &mut || {
         run(&mut token, &get);
     });
     // The same user each time: every one replaces the last, so the store never fills.
@@ -284,7 +329,9 @@ fn ctap2_rates(store: &keystore::Store, duration: Duration) -> anyhow::Result<Ct
     )?;
     Ok(Ctap2Rates {
         get_assertion,
+        get_assertion_ratio: get_assertion / sign,
         make_credential,
+        make_credential_ratio: make_credential / keygen_sign,
         make_discoverable,
     })
 }
