@@ -28,30 +28,33 @@ pub struct AttestedCredential<'a> {
     pub public_key: &'a Value,
 }
 
-/// The authenticator data of a reply, with room after it for the clientDataHash that is signed
-/// with it.
-pub fn build(
+/// Length of authenticator data that carries no attested credential and no extensions.
+pub const PLAIN_LEN: usize = 37;
+
+/// The authenticator data of an assertion without extensions: rpIdHash, flags, counter.
+pub fn plain(rp_id_hash: &[u8; 32], flags: u8, counter: u32) -> [u8; PLAIN_LEN] {
+    let mut data = [0u8; PLAIN_LEN];
+    data[..32].copy_from_slice(rp_id_hash);
+    data[32] = flags;
+    data[33..].copy_from_slice(&counter.to_be_bytes());
+    data
+}
+
+/// The authenticator data of a new credential (the AT flag set), with room after it for the
+/// clientDataHash that is signed with it.
+pub fn attested(
     rp_id_hash: &[u8; 32],
     flags: u8,
     counter: u32,
-    credential: Option<&AttestedCredential<'_>>,
+    credential: &AttestedCredential<'_>,
 ) -> Vec<u8> {
-    let attested = credential.map_or(0, |c| 18 + c.id.len() + 77);
-    let mut data = Vec::with_capacity(37 + attested + 32);
-    data.extend_from_slice(rp_id_hash);
-    data.push(if credential.is_some() {
-        flags | ATTESTED
-    } else {
-        flags
-    });
-    data.extend_from_slice(&counter.to_be_bytes());
-    if let Some(credential) = credential {
-        data.extend_from_slice(credential.aaguid);
-        // Credential ids are at most a few hundred bytes (KEY_HANDLE_LEN): the cast cannot cut.
-        data.extend_from_slice(&(credential.id.len() as u16).to_be_bytes());
-        data.extend_from_slice(credential.id);
-        data.extend_from_slice(&cbor::encode(credential.public_key));
-    }
+    let mut data = Vec::with_capacity(PLAIN_LEN + 18 + credential.id.len() + 77 + 32);
+    data.extend_from_slice(&plain(rp_id_hash, flags | ATTESTED, counter));
+    data.extend_from_slice(credential.aaguid);
+    // Credential ids are at most a few hundred bytes (KEY_HANDLE_LEN): the cast cannot cut.
+    data.extend_from_slice(&(credential.id.len() as u16).to_be_bytes());
+    data.extend_from_slice(credential.id);
+    data.extend_from_slice(&cbor::encode(credential.public_key));
     data
 }
 
@@ -61,7 +64,7 @@ mod tests {
 
     #[test]
     fn an_assertion_s_data_is_hash_flags_and_counter() {
-        let data = build(&[7; 32], USER_PRESENT, 0x0102_0304, None);
+        let data = plain(&[7; 32], USER_PRESENT, 0x0102_0304);
         assert_eq!(data.len(), 37);
         assert_eq!(data[..32], [7; 32]);
         assert_eq!(data[32], USER_PRESENT);
@@ -76,7 +79,7 @@ mod tests {
             id: &[5; 3],
             public_key: &key,
         };
-        let data = build(&[7; 32], USER_PRESENT | USER_VERIFIED, 1, Some(&credential));
+        let data = attested(&[7; 32], USER_PRESENT | USER_VERIFIED, 1, &credential);
         assert_eq!(data[32], USER_PRESENT | USER_VERIFIED | ATTESTED);
         assert_eq!(data[37..53], [9; 16]);
         assert_eq!(data[53..55], [0, 3]);

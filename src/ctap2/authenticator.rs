@@ -19,7 +19,7 @@ use minicbor::Encoder;
 use ring::digest::{digest, SHA256};
 use ring::rand::SystemRandom;
 
-use super::cbor::{self, Parameters};
+use super::cbor::{self, Parameters, ReplyEncoder, ReplyWriter, WriteResult};
 use super::get_assertion::AssertionQueue;
 use super::get_info::{self, Facts};
 use super::make_credential::Creation;
@@ -108,6 +108,7 @@ pub struct Authenticator {
     pub(super) next_assertions: Option<AssertionQueue>,
     pub(super) rng: SystemRandom,
     user_action_timeout: Duration,
+    pub(super) last_rp_id: LastRpId,
 }
 
 /// SHA-256 of an RP ID: the rpIdHash.
@@ -115,6 +116,33 @@ pub fn rp_id_hash(rp_id: &str) -> [u8; 32] {
     let mut hash = [0u8; 32];
     hash.copy_from_slice(digest(&SHA256, rp_id.as_bytes()).as_ref());
     hash
+}
+
+/// The rpIdHash of the RP ID asked for last. A host signs in to the same RP again and again (a
+/// load test, thousands of times), and one SHA-256 block costs half a percent of a signature.
+#[derive(Default)]
+pub(super) struct LastRpId {
+    rp_id: Option<String>,
+    hash: [u8; 32],
+}
+
+impl LastRpId {
+    /// The rpIdHash of `rp_id`, remembered for next time.
+    pub(super) fn hash(&mut self, rp_id: &str) -> [u8; 32] {
+        match &mut self.rp_id {
+            Some(last) if last == rp_id => {}
+            Some(last) => {
+                last.clear();
+                last.push_str(rp_id);
+                self.hash = rp_id_hash(rp_id);
+            }
+            None => {
+                self.rp_id = Some(rp_id.to_owned());
+                self.hash = rp_id_hash(rp_id);
+            }
+        }
+        self.hash
+    }
 }
 
 /// A reply: a success made by [`body`] as it is (an empty one is the status byte alone), a
@@ -139,6 +167,7 @@ impl Authenticator {
             next_assertions: None,
             rng: SystemRandom::new(),
             user_action_timeout: USER_ACTION_TIMEOUT,
+            last_rp_id: LastRpId::default(),
         }
     }
 
@@ -310,14 +339,11 @@ pub(super) fn body(map: cbor::Value) -> Vec<u8> {
     reply
 }
 
-/// What writes a reply's map straight into its buffer with `minicbor`'s encoder.
-pub(super) type WriteResult = Result<(), minicbor::encode::Error<std::convert::Infallible>>;
-
 /// A successful reply whose map `write` puts straight into the buffer (the hot replies, in
 /// canonical order by construction).
-pub(super) fn written(write: impl FnOnce(&mut Encoder<&mut Vec<u8>>) -> WriteResult) -> Vec<u8> {
+pub(super) fn written(write: impl FnOnce(&mut ReplyEncoder) -> WriteResult) -> Vec<u8> {
     let mut reply = success();
     // Writing into a Vec cannot fail.
-    let _ = write(&mut Encoder::new(&mut reply));
+    let _ = write(&mut Encoder::new(ReplyWriter(&mut reply)));
     reply
 }

@@ -16,14 +16,11 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use keystore::DiscoverableCredential;
-use minicbor::Encoder;
 use ring::signature::Signature;
 
 use super::auth_data::{self, USER_PRESENT, USER_VERIFIED};
-use super::authenticator::{
-    reply, rp_id_hash, written, Authenticator, Operation, Step, WriteResult,
-};
-use super::cbor::Parameters;
+use super::authenticator::{reply, written, Authenticator, Operation, Step};
+use super::cbor::{Parameters, ReplyEncoder, WriteResult};
 use super::cose::PUBLIC_KEY;
 use super::credential::SigningKey;
 use super::make_credential::check_pin_uv_auth;
@@ -77,7 +74,7 @@ impl Authenticator {
             return Err(Status::InvalidOption);
         }
         let user_present = request.options.up.unwrap_or(true);
-        let rp_id_hash = rp_id_hash(request.rp_id);
+        let rp_id_hash = self.last_rp_id.hash(request.rp_id);
         let credentials = self.locate(&request.allow_list, &rp_id_hash);
         if credentials.is_empty() {
             return Err(Status::NoCredentials);
@@ -174,14 +171,14 @@ impl Authenticator {
             .counter
             .next_value()
             .map_err(|_| Status::Other)?;
-        let mut auth_data = auth_data::build(&queue.rp_id_hash, queue.flags, counter, None);
-        let length = auth_data.len();
-        auth_data.extend_from_slice(&queue.client_data_hash);
-        let signature = self.sign_with(&found.id, &queue.rp_id_hash, &auth_data)?;
-        auth_data.truncate(length);
+        let mut signed = [0u8; auth_data::PLAIN_LEN + 32];
+        let (auth_data, client_data_hash) = signed.split_at_mut(auth_data::PLAIN_LEN);
+        auth_data.copy_from_slice(&auth_data::plain(&queue.rp_id_hash, queue.flags, counter));
+        client_data_hash.copy_from_slice(&queue.client_data_hash);
+        let signature = self.sign_with(&found.id, &queue.rp_id_hash, &signed)?;
         let reply = Assertion {
             id: &found.id,
-            auth_data: &auth_data,
+            auth_data: &signed[..auth_data::PLAIN_LEN],
             signature: signature.as_ref(),
             account: found.account.as_ref(),
             verified: queue.flags & USER_VERIFIED != 0,
@@ -208,7 +205,7 @@ impl Assertion<'_> {
         written(|out| self.write(out))
     }
 
-    fn write(&self, out: &mut Encoder<&mut Vec<u8>>) -> WriteResult {
+    fn write(&self, out: &mut ReplyEncoder) -> WriteResult {
         let members = 3 + u64::from(self.account.is_some()) + u64::from(self.count.is_some());
         out.map(members)?;
         out.u8(1)?.map(2)?;

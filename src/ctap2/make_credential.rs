@@ -16,13 +16,10 @@
 use std::time::Instant;
 
 use keystore::{AttestationType, DiscoverableCredential, Residency};
-use minicbor::Encoder;
 
 use super::auth_data::{self, AttestedCredential, USER_PRESENT, USER_VERIFIED};
-use super::authenticator::{
-    rp_id_hash, store_failure, written, Authenticator, Operation, Step, WriteResult,
-};
-use super::cbor::{self, Parameters};
+use super::authenticator::{store_failure, written, Authenticator, Operation, Step};
+use super::cbor::{self, Parameters, ReplyEncoder, WriteResult};
 use super::cose::{choose_algorithm, Algorithm};
 use super::credential::{self, SigningKey};
 use super::request::{MakeCredential, PinUvAuth, User};
@@ -83,7 +80,7 @@ impl Authenticator {
         if request.enterprise_attestation.is_some() {
             return Err(Status::InvalidParameter);
         }
-        let rp_id_hash = rp_id_hash(request.rp.id);
+        let rp_id_hash = self.last_rp_id.hash(request.rp.id);
         let discoverable = request.options.rk.unwrap_or(false);
         let stored = &self.u2f.keys().discoverable;
         let replaces = || {
@@ -157,7 +154,7 @@ impl Authenticator {
             id: &id,
             public_key: &public_key,
         };
-        let mut auth_data = auth_data::build(&rp_id_hash, flags, counter, Some(&credential));
+        let mut auth_data = auth_data::attested(&rp_id_hash, flags, counter, &credential);
         let length = auth_data.len();
         auth_data.extend_from_slice(&client_data_hash);
         let (alg, signature, certificate) = match keys.attestation_type {
@@ -216,7 +213,7 @@ impl Packed<'_> {
         written(|out| self.write(out))
     }
 
-    fn write(&self, out: &mut Encoder<&mut Vec<u8>>) -> WriteResult {
+    fn write(&self, out: &mut ReplyEncoder) -> WriteResult {
         out.map(3)?;
         out.u8(1)?.str("packed")?;
         out.u8(2)?.bytes(self.auth_data)?;

@@ -4,7 +4,28 @@
 //! Shortest integers and lengths, definite lengths, and the keys of every map sorted by major
 //! type, then by the length of their encoding, then bytewise (so `1, 3, -1, -2, -3` for a COSE
 //! key). python-fido2, libfido2 and Chrome refuse anything else.
+use std::convert::Infallible;
+
 pub use ciborium::value::{Integer, Value};
+
+/// A reply's buffer as `minicbor`'s encoder writes into it. (minicbor's own writer for a `Vec`
+/// needs its `alloc` feature, which also gives every decoding error a `String`: the reader's
+/// hot path then pays for moving and dropping them. This one needs nothing.)
+pub struct ReplyWriter<'v>(pub &'v mut Vec<u8>);
+
+impl minicbor::encode::Write for ReplyWriter<'_> {
+    type Error = Infallible;
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), Infallible> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// `minicbor`'s encoder over a reply's buffer.
+pub type ReplyEncoder<'v> = minicbor::Encoder<ReplyWriter<'v>>;
+
+/// What writing a reply returns: it cannot fail.
+pub type WriteResult = Result<(), minicbor::encode::Error<Infallible>>;
 
 /// `value` as CTAP2 canonical CBOR: the keys of every map, at every depth, in canonical order.
 pub fn encode(value: &Value) -> Vec<u8> {
@@ -16,7 +37,7 @@ pub fn encode(value: &Value) -> Vec<u8> {
 /// Appends `value` as CTAP2 canonical CBOR to `out`. The token builds its replies in canonical
 /// order already; those are written as they are, anything else is sorted first.
 pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
-    let mut encoder = minicbor::Encoder::new(out);
+    let mut encoder = minicbor::Encoder::new(ReplyWriter(out));
     // Writing into a Vec cannot fail.
     let _ = if is_canonical(value) {
         write(value, &mut encoder)
@@ -28,10 +49,7 @@ pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
 /// Writes `value` as it is, with `minicbor`'s encoder (shortest heads, definite lengths): a
 /// reply is written straight into its buffer, without serde between. What CTAP2 never sends
 /// (floats) goes through `ciborium`'s own serialiser, whose failure writing into a Vec cannot be.
-fn write(
-    value: &Value,
-    encoder: &mut minicbor::Encoder<&mut Vec<u8>>,
-) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+fn write(value: &Value, encoder: &mut ReplyEncoder) -> WriteResult {
     match value {
         Value::Integer(i) => drop(encoder.i128(i128::from(*i))?),
         Value::Bytes(bytes) => drop(encoder.bytes(bytes)?),
@@ -56,7 +74,7 @@ fn write(
             }
         }
         other => {
-            let _ = ciborium::ser::into_writer(other, &mut **encoder.writer_mut());
+            let _ = ciborium::ser::into_writer(other, &mut *encoder.writer_mut().0);
         }
     }
     Ok(())
