@@ -12,7 +12,8 @@
 //!
 //! Beside the token: `transport` (how a host reaches one: in-process, UDP or hidraw), `client`
 //! (the companion for NetIQ / OpenText Advanced Authentication), `aa` (that REST API's shapes),
-//! `aa_sim` (the embedded AA emulator), `load` and `bench`, `probe`, `demo`, and `cli`.
+//! `aa_sim` (the embedded AA emulator), `webauthn` (what a WebAuthn client and relying party
+//! both read), `load` and `bench`, `probe`, `demo`, and `cli`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -30,6 +31,7 @@ pub mod load;
 pub mod probe;
 pub mod transport;
 pub mod u2f;
+pub mod webauthn;
 
 /// The version of vu2f (from Cargo.toml) as the INIT reply's major, minor and build bytes.
 pub const VERSION_TRIPLE: (u8, u8, u8) = (

@@ -6,13 +6,16 @@
 //! * [`api`]: the request and response bodies of the logon flow (PROTOCOLS.md 1.2 and 1.3).
 //! * [`portal`]: what only AA's own portal shows (PROTOCOLS.md 1.9, not documented): U2F
 //!   enrollment, testing and aborting, the chains query. Every undocumented shape is there.
+//! * [`fido2`]: the `FIDO2:1` method as the portal drives it (PROTOCOLS.md 1.9, not documented):
+//!   its paths and its WebAuthn bodies.
 //! * [`errors`]: AA's request-error bodies, HTTP statuses and msgids (PROTOCOLS.md 1.5, 1.9).
 //! * [`outcome`]: status, reason, msgid and msg of each answer (PROTOCOLS.md 1.4).
 //! * [`paths`]: the REST paths.
 //! * [`endpoint_secret_hash`]: the salted proof of the endpoint secret (PROTOCOLS.md 1.2).
-//! * [`U2F`], [`PASSWORD`]: the method ids; [`origin_of`]: the origin of an appId or facet.
+//! * [`U2F`], [`FIDO2`], [`PASSWORD`]: the method ids; [`origin_of`]: the origin of an appId or facet.
 pub mod api;
 pub mod errors;
+pub mod fido2;
 pub mod outcome;
 pub mod paths;
 pub mod portal;
@@ -21,6 +24,8 @@ use sha2::{Digest, Sha256};
 
 /// The U2F method.
 pub const U2F: &str = "U2F:1";
+/// The FIDO2 (WebAuthn) method.
+pub const FIDO2: &str = "FIDO2:1";
 /// The password method.
 pub const PASSWORD: &str = "PASSWORD:1";
 

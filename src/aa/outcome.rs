@@ -161,3 +161,120 @@ pub const U2F_ALREADY_ENROLLED: Outcome = failed(
     "U2F_ALREADY_ENROLLED",
     "This authenticator is already enrolled",
 );
+
+// FIDO2:1. AA's reasons for its FIDO2 rounds and checks were not found in any public source: the
+// ones below are **the emulator's own** (inferred), one per check of WebAuthn Level 2 §7.1 and
+// §7.2, with no msgid. The exchange calls answer them as `errorMessage` (`REASON: msg`), and the
+// `do_logon` / `do_enroll` that follows as `FAILED` with the reason.
+
+const fn more_data(reason: &'static str, msg: &'static str) -> Outcome {
+    Outcome {
+        status: LogonStatus::MoreData,
+        reason: Some(reason),
+        msgid: None,
+        msg,
+    }
+}
+
+/// Logon: the client is to run the WebAuthn exchange on the login path (inferred).
+pub const FIDO2_WAITING_ASSERTION: Outcome = more_data(
+    "FIDO2_WAITING_ASSERTION",
+    "Waiting for a FIDO2 authentication",
+);
+/// Enrollment: the client is to run the WebAuthn exchange on the enroll path (inferred).
+pub const FIDO2_WAITING_ATTESTATION: Outcome = more_data(
+    "FIDO2_WAITING_ATTESTATION",
+    "Waiting for a FIDO2 registration",
+);
+/// The user has no FIDO2 template.
+pub const FIDO2_NOT_ENROLLED: Outcome = failed(
+    "FIDO2_NOT_ENROLLED",
+    "The user has no FIDO2 authenticator enrolled",
+);
+/// A field is missing, not base64url, not JSON or not CBOR.
+pub const FIDO2_MALFORMED_RESPONSE: Outcome = failed(
+    "FIDO2_MALFORMED_RESPONSE",
+    "The FIDO2 response is malformed",
+);
+/// The client data's `type` is not the ceremony's (§7.1 step 7, §7.2 step 11).
+pub const FIDO2_WRONG_TYPE: Outcome =
+    failed("FIDO2_WRONG_TYPE", "The client data has the wrong type");
+/// The challenge was never issued to this process (§7.1 step 8, §7.2 step 12).
+pub const FIDO2_CHALLENGE_MISMATCH: Outcome = failed(
+    "FIDO2_CHALLENGE_MISMATCH",
+    "The challenge was not issued to this process",
+);
+/// The challenge was answered once already: a replay.
+pub const FIDO2_CHALLENGE_REUSED: Outcome = failed(
+    "FIDO2_CHALLENGE_REUSED",
+    "The challenge has already been used",
+);
+/// The challenge is older than its lifetime.
+pub const FIDO2_CHALLENGE_EXPIRED: Outcome =
+    failed("FIDO2_CHALLENGE_EXPIRED", "The challenge has expired");
+/// `origin` is not one of the server's (§7.1 step 9, §7.2 step 13).
+pub const FIDO2_ORIGIN_MISMATCH: Outcome = failed(
+    "FIDO2_ORIGIN_MISMATCH",
+    "The origin is not one of the server's",
+);
+/// `crossOrigin` is true: the ceremony ran in a frame of another origin.
+pub const FIDO2_CROSS_ORIGIN: Outcome = failed(
+    "FIDO2_CROSS_ORIGIN",
+    "The ceremony ran in a cross-origin frame",
+);
+/// The rpIdHash is not SHA-256 of the server's RP id, or `rp_id` is not it (§7.1 step 13,
+/// §7.2 step 15).
+pub const FIDO2_RP_ID_MISMATCH: Outcome =
+    failed("FIDO2_RP_ID_MISMATCH", "The RP id is not this server's");
+/// UP is not set (§7.1 step 14, §7.2 step 16).
+pub const FIDO2_USER_NOT_PRESENT: Outcome =
+    failed("FIDO2_USER_NOT_PRESENT", "The user was not present");
+/// UV is not set and the method's policy requires it (§7.1 step 15, §7.2 step 17).
+pub const FIDO2_USER_NOT_VERIFIED: Outcome = failed(
+    "FIDO2_USER_NOT_VERIFIED",
+    "The user was not verified and the policy requires it",
+);
+/// The credential's algorithm is not one the server asked for (§7.1 step 16).
+pub const FIDO2_UNSUPPORTED_ALGORITHM: Outcome = failed(
+    "FIDO2_UNSUPPORTED_ALGORITHM",
+    "The credential's algorithm is not one the server accepts",
+);
+/// The attestation statement's format is not accepted (§7.1 steps 18-19).
+pub const FIDO2_ATTESTATION_UNSUPPORTED: Outcome = failed(
+    "FIDO2_ATTESTATION_UNSUPPORTED",
+    "The attestation format is not accepted",
+);
+/// The attestation statement does not verify (§7.1 step 19, §8.2).
+pub const FIDO2_BAD_ATTESTATION: Outcome = failed(
+    "FIDO2_BAD_ATTESTATION",
+    "The attestation statement does not verify",
+);
+/// The attestation does not chain to a CA the server trusts, and its policy requires that
+/// (§7.1 steps 20-21).
+pub const FIDO2_ATTESTATION_UNTRUSTED: Outcome = failed(
+    "FIDO2_ATTESTATION_UNTRUSTED",
+    "The attestation does not chain to a trusted CA",
+);
+/// The credential is enrolled already (§7.1 step 22).
+pub const FIDO2_ALREADY_ENROLLED: Outcome = failed(
+    "FIDO2_ALREADY_ENROLLED",
+    "This credential is already enrolled",
+);
+/// The credential is not one of the user's (§7.2 steps 5-6).
+pub const FIDO2_UNKNOWN_CREDENTIAL: Outcome = failed(
+    "FIDO2_UNKNOWN_CREDENTIAL",
+    "The credential is not one of the user's authenticators",
+);
+/// The user handle is not the user's (§7.2 step 6).
+pub const FIDO2_USER_HANDLE_MISMATCH: Outcome = failed(
+    "FIDO2_USER_HANDLE_MISMATCH",
+    "The user handle is not this user's",
+);
+/// The signature does not verify (§7.2 step 20).
+pub const FIDO2_BAD_SIGNATURE: Outcome =
+    failed("FIDO2_BAD_SIGNATURE", "The FIDO2 signature does not verify");
+/// The counter did not increase: a cloned or restored authenticator (§7.2 step 21).
+pub const FIDO2_COUNTER_NOT_INCREASED: Outcome = failed(
+    "FIDO2_COUNTER_NOT_INCREASED",
+    "The signature counter did not increase",
+);

@@ -34,6 +34,70 @@ pub struct SimConfig {
     pub chains: Vec<ChainConfig>,
     /// Events, each with the chains that may be used for it.
     pub events: Vec<EventConfig>,
+    /// The `FIDO2:1` method's policy.
+    pub fido2: Fido2Config,
+}
+
+/// The `FIDO2:1` method's policy. AA's own settings for it were not found (PROTOCOLS.md 1.9,
+/// `[UNK]`): these are the emulator's, the choices a WebAuthn relying party makes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Fido2Config {
+    /// The RP id [default: the host of the emulator's URL]. Client data origins are the App ID's,
+    /// the facets and the emulator's own, as for U2F.
+    pub rp_id: Option<String>,
+    /// The RP name shown by authenticators.
+    pub rp_name: String,
+    /// COSE algorithms asked for, most preferred first (-7 ES256, -8 EdDSA).
+    pub algorithms: Vec<i64>,
+    /// `discouraged`, `preferred` or `required`; with `required` an assertion or registration
+    /// without the UV flag is refused.
+    pub user_verification: String,
+    /// `discouraged`, `preferred` or `required`: whether a discoverable credential is asked for.
+    pub resident_key: String,
+    /// Whether logon options list the user's credentials; without them the client finds a
+    /// discoverable one, and the user handle must then be the user's.
+    pub allow_credentials: bool,
+    /// The attestation conveyance asked for (`none`, `indirect`, `direct`).
+    pub attestation: String,
+    /// Which attestations are taken: `any` (`none`, self, or a certificate whose signature
+    /// verifies) or `trusted` (only a certificate chain up to one of `trusted_cas`).
+    pub attestation_policy: AttestationPolicy,
+    /// PEM files of the attestation CAs trusted (`vu2f token export-ca` writes one).
+    pub trusted_cas: Vec<std::path::PathBuf>,
+}
+
+/// Which attestations an enrollment takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttestationPolicy {
+    /// `none`, self attestation, or a certificate whose signature verifies, trusted or not.
+    Any,
+    /// A certificate chain up to a trusted CA only.
+    Trusted,
+}
+
+impl Default for Fido2Config {
+    fn default() -> Self {
+        Self {
+            rp_id: None,
+            rp_name: "vu2f aa-sim".into(),
+            algorithms: vec![crate::webauthn::ES256, crate::webauthn::EDDSA],
+            user_verification: "discouraged".into(),
+            resident_key: "discouraged".into(),
+            allow_credentials: true,
+            attestation: "direct".into(),
+            attestation_policy: AttestationPolicy::Any,
+            trusted_cas: Vec::new(),
+        }
+    }
+}
+
+impl Fido2Config {
+    /// Whether registrations and assertions must carry the UV flag.
+    pub fn requires_uv(&self) -> bool {
+        self.user_verification == "required"
+    }
 }
 
 /// A user of the repository.
@@ -98,7 +162,7 @@ fn event(name: &str, chains: &[&str], enroll: bool) -> EventConfig {
 impl Default for SimConfig {
     /// Users `admin`, `alice` and `bob` (password: the name followed by `-password`); the event
     /// `Authenticators Management` (password only, permits enrollment), `Search Card` (`U2F only`
-    /// or `Password & U2F`) and `Password and U2F`.
+    /// or `Password & U2F`), `Password and U2F`, `FIDO2` (`FIDO2 only`) and `Password and FIDO2`.
     fn default() -> Self {
         Self {
             app_id: None,
@@ -120,12 +184,17 @@ impl Default for SimConfig {
                 chain("Password only", &["PASSWORD:1"]),
                 chain("U2F only", &["U2F:1"]),
                 chain("Password & U2F", &["PASSWORD:1", "U2F:1"]),
+                chain("FIDO2 only", &["FIDO2:1"]),
+                chain("Password & FIDO2", &["PASSWORD:1", "FIDO2:1"]),
             ],
             events: vec![
                 event("Authenticators Management", &["Password only"], true),
                 event("Search Card", &["U2F only", "Password & U2F"], false),
                 event("Password and U2F", &["Password & U2F"], false),
+                event("FIDO2", &["FIDO2 only"], false),
+                event("Password and FIDO2", &["Password & FIDO2"], false),
             ],
+            fido2: Fido2Config::default(),
         }
     }
 }
@@ -147,6 +216,28 @@ impl SimConfig {
                     ));
                 }
             }
+        }
+        let levels = ["discouraged", "preferred", "required"];
+        for (name, value) in [
+            ("fido2.user_verification", &self.fido2.user_verification),
+            ("fido2.resident_key", &self.fido2.resident_key),
+        ] {
+            if !levels.contains(&value.as_str()) {
+                return Err(format!("{name} {value:?} is none of {levels:?}"));
+            }
+        }
+        if let Some(alg) = self
+            .fido2
+            .algorithms
+            .iter()
+            .find(|&&a| a != crate::webauthn::ES256 && a != crate::webauthn::EDDSA)
+        {
+            return Err(format!(
+                "fido2.algorithms: {alg} is neither -7 (ES256) nor -8 (EdDSA)"
+            ));
+        }
+        if self.fido2.algorithms.is_empty() {
+            return Err("fido2.algorithms is empty".into());
         }
         if self.challenge_ttl_ms == 0 {
             return Err("challenge_ttl_ms must be positive".into());

@@ -29,10 +29,10 @@ use crate::aa::portal::{
     LoginSessionQuery, RegisterRequest, SaveTemplateRequest, StartEnrollRequest, TemplateList,
     TemplateSaved, TemplateSummary,
 };
-use crate::aa::U2F;
+use crate::aa::{FIDO2, U2F};
 use crate::u2f::messages::{TYP_REGISTER, U2F_V2};
 
-fn unknown_process() -> ApiError {
+pub(super) fn unknown_process() -> ApiError {
     ApiError::aa(errors::ENROLL_PROCESS_NOT_FOUND)
 }
 
@@ -52,7 +52,7 @@ fn enrolling_session(state: &SimState, id: &str) -> Result<LoginSessionRecord, A
     Ok(session)
 }
 
-fn answer(outcome: Outcome) -> DoEnrollResponse {
+pub(super) fn answer(outcome: Outcome) -> DoEnrollResponse {
     DoEnrollResponse {
         status: outcome.status,
         msg: outcome.msg.into(),
@@ -87,10 +87,10 @@ pub async fn start(
     ApiJson(request): ApiJson<StartEnrollRequest>,
 ) -> Result<Json<EnrollStarted>, ApiError> {
     let session = enrolling_session(&state, &request.login_session_id)?;
-    if request.method_id != U2F {
+    if request.method_id != U2F && request.method_id != FIDO2 {
         return Err(ApiError::bad_field(
             "method_id",
-            "the emulator enrolls U2F:1 only",
+            "the emulator enrolls U2F:1 and FIDO2:1 only",
         ));
     }
     let id = random_alphanumeric();
@@ -107,6 +107,8 @@ pub async fn start(
             user: session.user,
             challenge: None,
             registration: None,
+            method: request.method_id,
+            fido2: Default::default(),
             touched: Instant::now(),
         },
     );
@@ -117,7 +119,11 @@ pub async fn start(
 }
 
 /// The enroll process `id`, which must belong to `session`.
-fn process_of(state: &SimState, id: &str, session: &str) -> Result<EnrollProcess, ApiError> {
+pub(super) fn process_of(
+    state: &SimState,
+    id: &str,
+    session: &str,
+) -> Result<EnrollProcess, ApiError> {
     let mut live = state.live();
     let process = live.enrolls.get_mut(id).ok_or_else(unknown_process)?;
     if process.login_session != session {
@@ -139,6 +145,9 @@ pub async fn do_enroll(
 ) -> Result<Json<DoEnrollResponse>, ApiError> {
     enrolling_session(&state, &request.login_session_id)?;
     let process = process_of(&state, &id, &request.login_session_id)?;
+    if process.method == FIDO2 {
+        return super::fido2::do_enroll(&state, &id, &process, request.response).map(Json);
+    }
     if process.registration.is_some() {
         return Ok(Json(answer(outcome::ENROLLMENT_DONE)));
     }

@@ -26,12 +26,12 @@ use crate::aa::api::{
 use crate::aa::errors;
 use crate::aa::outcome::{self, Outcome};
 use crate::aa::portal::ChainsQuery;
-use crate::aa::{PASSWORD, U2F};
+use crate::aa::{FIDO2, PASSWORD, U2F};
 use crate::u2f::messages::{TYP_SIGN, U2F_V2};
 
 type Answer = Result<Json<LogonResponse>, ApiError>;
 
-fn unknown_process() -> ApiError {
+pub(super) fn unknown_process() -> ApiError {
     ApiError::aa(errors::LOGON_PROCESS_NOT_FOUND)
 }
 
@@ -110,6 +110,7 @@ pub async fn start(
         completed: Vec::new(),
         current: Some(request.method_id),
         challenge: None,
+        fido2: None,
         touched: Instant::now(),
     };
     let id = random_alphanumeric();
@@ -164,7 +165,7 @@ pub async fn next(
     )))
 }
 
-fn check_owner(process: &LogonProcess, endpoint_session: &str) -> Result<(), ApiError> {
+pub(super) fn check_owner(process: &LogonProcess, endpoint_session: &str) -> Result<(), ApiError> {
     match &process.owner {
         ProcessOwner::Endpoint(owner) if owner == endpoint_session => Ok(()),
         ProcessOwner::Endpoint(_) => Err(ApiError::with(
@@ -197,43 +198,67 @@ pub async fn do_logon(
         })?;
         (process.clone(), method)
     };
-    let verdict = match (method.as_str(), request.response) {
-        (PASSWORD, Some(MethodResponse::Password { password })) => {
-            check_password(&state, &process.user, &password)
-        }
-        (PASSWORD, _) => {
-            return Err(ApiError::bad_field(
-                "response.password",
-                "PASSWORD:1 needs the password",
-            ))
-        }
-        (U2F, None) => {
-            let templates: Vec<TemplateRecord> = state
-                .templates_of(&user_id(&state, &process.user))?
-                .into_iter()
-                .filter(|t| t.method_id == U2F)
-                .collect();
-            if templates.is_empty() {
-                return Ok(Json(end(&state, &id, &process, outcome::U2F_NOT_ENROLLED)));
+    let verdict =
+        match (method.as_str(), request.response) {
+            (PASSWORD, Some(MethodResponse::Password { password })) => {
+                check_password(&state, &process.user, &password)
             }
-            return issue_challenge(&state, &id, &templates).map(Json);
-        }
-        (U2F, Some(MethodResponse::U2f { sign_response })) => {
-            check_sign_response(&state, &id, &sign_response)
-        }
-        (U2F, Some(_)) => {
-            return Err(ApiError::bad_field(
-                "response.signResponse",
-                "U2F:1 needs a sign response",
-            ))
-        }
-        (other, _) => {
-            return Err(ApiError::bad_field(
-                "method_id",
-                format!("the emulator cannot run {other}"),
-            ))
-        }
-    };
+            (PASSWORD, _) => {
+                return Err(ApiError::bad_field(
+                    "response.password",
+                    "PASSWORD:1 needs the password",
+                ))
+            }
+            (U2F, None) => {
+                let templates: Vec<TemplateRecord> = state
+                    .templates_of(&user_id(&state, &process.user))?
+                    .into_iter()
+                    .filter(|t| t.method_id == U2F)
+                    .collect();
+                if templates.is_empty() {
+                    return Ok(Json(end(&state, &id, &process, outcome::U2F_NOT_ENROLLED)));
+                }
+                return issue_challenge(&state, &id, &templates).map(Json);
+            }
+            (U2F, Some(MethodResponse::U2f { sign_response })) => {
+                check_sign_response(&state, &id, &sign_response)
+            }
+            (U2F, Some(_)) => {
+                return Err(ApiError::bad_field(
+                    "response.signResponse",
+                    "U2F:1 needs a sign response",
+                ))
+            }
+            (FIDO2, None) => match process.fido2.clone() {
+                None => {
+                    if super::fido2::credentials_of(&state, &process.user)?.is_empty() {
+                        return Ok(Json(end(
+                            &state,
+                            &id,
+                            &process,
+                            outcome::FIDO2_NOT_ENROLLED,
+                        )));
+                    }
+                    return Ok(Json(logon_object(
+                        &state,
+                        &id,
+                        &process,
+                        outcome::FIDO2_WAITING_ASSERTION,
+                    )));
+                }
+                Some(verdict) => verdict.map(Some),
+            },
+            (FIDO2, Some(_)) => return Err(ApiError::bad_field(
+                "response",
+                "FIDO2:1 takes no response in do_logon: the assertion goes to the login exchange",
+            )),
+            (other, _) => {
+                return Err(ApiError::bad_field(
+                    "method_id",
+                    format!("the emulator cannot run {other}"),
+                ))
+            }
+        };
     match verdict {
         Ok(template_id) => {
             if template_id.is_some() {
@@ -415,12 +440,14 @@ fn raise_counter(
 }
 
 /// A method passed: `NEXT` while a chain goes on, `OK` with a login session when one is complete.
-fn pass(state: &SimState, id: &str, template_id: Option<String>) -> Answer {
+pub(super) fn pass(state: &SimState, id: &str, template_id: Option<String>) -> Answer {
     let mut live = state.live();
     let process = live.logons.get_mut(id).ok_or_else(unknown_process)?;
     let Some(method) = process.current.take() else {
         return Err(unknown_process());
     };
+    process.fido2 = None;
+    process.challenge = None;
     process.completed.push(method);
     let chains = &state.config.chains;
     let completed = process.completed.clone();

@@ -9,6 +9,8 @@
 //! * [`config`]: users, chains, events, App ID and facets, lifetimes.
 //! * `endpoints`, `logon`, `enroll`, `template_test`: the handlers, by part of the API.
 //! * `u2f_check`: what a relying party verifies (section 4), as pure functions.
+//! * `fido2`, `fido2_check`: the `FIDO2:1` method as the portal drives it (1.9), and the WebAuthn
+//!   verification of its registrations and assertions (WebAuthn Level 2 §7.1, §7.2, §8.2).
 //! * `state`, `records`: what is kept, in sled and in memory; `expiring`: sessions that expire,
 //!   removed as new ones come in.
 //! * `error`: AA's error bodies and statuses (1.5, 1.9) and the extractors that produce them.
@@ -20,6 +22,7 @@ use anyhow::Context as _;
 use axum::routing::{delete, get, post};
 use axum::Router;
 
+use crate::aa::fido2 as aa_fido2;
 use crate::aa::paths;
 
 pub mod config;
@@ -27,6 +30,8 @@ mod endpoints;
 mod enroll;
 mod error;
 mod expiring;
+mod fido2;
+mod fido2_check;
 mod logon;
 mod records;
 mod responses;
@@ -34,7 +39,7 @@ mod state;
 mod template_test;
 mod u2f_check;
 
-pub use config::SimConfig;
+pub use config::{AttestationPolicy, Fido2Config, SimConfig};
 use state::SimState;
 
 /// How to run the emulator.
@@ -94,6 +99,8 @@ fn router(state: Arc<SimState>) -> Router {
         .route(paths::ENROLL, post(enroll::start))
         .route(paths::ENROLL_PROCESS, delete(enroll::abort))
         .route(paths::DO_ENROLL, post(enroll::do_enroll))
+        .route(aa_fido2::ENROLL_EXCHANGE, post(fido2::enroll_exchange))
+        .route(aa_fido2::LOGIN_EXCHANGE, post(fido2::login_exchange))
         .fallback(error::no_route)
         .layer(body_limit)
         .with_state(state);
@@ -132,16 +139,23 @@ pub async fn start(options: SimOptions) -> anyhow::Result<RunningSim> {
     let mut facets: Vec<String> = crate::aa::origin_of(&app_id).into_iter().collect();
     facets.extend(options.config.facets.iter().cloned());
     facets.extend(crate::aa::origin_of(&url));
-    let state = Arc::new(
-        SimState::open(&options.data_dir, options.config, app_id.clone(), facets).with_context(
-            || {
-                format!(
-                    "opening the emulator database in {} (is another aa-sim using it?)",
-                    options.data_dir.display()
-                )
-            },
-        )?,
-    );
+    let mut trusted_cas = Vec::new();
+    for path in &options.config.fido2.trusted_cas {
+        let text = std::fs::read(path)
+            .with_context(|| format!("fido2.trusted_cas: reading {}", path.display()))?;
+        let certificates = fido2_check::pem_certificates(&text)
+            .map_err(|e| anyhow::anyhow!("fido2.trusted_cas: {}: {e}", path.display()))?;
+        trusted_cas.extend(certificates);
+    }
+    let mut state = SimState::open(&options.data_dir, options.config, app_id.clone(), facets)
+        .with_context(|| {
+            format!(
+                "opening the emulator database in {} (is another aa-sim using it?)",
+                options.data_dir.display()
+            )
+        })?;
+    state.trusted_cas = trusted_cas;
+    let state = Arc::new(state);
     let tls = if options.tls {
         Some(crate::https::certificate(&options.data_dir, "tls", &host)?)
     } else {

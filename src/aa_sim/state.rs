@@ -16,6 +16,7 @@ use super::error::ApiError;
 use super::expiring::Expiring;
 use super::records::{now_unix, EndpointSessionRecord, LoginSessionRecord, TemplateRecord};
 use crate::aa::errors;
+use crate::aa::outcome::Outcome;
 
 /// A U2F challenge handed out by a logon or enroll process.
 #[derive(Debug, Clone)]
@@ -55,8 +56,12 @@ pub struct LogonProcess {
     pub completed: Vec<String>,
     /// The method being run; `None` between `NEXT` and `/next`.
     pub current: Option<String>,
-    /// The U2F challenge of the current method, and the handles it was offered for.
+    /// The U2F or FIDO2 challenge of the current method, and the handles or credential ids it
+    /// was offered for.
     pub challenge: Option<(Issued, Vec<String>)>,
+    /// The verdict of the FIDO2 exchange of the current method (the template that signed, or
+    /// why not), for the `do_logon` that follows it.
+    pub fido2: Option<Result<String, Outcome>>,
     /// Last activity, to forget abandoned processes.
     pub touched: Instant,
 }
@@ -72,8 +77,23 @@ pub struct EnrollProcess {
     pub challenge: Option<Issued>,
     /// The verified registration, waiting to be saved.
     pub registration: Option<TemplateRecord>,
+    /// `U2F:1` or `FIDO2:1`.
+    pub method: String,
+    /// Where a `FIDO2:1` enrollment stands.
+    pub fido2: Fido2Enrollment,
     /// Last activity.
     pub touched: Instant,
+}
+
+/// Where a `FIDO2:1` enrollment stands between its rounds.
+#[derive(Debug, Clone, Default)]
+pub struct Fido2Enrollment {
+    /// The first `do_enroll` named this server's RP id: the exchange may begin.
+    pub begun: bool,
+    /// Why the exchange's result was refused, for the `do_enroll` that follows.
+    pub failed: Option<Outcome>,
+    /// The `do_enroll` after a verified registration answered `OK`.
+    pub confirmed: bool,
 }
 
 /// Whom a challenge was issued to, kept until it expires so that a replay is recognised.
@@ -129,6 +149,10 @@ pub struct SimState {
     pub app_id: String,
     /// Origins accepted in client data.
     pub facets: Vec<String>,
+    /// The FIDO2 RP id: the configured one, else the App ID's host.
+    pub rp_id: String,
+    /// The FIDO2 attestation CAs trusted, DER.
+    pub trusted_cas: Vec<Vec<u8>>,
     /// Lowercase user name to its index in `config.users`.
     users: HashMap<String, usize>,
     db: sled::Db,
@@ -184,11 +208,19 @@ impl SimState {
             .enumerate()
             .map(|(i, u)| (u.name.to_ascii_lowercase(), i))
             .collect();
+        let rp_id = config.fido2.rp_id.clone().unwrap_or_else(|| {
+            reqwest::Url::parse(&app_id)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_default()
+        });
         Ok(Self {
             users,
             config,
             app_id,
             facets,
+            rp_id,
+            trusted_cas: Vec::new(),
             endpoints: db.open_tree("endpoints")?,
             endpoint_sessions: Expiring::open(&db, "endpoint_sessions")?,
             login_sessions: Expiring::open(&db, "login_sessions")?,

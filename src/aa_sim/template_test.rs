@@ -52,6 +52,7 @@ pub async fn test(
             completed: Vec::new(),
             current: Some(U2F.into()),
             challenge: None,
+            fido2: None,
             touched: Instant::now(),
         };
         {

@@ -94,6 +94,10 @@ pub(super) struct TokenArgs {
     /// User presence for --token: auto, deny, delay:MS, prompt.
     #[arg(long, default_value = "auto", value_name = "POLICY")]
     presence: PresencePolicy,
+    /// Built-in user verification for --token (a fido2 token), as `serve --uv`: auto, deny,
+    /// delay:MS, prompt [default: none].
+    #[arg(long, value_name = "POLICY")]
+    uv: Option<PresencePolicy>,
     /// How long to wait for a touch (30s, 1m, or seconds).
     #[arg(long, value_name = "DURATION", value_parser = super::duration::parse, default_value = "30s")]
     touch_timeout: Duration,
@@ -171,6 +175,9 @@ pub(super) struct EnrollArgs {
     /// The template's comment.
     #[arg(long, default_value = "vu2f virtual token")]
     comment: String,
+    /// The method to enroll: U2F:1, or FIDO2:1 (WebAuthn, for a fido2 token).
+    #[arg(long, value_name = "METHOD", default_value = crate::aa::U2F)]
+    method: String,
 }
 
 /// `vu2f template`: a user's templates.
@@ -263,9 +270,10 @@ impl TokenArgs {
             (Some(name), None) => {
                 let store = global.open_store()?;
                 let keys = store.load(name)?;
-                Box::new(InProcess::new(Authenticator::new(
-                    keys,
-                    Presence::new(self.presence),
+                let u2f = Authenticator::new(keys, Presence::new(self.presence));
+                // CTAP2 for a fido2 token (U2F APDUs still reach the U2F engine inside).
+                Box::new(InProcess::ctap2(crate::ctap2::Authenticator::new(
+                    u2f, self.uv,
                 )))
             }
             (None, None) => {
@@ -359,8 +367,14 @@ pub(super) fn enroll(global: &Global, args: EnrollArgs) -> anyhow::Result<()> {
     let enrolled = super::runtime()?.block_on(async {
         let mut sink = step_printer(global, &mut steps);
         let endpoint = Endpoint::open(&http, &access, &mut sink).await?;
-        let result = crate::client::enroll::enroll(
-            &http, &endpoint, &mut token, &policy, &request, &mut sink,
+        let result = crate::client::enroll::enroll_method(
+            &http,
+            &endpoint,
+            &mut token,
+            &policy,
+            &request,
+            &args.method,
+            &mut sink,
         )
         .await;
         endpoint.close(&http).await?;

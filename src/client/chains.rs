@@ -10,13 +10,15 @@
 //! ```
 use super::{one_line, AaHttp, ClientError, Endpoint};
 use crate::aa::api::{Chain, ChainList};
-use crate::aa::{paths, PASSWORD, U2F};
+use crate::aa::{paths, FIDO2, PASSWORD, U2F};
 
 /// What the client can answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Abilities {
     /// A token is at hand for `U2F:1`.
     pub u2f: bool,
+    /// A token that speaks CTAP2 is at hand for `FIDO2:1`.
+    pub fido2: bool,
     /// A password is at hand for `PASSWORD:1`.
     pub password: bool,
 }
@@ -27,6 +29,10 @@ impl Abilities {
         match method {
             U2F if self.u2f => None,
             U2F => Some(format!("{U2F} needs a token")),
+            FIDO2 if self.fido2 => None,
+            FIDO2 => Some(format!(
+                "{FIDO2} needs a token that speaks CTAP2 (a fido2 token)"
+            )),
             PASSWORD if self.password => None,
             PASSWORD => Some(format!(
                 "{PASSWORD} needs the password (--password-file or VU2F_PASSWORD)"
@@ -155,10 +161,12 @@ mod tests {
 
     const TOKEN_ONLY: Abilities = Abilities {
         u2f: true,
+        fido2: false,
         password: false,
     };
     const BOTH: Abilities = Abilities {
         u2f: true,
+        fido2: false,
         password: true,
     };
 

@@ -14,11 +14,12 @@ use super::{
     TokenClient,
 };
 use crate::aa::api::LogonStatus;
+use crate::aa::fido2::EnrollRpId;
 use crate::aa::portal::{
     DoEnrollRequest, DoEnrollResponse, EnrollBegin, EnrollRegistered, EnrollStarted,
     SaveTemplateRequest, StartEnrollRequest, TemplateSaved,
 };
-use crate::aa::{paths, U2F};
+use crate::aa::{paths, FIDO2, U2F};
 
 /// The event the documentation uses for managing one's authenticators.
 pub const DEFAULT_ENROLL_EVENT: &str = "Authenticators Management";
@@ -83,7 +84,7 @@ pub(super) async fn login_session(
     Ok((session, user_id))
 }
 
-/// Enrolls `token` for a user.
+/// Enrolls `token` for a user with `U2F:1`.
 pub async fn enroll(
     http: &AaHttp,
     endpoint: &Endpoint,
@@ -92,6 +93,38 @@ pub async fn enroll(
     request: &EnrollRequest,
     steps: StepSink<'_>,
 ) -> Result<Enrolled, ClientError> {
+    enroll_method(http, endpoint, token, policy, request, U2F, steps).await
+}
+
+/// Enrolls `token` for a user with `FIDO2:1`: `do_enroll` with the page's host as `rp_id`, the
+/// enroll exchange (creation options, makeCredential, the attestation), `do_enroll` again.
+pub async fn enroll_fido2(
+    http: &AaHttp,
+    endpoint: &Endpoint,
+    token: &mut TokenClient,
+    policy: &OriginPolicy,
+    request: &EnrollRequest,
+    steps: StepSink<'_>,
+) -> Result<Enrolled, ClientError> {
+    enroll_method(http, endpoint, token, policy, request, FIDO2, steps).await
+}
+
+/// Enrolls `token` for a user with `method` (`U2F:1` or `FIDO2:1`).
+pub async fn enroll_method(
+    http: &AaHttp,
+    endpoint: &Endpoint,
+    token: &mut TokenClient,
+    policy: &OriginPolicy,
+    request: &EnrollRequest,
+    method: &str,
+    steps: StepSink<'_>,
+) -> Result<Enrolled, ClientError> {
+    if method != U2F && method != FIDO2 {
+        return Err(ClientError::Config(format!(
+            "--method {}: vu2f enrolls {U2F} and {FIDO2}",
+            super::one_line(method)
+        )));
+    }
     let (session, user_id) = login_session(
         http,
         endpoint,
@@ -110,7 +143,7 @@ pub async fn enroll(
         .post(
             paths::ENROLL,
             &StartEnrollRequest {
-                method_id: U2F.into(),
+                method_id: method.into(),
                 login_session_id: session.clone(),
             },
         )
@@ -122,10 +155,14 @@ pub async fn enroll(
         msgid: None,
     });
     let process = started.enroll_process_id;
-    let registered = register(
-        http, &process, &session, &user_id, token, policy, request, steps,
-    )
-    .await;
+    let registered = if method == FIDO2 {
+        register_fido2(http, &process, &session, token, policy, request, steps).await
+    } else {
+        register(
+            http, &process, &session, &user_id, token, policy, request, steps,
+        )
+        .await
+    };
     if let Err(error) = registered {
         abort(http, &process, &session, steps).await;
         return Err(error);
@@ -202,6 +239,49 @@ async fn register(
         steps,
     )
     .await?;
+    if answered.status != LogonStatus::Ok {
+        return Err(ClientError::BadReply {
+            call: format!("POST {}", paths::DO_ENROLL),
+            detail: format!("expected OK, got {}", status_name(answered.status)),
+        });
+    }
+    Ok(())
+}
+
+/// The `FIDO2:1` rounds: `do_enroll {rp_id}`, the enroll exchange, `do_enroll {rp_id}` again.
+async fn register_fido2(
+    http: &AaHttp,
+    process: &str,
+    session: &str,
+    token: &mut TokenClient,
+    policy: &OriginPolicy,
+    request: &EnrollRequest,
+    steps: StepSink<'_>,
+) -> Result<(), ClientError> {
+    let path = paths::fill(paths::DO_ENROLL, &[("enroll_process_id", process)]);
+    let origin = super::fido2::origin(http, policy)?;
+    let rp_id = EnrollRpId {
+        rp_id: super::fido2::page_host(&origin),
+    };
+    let asked = do_enroll(http, &path, session, rp_id.clone(), steps).await?;
+    if asked.status != LogonStatus::MoreData {
+        return Err(ClientError::BadReply {
+            call: format!("POST {}", paths::DO_ENROLL),
+            detail: format!("expected MORE_DATA, got {}", status_name(asked.status)),
+        });
+    }
+    let exchanged =
+        super::fido2::enroll(http, process, &request.user, token, policy, steps).await?;
+    let answered = do_enroll(http, &path, session, rp_id, steps).await?;
+    if let super::fido2::Exchanged::Refused { message } = exchanged {
+        return Err(ClientError::Refused {
+            call: format!("POST {}", crate::aa::fido2::ENROLL_EXCHANGE),
+            status: "failed".into(),
+            reason: None,
+            msgid: None,
+            msg: message,
+        });
+    }
     if answered.status != LogonStatus::Ok {
         return Err(ClientError::BadReply {
             call: format!("POST {}", paths::DO_ENROLL),

@@ -14,7 +14,7 @@ use crate::aa::api::{
 };
 use crate::aa::paths;
 
-pub use crate::aa::{PASSWORD, U2F};
+pub use crate::aa::{FIDO2, PASSWORD, U2F};
 
 /// More methods than any sane chain has: a server that keeps answering `NEXT` is broken.
 const MAX_METHODS: usize = 16;
@@ -79,10 +79,18 @@ impl<'a> Logon<'a> {
     }
 
     /// Reads the user's chains for the event, chooses one, and runs the logon to the end.
-    pub async fn run(self, request: &LogonRequest) -> Result<LoggedOn, ClientError> {
+    pub async fn run(mut self, request: &LogonRequest) -> Result<LoggedOn, ClientError> {
         let listed = chains::read(self.http, self.endpoint, &request.user, &request.event).await?;
+        // Whether the token speaks CTAP2 is asked only when a chain has FIDO2:1.
+        let fido2 = match self.token.as_deref_mut() {
+            Some(token) if listed.iter().any(|c| c.methods.iter().any(|m| m == FIDO2)) => {
+                token.ctap2_info().await?.is_some()
+            }
+            _ => false,
+        };
         let abilities = Abilities {
             u2f: self.token.is_some(),
+            fido2,
             password: request.password.is_some(),
         };
         let chosen = chains::choose(
@@ -173,6 +181,9 @@ impl<'a> Logon<'a> {
         request: &LogonRequest,
     ) -> Result<LogonResponse, ClientError> {
         let path = paths::fill(paths::DO_LOGON, &[("logon_process_id", process_id)]);
+        if method == FIDO2 {
+            return self.fido2(process_id, &path, request).await;
+        }
         let response = match method {
             U2F => MethodResponse::U2f {
                 sign_response: self.u2f_sign_response(&path).await?,
@@ -186,7 +197,7 @@ impl<'a> Logon<'a> {
             },
             other => {
                 return Err(ClientError::Config(format!(
-                    "the chain asks for {other}, which vu2f cannot answer (it answers {U2F} and {PASSWORD})"
+                    "the chain asks for {other}, which vu2f cannot answer (it answers {U2F}, {FIDO2} and {PASSWORD})"
                 )))
             }
         };
@@ -199,6 +210,50 @@ impl<'a> Logon<'a> {
             },
         )
         .await
+    }
+
+    /// `FIDO2:1`: `do_logon` for `MORE_DATA`, the login exchange, then `do_logon` for the verdict.
+    /// A result the server refused still goes on to `do_logon`, whose `FAILED` names the reason.
+    async fn fido2(
+        &mut self,
+        process_id: &str,
+        path: &str,
+        request: &LogonRequest,
+    ) -> Result<LogonResponse, ClientError> {
+        let bare = DoLogonRequest {
+            response: None,
+            endpoint_session_id: self.endpoint.session_id().into(),
+        };
+        let gathered = self.call(paths::DO_LOGON, path.into(), &bare).await?;
+        if gathered.status != LogonStatus::MoreData {
+            return Err(unexpected(paths::DO_LOGON, &gathered, "MORE_DATA"));
+        }
+        let token = self.token.as_deref_mut().ok_or_else(|| {
+            ClientError::Config("the chain asks for FIDO2:1: give a token (--token)".into())
+        })?;
+        let exchanged = super::fido2::login(
+            self.http,
+            process_id,
+            &request.user,
+            token,
+            self.policy,
+            &mut *self.steps,
+        )
+        .await?;
+        let verdict = self.call(paths::DO_LOGON, path.into(), &bare).await?;
+        match exchanged {
+            super::fido2::Exchanged::Passed { counter } => {
+                self.counter = Some(counter);
+                Ok(verdict)
+            }
+            super::fido2::Exchanged::Refused { message } => Err(ClientError::Refused {
+                call: format!("POST {}", crate::aa::fido2::LOGIN_EXCHANGE),
+                status: "failed".into(),
+                reason: None,
+                msgid: None,
+                msg: message,
+            }),
+        }
     }
 
     /// Gathers the sign request and has the token answer it.

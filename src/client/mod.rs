@@ -6,7 +6,9 @@
 //! * [`token`]: the token side: client data, AUTHENTICATE and REGISTER, the appId check.
 //! * [`chains`]: reading the user's chains for an event and choosing one the client can complete.
 //! * [`logon`]: the `do_logon` flow, through multi-method chains (1.1, 1.3).
-//! * [`enroll`]: U2F enrollment and saving the template, as AA's portal does it (1.9).
+//! * [`enroll`]: U2F and FIDO2 enrollment and saving the template, as AA's portal does it (1.9).
+//! * [`webauthn`]: the browser's part of a WebAuthn ceremony: RP id check, client data, CTAP2.
+//! * [`fido2`]: AA's `FIDO2:1` exchanges on the portal's paths (1.9).
 //! * [`template`]: listing a user's templates and testing one, as the portal does (1.9).
 //!
 //! Every call made and every answer got is reported as a [`Step`], for `vu2f demo` and `--json`.
@@ -17,10 +19,12 @@ use serde::Serialize;
 pub mod chains;
 pub mod endpoint;
 pub mod enroll;
+pub mod fido2;
 pub mod http;
 pub mod logon;
 pub mod template;
 pub mod token;
+pub mod webauthn;
 
 pub use endpoint::{Endpoint, EndpointAccess};
 pub use http::{AaHttp, TlsTrust};
@@ -94,6 +98,16 @@ pub enum ClientError {
         app_id: String,
         /// The server's origin.
         origin: String,
+    },
+    /// The server asks for an RP id a page of the origin may not use (WebAuthn Level 2 §5.1.3).
+    #[error("refusing RP id {rp_id:?} for origin {}: {why}", one_line(origin))]
+    RpIdNotAllowed {
+        /// The RP id asked for.
+        rp_id: String,
+        /// The origin claimed.
+        origin: String,
+        /// Why not.
+        why: String,
     },
     /// The token failed or refused.
     #[error("token: {}", one_line(.0))]

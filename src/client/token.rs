@@ -71,6 +71,8 @@ impl OriginPolicy {
 pub struct TokenClient {
     transport: Option<Box<dyn TokenTransport + Send>>,
     touch_timeout: Duration,
+    /// What getInfo told, once asked (`Some(None)`: no CTAP2), for [`super::webauthn`].
+    pub(super) ctap2: Option<Option<super::webauthn::Ctap2Info>>,
 }
 
 /// What the token answered to one AUTHENTICATE, decided on the blocking pool.
@@ -86,11 +88,12 @@ impl TokenClient {
         Self {
             transport: Some(transport),
             touch_timeout,
+            ctap2: None,
         }
     }
 
     /// Runs `f` with the transport: on the blocking pool when it may block, else right here.
-    async fn with_transport<T: Send + 'static>(
+    pub(super) async fn with_transport<T: Send + 'static>(
         &mut self,
         f: impl FnOnce(&mut dyn TokenTransport) -> T + Send + 'static,
     ) -> Result<T, ClientError> {

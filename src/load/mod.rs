@@ -161,6 +161,7 @@ fn error_kind(error: &ClientError) -> String {
         ClientError::Unreachable { .. } => "unreachable".into(),
         ClientError::BadReply { .. } => "bad reply".into(),
         ClientError::AppIdNotAllowed { .. } => "appId not allowed".into(),
+        ClientError::RpIdNotAllowed { .. } => "RP id not allowed".into(),
         ClientError::Token(_) => "token".into(),
         ClientError::NoTouch { .. } => "no touch".into(),
         ClientError::NotThisToken { .. } => "key handle not this token's".into(),

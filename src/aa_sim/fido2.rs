@@ -1,0 +1,567 @@
+//! The `FIDO2:1` method as AA's portal drives it (PROTOCOLS.md 1.9, shaped by
+//! [`crate::aa::fido2`]): the `do_enroll` and `do_logon` rounds, and the WebAuthn exchanges on
+//! `/api/v1/logon_method/FIDO2:1/{enroll,login}/{id}`, each an options request then a result.
+//!
+//! Every registration and assertion is verified as WebAuthn Level 2 §7.1 and §7.2 say
+//! ([`super::fido2_check`]); the challenge is single-use, expires, and belongs to its process. A
+//! refused result answers `{status:"failed", errorMessage:"REASON: text"}`, and the `do_enroll` or
+//! `do_logon` that follows answers `FAILED` with the reason and ends the process.
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::enroll::{answer, process_of, response_as};
+use super::error::ApiError;
+use super::fido2_check::{self, ClientDataSeen, Policy, Trust};
+use super::records::{random_hex_id, TemplateRecord};
+use super::responses::{qualified_name, user_id};
+use super::state::{decode, encode, ChallengeOwner, Issued, ProcessOwner, SimState};
+use crate::aa::errors;
+use crate::aa::fido2::{
+    AuthenticatorSelection, CreationOptions, CredentialAssertion, CredentialAttestation,
+    CredentialDescriptor, CredentialParameter, EnrollRpId, ExchangeResult, OptionsRequest,
+    RelyingParty, RequestOptions, User, STATUS_FAILED, STATUS_OK,
+};
+use crate::aa::outcome::{self, Outcome};
+use crate::aa::portal::DoEnrollResponse;
+use crate::aa::FIDO2;
+use crate::webauthn;
+
+const PUBLIC_KEY: &str = "public-key";
+
+/// The user's FIDO2 templates.
+pub(super) fn credentials_of(
+    state: &SimState,
+    user: &str,
+) -> Result<Vec<TemplateRecord>, ApiError> {
+    Ok(state
+        .templates_of(&user_id(state, user))?
+        .into_iter()
+        .filter(|t| t.method_id == FIDO2)
+        .collect())
+}
+
+/// The user handle of a configured user: the 16 bytes of its id.
+fn user_handle(state: &SimState, user: &str) -> Vec<u8> {
+    hex::decode(user_id(state, user)).unwrap_or_default()
+}
+
+fn policy(state: &SimState) -> Policy<'_> {
+    Policy {
+        rp_id: &state.rp_id,
+        requires_uv: state.config.fido2.requires_uv(),
+    }
+}
+
+/// `value` as `T`, or a 400 naming the field that is wrong.
+fn body_as<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let name = if path == "." || path == "?" {
+            "body".to_owned()
+        } else {
+            path
+        };
+        ApiError::bad_field(&name, e.into_inner())
+    })
+}
+
+/// The method in the path must be `FIDO2:1`.
+fn check_method(method_id: &str) -> Result<(), ApiError> {
+    if method_id == FIDO2 {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(
+            "method_id",
+            format!("the emulator runs no WebAuthn exchange for {method_id:?}"),
+            "path",
+        ))
+    }
+}
+
+/// A result (`rawId`, `response`) rather than an options request.
+fn is_result(body: &Value) -> bool {
+    body.as_object()
+        .is_some_and(|b| b.contains_key("response") || b.contains_key("rawId"))
+}
+
+/// A session id in the body, if the client sent one, must be `expected`.
+fn check_session(body: &Value, key: &str, expected: &str) -> Result<(), ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(given)) if given == expected => Ok(()),
+        Some(_) => Err(ApiError::bad_field(
+            key,
+            "not the session that started the process",
+        )),
+    }
+}
+
+/// `username`, if given, must name the process's user.
+fn check_username(state: &SimState, body: &Value, user: &str) -> Result<(), ApiError> {
+    match body.get("username") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(name)) if state.user(name).is_some_and(|u| u.name == user) => Ok(()),
+        Some(_) => Err(ApiError::with(
+            errors::USER_NOT_FOUND,
+            "body",
+            "username is not the user of the process",
+        )),
+    }
+}
+
+fn exchange_result(verdict: Result<(), Outcome>) -> Json<Value> {
+    let result = match verdict {
+        Ok(()) => ExchangeResult {
+            status: STATUS_OK.into(),
+            error_message: String::new(),
+        },
+        Err(failed) => ExchangeResult {
+            status: STATUS_FAILED.into(),
+            error_message: format!("{}: {}", failed.reason.unwrap_or("FAILED"), failed.msg),
+        },
+    };
+    Json(serde_json::to_value(result).unwrap_or_default())
+}
+
+/// A fresh challenge, base64url, recorded as issued so that a replay is recognised.
+fn new_challenge(state: &SimState) -> Issued {
+    let mut random = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut random);
+    let issued = Issued {
+        challenge: URL_SAFE_NO_PAD.encode(random),
+        at: Instant::now(),
+    };
+    state.live().challenges.insert(
+        issued.challenge.clone(),
+        ChallengeOwner {
+            at: issued.at,
+            used: false,
+        },
+    );
+    issued
+}
+
+/// Consumes `taken` (the process's challenge, whatever the outcome) and checks the client data's
+/// challenge against it: another process's is a mismatch, one answered before a replay, an old one
+/// expired.
+fn check_challenge(
+    state: &SimState,
+    taken: Option<&Issued>,
+    seen: &ClientDataSeen,
+) -> Result<(), Outcome> {
+    let mut live = state.live();
+    if let Some(issued) = taken {
+        if let Some(owner) = live.challenges.get_mut(&issued.challenge) {
+            owner.used = true;
+        }
+    }
+    let Some(issued) = taken else {
+        return Err(outcome::FIDO2_CHALLENGE_MISMATCH);
+    };
+    if seen.challenge != issued.challenge {
+        let replayed = live
+            .challenges
+            .get(&seen.challenge)
+            .is_some_and(|owner| owner.used);
+        return Err(if replayed {
+            outcome::FIDO2_CHALLENGE_REUSED
+        } else {
+            outcome::FIDO2_CHALLENGE_MISMATCH
+        });
+    }
+    if issued.at.elapsed() > state.challenge_ttl() {
+        return Err(outcome::FIDO2_CHALLENGE_EXPIRED);
+    }
+    Ok(())
+}
+
+fn descriptors(templates: &[TemplateRecord]) -> Vec<CredentialDescriptor> {
+    templates
+        .iter()
+        .map(|t| CredentialDescriptor {
+            kind: PUBLIC_KEY.into(),
+            id: t.key_handle.clone(),
+            transports: None,
+        })
+        .collect()
+}
+
+/// `do_enroll` of a `FIDO2:1` enroll process: first `response:{rp_id}` (→ `MORE_DATA`), then,
+/// after the exchange, `OK` or the exchange's `FAILED`.
+pub(super) fn do_enroll(
+    state: &SimState,
+    id: &str,
+    process: &super::state::EnrollProcess,
+    response: Value,
+) -> Result<DoEnrollResponse, ApiError> {
+    if process.fido2.confirmed {
+        return Ok(answer(outcome::ENROLLMENT_DONE));
+    }
+    let mut live = state.live();
+    let stored = live
+        .enrolls
+        .get_mut(id)
+        .ok_or_else(super::enroll::unknown_process)?;
+    if let Some(failed) = stored.fido2.failed {
+        live.enrolls.remove(id);
+        return Ok(answer(failed));
+    }
+    if stored.registration.is_some() {
+        stored.fido2.confirmed = true;
+        return Ok(answer(outcome::ENROLLED));
+    }
+    if !stored.fido2.begun {
+        drop(live);
+        let EnrollRpId { rp_id } = response_as(response)?;
+        let mut live = state.live();
+        if rp_id != state.rp_id {
+            live.enrolls.remove(id);
+            return Ok(answer(outcome::FIDO2_RP_ID_MISMATCH));
+        }
+        if let Some(stored) = live.enrolls.get_mut(id) {
+            stored.fido2.begun = true;
+        }
+    }
+    Ok(answer(outcome::FIDO2_WAITING_ATTESTATION))
+}
+
+/// `POST /api/v1/logon_method/FIDO2:1/enroll/{enroll_process_id}`: the creation options, then
+/// the attestation.
+pub async fn enroll_exchange(
+    State(state): State<Arc<SimState>>,
+    Path((method_id, id)): Path<(String, String)>,
+    super::error::ApiJson(body): super::error::ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    check_method(&method_id)?;
+    let process = {
+        let live = state.live();
+        live.enrolls
+            .get(&id)
+            .cloned()
+            .ok_or_else(super::enroll::unknown_process)?
+    };
+    check_session(&body, "login_session_id", &process.login_session)?;
+    let process = process_of(&state, &id, &process.login_session)?;
+    if process.method != FIDO2 {
+        return Err(ApiError::wrong_step(format!(
+            "enroll_process_id: the process enrolls {}",
+            process.method
+        )));
+    }
+    if !process.fido2.begun || process.registration.is_some() || process.fido2.failed.is_some() {
+        return Err(ApiError::wrong_step(
+            "enroll_process_id: no WebAuthn exchange is due: do_enroll with response.rp_id first, once",
+        ));
+    }
+    if !is_result(&body) {
+        check_username(&state, &body, &process.user)?;
+        let request: OptionsRequest = body_as(body)?;
+        return creation_options(&state, &id, &process.user, request);
+    }
+    let attestation: CredentialAttestation = body_as(body)?;
+    let verdict = check_attestation(&state, &process, &attestation);
+    let mut live = state.live();
+    let stored = live
+        .enrolls
+        .get_mut(&id)
+        .ok_or_else(super::enroll::unknown_process)?;
+    stored.challenge = None;
+    Ok(exchange_result(match verdict {
+        Ok(template) => {
+            stored.registration = Some(template);
+            Ok(())
+        }
+        Err(failed) => {
+            stored.fido2.failed = Some(failed);
+            Err(failed)
+        }
+    }))
+}
+
+fn creation_options(
+    state: &SimState,
+    id: &str,
+    user: &str,
+    request: OptionsRequest,
+) -> Result<Json<Value>, ApiError> {
+    let config = &state.config.fido2;
+    let issued = new_challenge(state);
+    let enrolled = credentials_of(state, user)?;
+    if let Some(stored) = state.live().enrolls.get_mut(id) {
+        stored.challenge = Some(issued.clone());
+    }
+    let options = CreationOptions {
+        status: STATUS_OK.into(),
+        error_message: String::new(),
+        challenge: issued.challenge,
+        rp: RelyingParty {
+            name: config.rp_name.clone(),
+            id: Some(state.rp_id.clone()),
+        },
+        user: User {
+            id: URL_SAFE_NO_PAD.encode(user_handle(state, user)),
+            name: qualified_name(state, user),
+            display_name: request.display_name,
+        },
+        pub_key_cred_params: config
+            .algorithms
+            .iter()
+            .map(|&alg| CredentialParameter {
+                kind: PUBLIC_KEY.into(),
+                alg,
+            })
+            .collect(),
+        timeout: Some(state.config.challenge_ttl_ms),
+        exclude_credentials: descriptors(&enrolled),
+        authenticator_selection: Some(AuthenticatorSelection {
+            authenticator_attachment: None,
+            require_resident_key: Some(config.resident_key == "required"),
+            resident_key: Some(config.resident_key.clone()),
+            user_verification: Some(config.user_verification.clone()),
+        }),
+        attestation: Some(config.attestation.clone()),
+        extensions: Map::new(),
+    };
+    Ok(Json(serde_json::to_value(options).unwrap_or_default()))
+}
+
+/// WebAuthn Level 2 §7.1, in its order, and the duplicate check of its step 22.
+fn check_attestation(
+    state: &SimState,
+    process: &super::state::EnrollProcess,
+    attestation: &CredentialAttestation,
+) -> Result<TemplateRecord, Outcome> {
+    let seen = fido2_check::client_data(
+        &attestation.response.client_data_json,
+        webauthn::TYPE_CREATE,
+    );
+    // The challenge is consumed whether or not the client data reads.
+    let challenge = check_challenge(
+        state,
+        process.challenge.as_ref(),
+        seen.as_ref().map_err(|e| *e)?,
+    );
+    let seen = seen?;
+    challenge?;
+    fido2_check::origin(&seen, &state.facets)?;
+    let config = &state.config.fido2;
+    let registration = fido2_check::registration(
+        &attestation.response.attestation_object,
+        &seen,
+        policy(state),
+        Trust {
+            policy: config.attestation_policy,
+            cas: &state.trusted_cas,
+            algorithms: &config.algorithms,
+        },
+    )?;
+    let raw_id = fido2_check::base64url(&attestation.raw_id)?;
+    if raw_id != registration.credential_id
+        || fido2_check::base64url(&attestation.id)? != registration.credential_id
+    {
+        return Err(outcome::FIDO2_MALFORMED_RESPONSE);
+    }
+    let credential_id = URL_SAFE_NO_PAD.encode(&registration.credential_id);
+    if state
+        .key_handle_enrolled(&credential_id)
+        .map_err(|_| outcome::FIDO2_ALREADY_ENROLLED)?
+    {
+        return Err(outcome::FIDO2_ALREADY_ENROLLED);
+    }
+    Ok(TemplateRecord {
+        id: random_hex_id(),
+        method_id: FIDO2.into(),
+        key_handle: credential_id,
+        public_key: hex::encode(&registration.public_key),
+        counter: registration.counter,
+        app_id: state.rp_id.clone(),
+        certificate: registration
+            .certificate
+            .as_deref()
+            .map(hex::encode)
+            .unwrap_or_default(),
+        comment: String::new(),
+        category_id: String::new(),
+    })
+}
+
+/// `POST /api/v1/logon_method/FIDO2:1/login/{logon_process_id}`: the request options, then the
+/// assertion.
+pub async fn login_exchange(
+    State(state): State<Arc<SimState>>,
+    Path((method_id, id)): Path<(String, String)>,
+    super::error::ApiJson(body): super::error::ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    check_method(&method_id)?;
+    let process = {
+        let mut live = state.live();
+        let process = live
+            .logons
+            .get_mut(&id)
+            .ok_or_else(super::logon::unknown_process)?;
+        match &process.owner {
+            ProcessOwner::Endpoint(owner) => check_session(&body, "endpoint_session_id", owner)?,
+            ProcessOwner::TemplateTest { .. } => {
+                return Err(ApiError::with(
+                    errors::LOGON_PROCESS_NOT_FOUND,
+                    "body",
+                    "the process is a template test",
+                ))
+            }
+        }
+        process.touched = Instant::now();
+        process.clone()
+    };
+    if process.current.as_deref() != Some(FIDO2) || process.fido2.is_some() {
+        return Err(ApiError::wrong_step(
+            "logon_process_id: no FIDO2:1 exchange is due in this process",
+        ));
+    }
+    if !is_result(&body) {
+        check_username(&state, &body, &process.user)?;
+        return request_options(&state, &id, &process.user);
+    }
+    let assertion: CredentialAssertion = body_as(body)?;
+    let verdict = check_assertion(&state, &id, &process, &assertion);
+    if verdict.is_ok() {
+        state.persist().await?;
+    }
+    let mut live = state.live();
+    if let Some(stored) = live.logons.get_mut(&id) {
+        stored.fido2 = Some(verdict.clone());
+    }
+    Ok(exchange_result(verdict.map(drop)))
+}
+
+fn request_options(state: &SimState, id: &str, user: &str) -> Result<Json<Value>, ApiError> {
+    let config = &state.config.fido2;
+    let templates = credentials_of(state, user)?;
+    if templates.is_empty() {
+        let failed = outcome::FIDO2_NOT_ENROLLED;
+        if let Some(stored) = state.live().logons.get_mut(id) {
+            stored.fido2 = Some(Err(failed));
+        }
+        return Ok(exchange_result(Err(failed)));
+    }
+    let issued = new_challenge(state);
+    let offered: Vec<String> = templates.iter().map(|t| t.key_handle.clone()).collect();
+    {
+        let mut live = state.live();
+        let stored = live
+            .logons
+            .get_mut(id)
+            .ok_or_else(super::logon::unknown_process)?;
+        if let Some((previous, _)) = stored.challenge.replace((issued.clone(), offered)) {
+            live.challenges.remove(&previous.challenge);
+        }
+    }
+    let options = RequestOptions {
+        status: STATUS_OK.into(),
+        error_message: String::new(),
+        raw_challenge: Some(issued.challenge.clone()),
+        challenge: issued.challenge,
+        timeout: Some(state.config.challenge_ttl_ms),
+        rp_id: Some(state.rp_id.clone()),
+        allow_credentials: if config.allow_credentials {
+            descriptors(&templates)
+        } else {
+            Vec::new()
+        },
+        user_verification: Some(config.user_verification.clone()),
+        extensions: Map::new(),
+    };
+    Ok(Json(serde_json::to_value(options).unwrap_or_default()))
+}
+
+/// WebAuthn Level 2 §7.2, in its order; the counter raised when every check passed. Returns the
+/// template that signed.
+fn check_assertion(
+    state: &SimState,
+    id: &str,
+    process: &super::state::LogonProcess,
+    assertion: &CredentialAssertion,
+) -> Result<String, Outcome> {
+    let taken = state
+        .live()
+        .logons
+        .get_mut(id)
+        .and_then(|p| p.challenge.take());
+    let seen = fido2_check::client_data(&assertion.response.client_data_json, webauthn::TYPE_GET);
+    let challenge = check_challenge(
+        state,
+        taken.as_ref().map(|(issued, _)| issued),
+        seen.as_ref().map_err(|e| *e)?,
+    );
+    let seen = seen?;
+    // §7.2 steps 5-6: the credential is one offered to this user, the user handle the user's.
+    let raw_id = fido2_check::base64url(&assertion.raw_id)?;
+    if fido2_check::base64url(&assertion.id)? != raw_id {
+        return Err(outcome::FIDO2_MALFORMED_RESPONSE);
+    }
+    let credential_id = URL_SAFE_NO_PAD.encode(&raw_id);
+    let offered = taken.as_ref().map(|(_, ids)| ids.as_slice()).unwrap_or(&[]);
+    if challenge.is_ok() && !offered.contains(&credential_id) {
+        return Err(outcome::FIDO2_UNKNOWN_CREDENTIAL);
+    }
+    challenge?;
+    // The user handle, when given, must be the user's; with no allow list it must be given.
+    let handle_ok = match &assertion.response.user_handle {
+        Some(handle) => fido2_check::base64url(handle)? == user_handle(state, &process.user),
+        None => state.config.fido2.allow_credentials,
+    };
+    if !handle_ok {
+        return Err(outcome::FIDO2_USER_HANDLE_MISMATCH);
+    }
+    fido2_check::origin(&seen, &state.facets)?;
+    let owner = user_id(state, &process.user);
+    let template = state
+        .templates_of(&owner)
+        .map_err(|_| outcome::FIDO2_UNKNOWN_CREDENTIAL)?
+        .into_iter()
+        .find(|t| t.method_id == FIDO2 && t.key_handle == credential_id)
+        .ok_or(outcome::FIDO2_UNKNOWN_CREDENTIAL)?;
+    let public_key = hex::decode(&template.public_key).map_err(|_| outcome::FIDO2_BAD_SIGNATURE)?;
+    let counter = fido2_check::assertion(&assertion.response, &seen, policy(state), &public_key)?;
+    raise_counter(state, &owner, &template.id, counter)?;
+    Ok(template.id)
+}
+
+/// Stores `counter` if it rises (§7.2 step 21), atomically.
+fn raise_counter(
+    state: &SimState,
+    owner: &str,
+    template_id: &str,
+    counter: u32,
+) -> Result<(), Outcome> {
+    let key = format!("{owner}/{template_id}");
+    loop {
+        let stored = state
+            .templates
+            .get(&key)
+            .ok()
+            .flatten()
+            .ok_or(outcome::FIDO2_UNKNOWN_CREDENTIAL)?;
+        let mut template: TemplateRecord =
+            decode(&stored).map_err(|_| outcome::FIDO2_UNKNOWN_CREDENTIAL)?;
+        if !fido2_check::counter_rises(template.counter, counter) {
+            return Err(outcome::FIDO2_COUNTER_NOT_INCREASED);
+        }
+        template.counter = counter;
+        match state
+            .templates
+            .compare_and_swap(&key, Some(stored), Some(encode(&template)))
+        {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(_)) => continue,
+            Err(_) => return Err(outcome::FIDO2_UNKNOWN_CREDENTIAL),
+        }
+    }
+}

@@ -1,0 +1,748 @@
+//! AA's FIDO2:1 method end to end on loopback, in-process: the companion enrolls a fido2 token as
+//! AA's portal does (PROTOCOLS.md 1.9) and logs on with it, alone and after a password, ES256 and
+//! EdDSA, discoverable and not; and the emulator refuses what a WebAuthn relying party must
+//! (WebAuthn Level 2 §7.1, §7.2), each with `FAILED` and its reason.
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use common::aa::{assert_refused, quiet, token_over, Aa};
+use vu2f::aa::api::{DoLogonRequest, LogonResponse, LogonStatus, StartLogonRequest};
+use vu2f::aa::fido2::{
+    CredentialAssertion, ExchangeResult, OptionsRequest, RequestOptions, LOGIN_EXCHANGE,
+};
+use vu2f::aa::{paths, FIDO2};
+use vu2f::aa_sim::{AttestationPolicy, SimConfig};
+use vu2f::client::enroll::{EnrollRequest, Enrolled, DEFAULT_ENROLL_EVENT};
+use vu2f::client::logon::{LoggedOn, Logon, LogonRequest};
+use vu2f::client::webauthn::Request;
+use vu2f::client::{ClientError, OriginPolicy, Step, TokenClient};
+use vu2f::transport::InProcess;
+use vu2f::u2f::{Presence, PresencePolicy};
+
+/// A fido2 token of `store` in-process, with built-in UV when `uv` is given.
+fn fido2_token(
+    store: &keystore::Store,
+    name: &str,
+    uv: Option<PresencePolicy>,
+    attestation: keystore::AttestationType,
+) -> TokenClient {
+    if store.info(name).is_err() {
+        let options = keystore::TokenOptions {
+            profile: keystore::Profile::Fido2,
+            attestation,
+            ..Default::default()
+        };
+        store.create_token(name, options).unwrap();
+    }
+    let u2f = vu2f::u2f::Authenticator::new(
+        store.load(name).unwrap(),
+        Presence::new(PresencePolicy::Auto),
+    );
+    token_over(Box::new(InProcess::ctap2(vu2f::ctap2::Authenticator::new(
+        u2f, uv,
+    ))))
+}
+
+fn batch_token(store: &keystore::Store, name: &str) -> TokenClient {
+    fido2_token(store, name, None, keystore::AttestationType::Batch)
+}
+
+/// Collects the steps' lines.
+fn recorder() -> (Arc<Mutex<Vec<String>>>, impl FnMut(&Step) + Send) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = {
+        let lines = Arc::clone(&lines);
+        move |step: &Step| lines.lock().unwrap().push(step.to_line())
+    };
+    (lines, sink)
+}
+
+async fn enroll(aa: &Aa, token: &mut TokenClient, user: &str) -> Result<Enrolled, ClientError> {
+    enroll_recorded(aa, token, user, &mut quiet()).await
+}
+
+async fn enroll_recorded(
+    aa: &Aa,
+    token: &mut TokenClient,
+    user: &str,
+    steps: &mut (dyn FnMut(&Step) + Send),
+) -> Result<Enrolled, ClientError> {
+    vu2f::client::enroll::enroll_fido2(
+        &aa.http,
+        &aa.endpoint,
+        token,
+        &aa.policy,
+        &EnrollRequest {
+            user: user.into(),
+            password: aa.password(user),
+            event: DEFAULT_ENROLL_EVENT.into(),
+            chain: None,
+            category: String::new(),
+            comment: "fido2 test".into(),
+        },
+        steps,
+    )
+    .await
+}
+
+async fn logon_at(
+    aa: &Aa,
+    token: &mut TokenClient,
+    policy: &OriginPolicy,
+    user: &str,
+    event: &str,
+    password: Option<String>,
+) -> Result<LoggedOn, ClientError> {
+    Logon::new(&aa.http, &aa.endpoint, Some(token), policy, &mut quiet())
+        .run(&LogonRequest {
+            user: user.into(),
+            event: event.into(),
+            password,
+            chain: None,
+        })
+        .await
+}
+
+async fn logon(aa: &Aa, token: &mut TokenClient, user: &str) -> Result<LoggedOn, ClientError> {
+    logon_at(aa, token, &aa.policy, user, "FIDO2", None).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn es256_enroll_then_log_on_with_the_counter_rising() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    let (lines, mut sink) = recorder();
+    let enrolled = enroll_recorded(&aa, &mut token, "alice", &mut sink)
+        .await
+        .unwrap();
+    let lines = lines.lock().unwrap().join("\n");
+    assert!(lines.contains("token makeCredential"), "{lines}");
+    assert!(lines.contains("ES256 credential"), "{lines}");
+    assert!(lines.contains("do_enroll"), "{lines}");
+
+    let first = logon(&aa, &mut token, "alice").await.unwrap();
+    let second = logon(&aa, &mut token, "alice").await.unwrap();
+    assert_eq!(first.completed_methods, [FIDO2]);
+    assert_eq!(first.chain, "FIDO2 only");
+    assert_eq!(second.counter, first.counter.map(|c| c + 1), "exactly +1");
+    assert_eq!(
+        first.response.extra["completed_template_id"],
+        enrolled.template_id.as_str()
+    );
+    assert_ne!(first.login_session_id, second.login_session_id);
+
+    // Enrolled once: the token refuses to register again (excludeCredentials).
+    let again = enroll(&aa, &mut token, "alice").await.unwrap_err();
+    assert!(again.to_string().contains("already enrolled"), "{again}");
+    // A user without a FIDO2 template is refused.
+    let none = logon(&aa, &mut token, "bob").await.unwrap_err();
+    assert_refused(&none, "FIDO2_NOT_ENROLLED");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eddsa_credentials_enroll_and_log_on() {
+    let mut config = SimConfig::default();
+    config.fido2.algorithms = vec![vu2f::webauthn::EDDSA];
+    let aa = Aa::start(config).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    let (lines, mut sink) = recorder();
+    enroll_recorded(&aa, &mut token, "alice", &mut sink)
+        .await
+        .unwrap();
+    let lines = lines.lock().unwrap().join("\n");
+    assert!(lines.contains("EdDSA credential"), "{lines}");
+    let first = logon(&aa, &mut token, "alice").await.unwrap();
+    let second = logon(&aa, &mut token, "alice").await.unwrap();
+    assert!(second.counter > first.counter);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_es256_only_server_refuses_an_eddsa_credential() {
+    let mut config = SimConfig::default();
+    config.fido2.algorithms = vec![vu2f::webauthn::ES256];
+    let aa = Aa::start(config).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    // The token is asked for EdDSA alone, as a client ignoring the server's list would.
+    let refused = enroll_with(&aa, &mut token, "alice", |creation| {
+        creation.algorithms = vec![vu2f::webauthn::EDDSA];
+    })
+    .await
+    .unwrap_err();
+    assert_refused(&refused, "FIDO2_UNSUPPORTED_ALGORITHM");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discoverable_credentials_log_on_without_an_allow_list() {
+    let mut config = SimConfig::default();
+    config.fido2.resident_key = "required".into();
+    config.fido2.allow_credentials = false;
+    config.fido2.algorithms = vec![vu2f::webauthn::EDDSA, vu2f::webauthn::ES256];
+    let aa = Aa::start(config).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    enroll(&aa, &mut token, "alice").await.unwrap();
+    assert_eq!(
+        store.info("t").unwrap().discoverable,
+        1,
+        "the credential is kept on the token"
+    );
+    let logged_on = logon(&aa, &mut token, "alice").await.unwrap();
+    assert_eq!(logged_on.completed_methods, [FIDO2]);
+
+    // The token finds alice's credential for this RP with no list: bob cannot pass as alice.
+    let (_bob_dir, bob_store) = common::store_with(&[]);
+    let mut bobs = batch_token(&bob_store, "b");
+    enroll(&aa, &mut bobs, "bob").await.unwrap();
+    let refused = logon(&aa, &mut token, "bob").await.unwrap_err();
+    assert_refused(&refused, "FIDO2_UNKNOWN_CREDENTIAL");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_then_fido2_chain_ends_in_ok() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    enroll(&aa, &mut token, "bob").await.unwrap();
+    let password = Some(aa.password("bob"));
+    let logged_on = logon_at(
+        &aa,
+        &mut token,
+        &aa.policy,
+        "bob",
+        "Password and FIDO2",
+        password,
+    )
+    .await
+    .unwrap();
+    assert_eq!(logged_on.completed_methods, ["PASSWORD:1", FIDO2]);
+    assert_eq!(
+        logged_on.response.completed_chain.unwrap().methods,
+        ["PASSWORD:1", FIDO2]
+    );
+    let wrong = logon_at(
+        &aa,
+        &mut token,
+        &aa.policy,
+        "bob",
+        "Password and FIDO2",
+        Some("nope".into()),
+    )
+    .await
+    .unwrap_err();
+    assert_refused(&wrong, "PASSWORD_WRONG");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_verification_required_is_given_by_a_token_with_built_in_uv() {
+    let mut config = SimConfig::default();
+    config.fido2.user_verification = "required".into();
+    let aa = Aa::start(config).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = fido2_token(
+        &store,
+        "t",
+        Some(PresencePolicy::Auto),
+        keystore::AttestationType::Batch,
+    );
+    enroll(&aa, &mut token, "alice").await.unwrap();
+    logon(&aa, &mut token, "alice").await.unwrap();
+    let (_plain_dir, plain_store) = common::store_with(&[]);
+    let mut without_uv = batch_token(&plain_store, "p");
+    let refused = enroll(&aa, &mut without_uv, "bob").await.unwrap_err();
+    assert!(
+        refused.to_string().contains("requires user verification"),
+        "{refused}"
+    );
+}
+
+// The refusals.
+
+/// Enrolls with the creation the browser prepared, changed by `tamper` first.
+async fn enroll_with(
+    aa: &Aa,
+    token: &mut TokenClient,
+    user: &str,
+    tamper: impl FnOnce(&mut vu2f::client::webauthn::Creation),
+) -> Result<(), ClientError> {
+    use vu2f::aa::fido2::{CreationOptions, EnrollRpId, ENROLL_EXCHANGE};
+    use vu2f::aa::portal::{DoEnrollRequest, DoEnrollResponse, EnrollStarted, StartEnrollRequest};
+    let logged_on = logon_at(
+        aa,
+        token,
+        &aa.policy,
+        user,
+        DEFAULT_ENROLL_EVENT,
+        Some(aa.password(user)),
+    )
+    .await
+    .unwrap();
+    let session = logged_on.login_session_id;
+    let started: EnrollStarted = aa
+        .http
+        .post(
+            paths::ENROLL,
+            &StartEnrollRequest {
+                method_id: FIDO2.into(),
+                login_session_id: session.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let process = started.enroll_process_id;
+    let do_enroll = paths::fill(paths::DO_ENROLL, &[("enroll_process_id", &process)]);
+    let rp_id = DoEnrollRequest {
+        response: EnrollRpId {
+            rp_id: "127.0.0.1".into(),
+        },
+        login_session_id: session.clone(),
+    };
+    let asked: DoEnrollResponse = aa.http.post(&do_enroll, &rp_id).await.unwrap();
+    assert_eq!(asked.status, LogonStatus::MoreData, "{asked:?}");
+    let exchange = paths::fill(
+        ENROLL_EXCHANGE,
+        &[("method_id", FIDO2), ("enroll_process_id", &process)],
+    );
+    let options: CreationOptions = aa
+        .http
+        .post(
+            &exchange,
+            &OptionsRequest {
+                username: user.into(),
+                display_name: user.into(),
+            },
+        )
+        .await
+        .unwrap();
+    let origin = aa.http.origin();
+    let mut creation =
+        vu2f::client::webauthn::Creation::from_options(&options, &origin, "test").unwrap();
+    tamper(&mut creation);
+    let made = token.make_credential(&creation, &origin).await?;
+    let result: ExchangeResult = aa.http.post(&exchange, &made.attestation).await.unwrap();
+    let answered: DoEnrollResponse = aa.http.post(&do_enroll, &rp_id).await.unwrap();
+    if answered.status == LogonStatus::Failed {
+        assert_eq!(result.status, "failed");
+        assert!(
+            result
+                .error_message
+                .starts_with(answered.reason.as_deref().unwrap()),
+            "{result:?} {answered:?}"
+        );
+        return Err(ClientError::Refused {
+            call: "do_enroll".into(),
+            status: "FAILED".into(),
+            reason: answered.reason,
+            msgid: answered.msgid,
+            msg: answered.msg,
+        });
+    }
+    assert_eq!(result.status, "ok", "{result:?}");
+    Ok(())
+}
+
+/// A FIDO2:1 logon process of `user` at "FIDO2", up to the request options.
+async fn start(aa: &Aa, user: &str) -> (String, RequestOptions) {
+    let started: LogonResponse = aa
+        .http
+        .post(
+            paths::LOGON,
+            &StartLogonRequest {
+                method_id: FIDO2.into(),
+                user_name: user.into(),
+                event: "FIDO2".into(),
+                endpoint_session_id: aa.endpoint.session_id().into(),
+            },
+        )
+        .await
+        .unwrap();
+    let process = started.logon_process_id.unwrap();
+    let gathered = do_logon(aa, &process).await;
+    assert_eq!(gathered.status, LogonStatus::MoreData, "{gathered:?}");
+    assert_eq!(gathered.reason.as_deref(), Some("FIDO2_WAITING_ASSERTION"));
+    let options: RequestOptions = aa
+        .http
+        .post(
+            &exchange_path(&process),
+            &OptionsRequest {
+                username: user.into(),
+                display_name: user.into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(options.status, "ok", "{options:?}");
+    (process, options)
+}
+
+fn exchange_path(process: &str) -> String {
+    paths::fill(
+        LOGIN_EXCHANGE,
+        &[("method_id", FIDO2), ("logon_process_id", process)],
+    )
+}
+
+async fn do_logon(aa: &Aa, process: &str) -> LogonResponse {
+    aa.http
+        .post(
+            &paths::fill(paths::DO_LOGON, &[("logon_process_id", process)]),
+            &DoLogonRequest {
+                response: None,
+                endpoint_session_id: aa.endpoint.session_id().into(),
+            },
+        )
+        .await
+        .unwrap()
+}
+
+/// The token's assertion for `options`, as a browser on the server's origin makes it.
+async fn sign(aa: &Aa, token: &mut TokenClient, options: &RequestOptions) -> CredentialAssertion {
+    sign_with(aa, token, options, |_| {}).await
+}
+
+async fn sign_with(
+    aa: &Aa,
+    token: &mut TokenClient,
+    options: &RequestOptions,
+    tamper: impl FnOnce(&mut Request),
+) -> CredentialAssertion {
+    let origin = aa.http.origin();
+    let mut request = Request::from_options(options, &origin, "test").unwrap();
+    tamper(&mut request);
+    token
+        .get_assertion(&request, &origin)
+        .await
+        .unwrap()
+        .assertion
+}
+
+/// Posts `assertion` to `process`, then `do_logon`: the exchange's answer and the verdict.
+async fn answer(
+    aa: &Aa,
+    process: &str,
+    assertion: &CredentialAssertion,
+) -> (ExchangeResult, LogonResponse) {
+    let result: ExchangeResult = aa
+        .http
+        .post(&exchange_path(process), assertion)
+        .await
+        .unwrap();
+    (result, do_logon(aa, process).await)
+}
+
+/// Asserts that the exchange said `failed` with `reason`, and `do_logon` `FAILED` with it.
+fn assert_failed((result, verdict): &(ExchangeResult, LogonResponse), reason: &str) {
+    assert_eq!(result.status, "failed", "{result:?}");
+    assert!(
+        result.error_message.starts_with(&format!("{reason}: ")),
+        "{result:?}"
+    );
+    assert_eq!(verdict.status, LogonStatus::Failed, "{verdict:?}");
+    assert_eq!(verdict.reason.as_deref(), Some(reason), "{verdict:?}");
+}
+
+async fn alice_enrolled(config: SimConfig) -> (Aa, tempfile::TempDir, TokenClient) {
+    let aa = Aa::start(config).await;
+    let (dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    enroll(&aa, &mut token, "alice").await.unwrap();
+    (aa, dir, token)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untampered_assertion_passes_the_same_raw_path() {
+    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
+    let (process, options) = start(&aa, "alice").await;
+    let assertion = sign(&aa, &mut token, &options).await;
+    let (result, verdict) = answer(&aa, &process, &assertion).await;
+    assert_eq!(result.status, "ok", "{result:?}");
+    assert_eq!(verdict.status, LogonStatus::Ok, "{verdict:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tampered_signature() {
+    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
+    let (process, options) = start(&aa, "alice").await;
+    let mut assertion = sign(&aa, &mut token, &options).await;
+    let mut signature = URL_SAFE_NO_PAD
+        .decode(&assertion.response.signature)
+        .unwrap();
+    *signature.last_mut().unwrap() ^= 0x01;
+    assertion.response.signature = URL_SAFE_NO_PAD.encode(signature);
+    assert_failed(
+        &answer(&aa, &process, &assertion).await,
+        "FIDO2_BAD_SIGNATURE",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tampered_eddsa_signature() {
+    let mut config = SimConfig::default();
+    config.fido2.algorithms = vec![vu2f::webauthn::EDDSA];
+    let (aa, _dir, mut token) = alice_enrolled(config).await;
+    let (process, options) = start(&aa, "alice").await;
+    let mut assertion = sign(&aa, &mut token, &options).await;
+    let mut signature = URL_SAFE_NO_PAD
+        .decode(&assertion.response.signature)
+        .unwrap();
+    assert_eq!(signature.len(), 64, "an Ed25519 signature");
+    signature[10] ^= 0x01;
+    assertion.response.signature = URL_SAFE_NO_PAD.encode(signature);
+    assert_failed(
+        &answer(&aa, &process, &assertion).await,
+        "FIDO2_BAD_SIGNATURE",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_origin() {
+    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
+    // Another site on the same host: the RP id still fits, the origin is not the server's.
+    let elsewhere = OriginPolicy::new(
+        aa.http.origin(),
+        Vec::new(),
+        Some("http://127.0.0.1:1".into()),
+    );
+    let refused = logon_at(&aa, &mut token, &elsewhere, "alice", "FIDO2", None)
+        .await
+        .unwrap_err();
+    assert_refused(&refused, "FIDO2_ORIGIN_MISMATCH");
+    // A site on another host gets no further than the browser's RP id check.
+    let evil = OriginPolicy::new(
+        aa.http.origin(),
+        Vec::new(),
+        Some("https://evil.example".into()),
+    );
+    let refused = logon_at(&aa, &mut token, &evil, "alice", "FIDO2", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ClientError::RpIdNotAllowed { .. }),
+        "{refused}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_rp_id() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    // A credential made for another RP id.
+    let refused = enroll_with(&aa, &mut token, "alice", |creation| {
+        creation.rp_id = "other.example".into();
+    })
+    .await
+    .unwrap_err();
+    assert_refused(&refused, "FIDO2_RP_ID_MISMATCH");
+
+    // An assertion whose authenticator data names another RP.
+    enroll(&aa, &mut token, "alice").await.unwrap();
+    let (process, options) = start(&aa, "alice").await;
+    let mut assertion = sign(&aa, &mut token, &options).await;
+    let mut auth_data = URL_SAFE_NO_PAD
+        .decode(&assertion.response.authenticator_data)
+        .unwrap();
+    auth_data[..32].copy_from_slice(&vu2f::webauthn::sha256(b"other.example"));
+    assertion.response.authenticator_data = URL_SAFE_NO_PAD.encode(auth_data);
+    assert_failed(
+        &answer(&aa, &process, &assertion).await,
+        "FIDO2_RP_ID_MISMATCH",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_verification_required_but_not_given() {
+    let mut config = SimConfig::default();
+    config.fido2.user_verification = "required".into();
+    let aa = Aa::start(config).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = fido2_token(
+        &store,
+        "t",
+        Some(PresencePolicy::Auto),
+        keystore::AttestationType::Batch,
+    );
+    let refused = enroll_with(&aa, &mut token, "alice", |creation| {
+        creation.user_verification = "discouraged".into();
+    })
+    .await
+    .unwrap_err();
+    assert_refused(&refused, "FIDO2_USER_NOT_VERIFIED");
+
+    enroll(&aa, &mut token, "alice").await.unwrap();
+    let (process, options) = start(&aa, "alice").await;
+    assert_eq!(options.user_verification.as_deref(), Some("required"));
+    let assertion = sign_with(&aa, &mut token, &options, |request| {
+        request.user_verification = "discouraged".into();
+    })
+    .await;
+    assert_failed(
+        &answer(&aa, &process, &assertion).await,
+        "FIDO2_USER_NOT_VERIFIED",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_assertion() {
+    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
+    let (first, options) = start(&aa, "alice").await;
+    let assertion = sign(&aa, &mut token, &options).await;
+    let (result, verdict) = answer(&aa, &first, &assertion).await;
+    assert_eq!(
+        (result.status.as_str(), verdict.status),
+        ("ok", LogonStatus::Ok)
+    );
+
+    let (second, _) = start(&aa, "alice").await;
+    assert_failed(
+        &answer(&aa, &second, &assertion).await,
+        "FIDO2_CHALLENGE_REUSED",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_challenge_from_another_logon_process() {
+    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
+    let (_one, options_one) = start(&aa, "alice").await;
+    let (other, _) = start(&aa, "alice").await;
+    let assertion = sign(&aa, &mut token, &options_one).await;
+    assert_failed(
+        &answer(&aa, &other, &assertion).await,
+        "FIDO2_CHALLENGE_MISMATCH",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_counter_that_went_back_because_the_store_was_restored_from_an_older_copy() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("store");
+    let backup = dir.path().join("backup");
+    {
+        let mut store = keystore::Store::open(&live).unwrap();
+        store.set_counter_block(1);
+        let mut token = batch_token(&store, "t");
+        enroll(&aa, &mut token, "alice").await.unwrap();
+    }
+    copy_dir(&live, &backup);
+    {
+        let mut store = keystore::Store::open(&live).unwrap();
+        store.set_counter_block(1);
+        let mut token = batch_token(&store, "t");
+        for _ in 0..3 {
+            logon(&aa, &mut token, "alice").await.unwrap();
+        }
+    }
+    let mut store = keystore::Store::open(&backup).unwrap();
+    store.set_counter_block(1);
+    let mut restored = batch_token(&store, "t");
+    let refused = logon(&aa, &mut restored, "alice").await.unwrap_err();
+    assert_refused(&refused, "FIDO2_COUNTER_NOT_INCREASED");
+}
+
+/// Copies a directory tree with its modes, as `cp -a` does (a store must stay private).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::metadata(from).unwrap().permissions()).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A configuration that takes only attestations chaining to the CA in `pem`.
+fn trusting(pem: &str, dir: &std::path::Path) -> SimConfig {
+    let path = dir.join("trusted-ca.pem");
+    std::fs::write(&path, pem).unwrap();
+    let mut config = SimConfig::default();
+    config.fido2.attestation_policy = AttestationPolicy::Trusted;
+    config.fido2.trusted_cas = vec![path];
+    config
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attestation_from_an_untrusted_ca_when_the_policy_requires_trust() {
+    let (_dir, store) = common::store_with(&[]);
+    let (other_dir, other_store) = common::store_with(&[]);
+    let other_ca = other_store.attestation().ca_certificate_pem();
+
+    // Trusting another store's CA: this store's batch certificate does not chain to it.
+    let aa = Aa::start(trusting(&other_ca, other_dir.path())).await;
+    let mut token = batch_token(&store, "t");
+    let refused = enroll(&aa, &mut token, "alice").await.unwrap_err();
+    assert_refused(&refused, "FIDO2_ATTESTATION_UNTRUSTED");
+    // Self attestation has no chain at all.
+    let mut selfish = fido2_token(
+        &store,
+        "s",
+        None,
+        keystore::AttestationType::SelfAttestation,
+    );
+    let refused = enroll(&aa, &mut selfish, "alice").await.unwrap_err();
+    assert_refused(&refused, "FIDO2_ATTESTATION_UNTRUSTED");
+
+    // Trusting this store's CA (`vu2f token export-ca`): the same token enrolls.
+    let own_ca = store.attestation().ca_certificate_pem();
+    let trusted = Aa::start(trusting(&own_ca, other_dir.path())).await;
+    enroll(&trusted, &mut token, "alice").await.unwrap();
+    logon(&trusted, &mut token, "alice").await.unwrap();
+
+    // Without the policy, self attestation is taken.
+    let any = Aa::start(SimConfig::default()).await;
+    enroll(&any, &mut selfish, "bob").await.unwrap();
+    logon(&any, &mut selfish, "bob").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_do_enroll_rp_id_must_be_the_servers() {
+    use vu2f::aa::portal::{DoEnrollResponse, EnrollStarted, StartEnrollRequest};
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    let session = logon_at(
+        &aa,
+        &mut token,
+        &aa.policy,
+        "alice",
+        DEFAULT_ENROLL_EVENT,
+        Some(aa.password("alice")),
+    )
+    .await
+    .unwrap()
+    .login_session_id;
+    let started: EnrollStarted = aa
+        .http
+        .post(
+            paths::ENROLL,
+            &StartEnrollRequest {
+                method_id: FIDO2.into(),
+                login_session_id: session.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let answered: DoEnrollResponse = aa
+        .http
+        .post(
+            &paths::fill(
+                paths::DO_ENROLL,
+                &[("enroll_process_id", &started.enroll_process_id)],
+            ),
+            // The camelCase spelling of the portal's code is taken too.
+            &serde_json::json!({"login_session_id": session, "response": {"rpId": "evil.example"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answered.status, LogonStatus::Failed);
+    assert_eq!(answered.reason.as_deref(), Some("FIDO2_RP_ID_MISMATCH"));
+}
