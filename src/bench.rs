@@ -268,7 +268,7 @@ fn ctap2_rates(
     raw_sign: &mut dyn FnMut(),
     raw_keygen_sign: &mut dyn FnMut(),
 ) -> anyhow::Result<Ctap2Rates> {
-    use crate::ctap2::cbor::{self, text_map, uint_map, Parameters, Value};
+    use crate::ctap2::cbor::{self, text_map, uint_map, Arena, Parameters, Value};
     use crate::ctap2::Step;
     let options = keystore::TokenOptions {
         profile: keystore::Profile::Fido2,
@@ -295,7 +295,8 @@ fn ctap2_rates(
         run(&mut token, &make);
     });
     let reply = run(&mut token, &make);
-    let made = Parameters::decode(reply.get(1..).unwrap_or_default())
+    let arena = Arena::new();
+    let made = Parameters::decode(reply.get(1..).unwrap_or_default(), &arena)
         .map_err(|status| anyhow::anyhow!("bench: makeCredential: {status}"))?;
     let auth_data = made
         .get(2)

@@ -13,7 +13,7 @@
 //! ```
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ED25519};
 
-use crate::ctap2::cbor::{self, Item};
+use crate::ctap2::cbor::{self, Arena, Item};
 
 /// `type` of the client data of a registration.
 pub const TYPE_CREATE: &str = "webauthn.create";
@@ -107,7 +107,7 @@ impl<'a> AuthData<'a> {
                 ));
             }
             let (id, after) = rest.split_at(id_len);
-            let (_, length) = Item::decode_prefix(after)
+            let (_, length) = Item::decode_prefix(after, &Arena::new())
                 .map_err(|e| format!("authData: credentialPublicKey: not CBOR: {e}"))?;
             let (public_key, after) = after.split_at(length);
             rest = after;
@@ -120,7 +120,7 @@ impl<'a> AuthData<'a> {
             None
         };
         if flags & FLAG_ED != 0 {
-            let (_, length) = Item::decode_prefix(rest)
+            let (_, length) = Item::decode_prefix(rest, &Arena::new())
                 .map_err(|e| format!("authData: extensions: not CBOR: {e}"))?;
             rest = &rest[length..];
         }
@@ -150,8 +150,9 @@ impl PublicKey {
     /// OKP Ed25519 with EdDSA.
     pub fn from_cose(bytes: &[u8]) -> Result<Self, String> {
         let name = "credentialPublicKey";
+        let arena = Arena::new();
         let (item, length) =
-            Item::decode_prefix(bytes).map_err(|e| format!("{name}: not CBOR: {e}"))?;
+            Item::decode_prefix(bytes, &arena).map_err(|e| format!("{name}: not CBOR: {e}"))?;
         if length != bytes.len() {
             return Err(format!("{name}: bytes after the key"));
         }

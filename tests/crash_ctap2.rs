@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
-use vu2f::ctap2::cbor::{self, text_map, uint_map, Parameters, Value};
+use vu2f::ctap2::cbor::{self, text_map, uint_map, Arena, Parameters, Value};
 use vu2f::transport::UdpTransport;
 
 const KILLS: usize = 200;
@@ -61,9 +61,9 @@ fn get_request(rp: &str) -> Vec<u8> {
 }
 
 /// The map of a successful reply; `None` for anything else (the server died mid-reply).
-fn success(reply: &[u8]) -> Option<Parameters<'_>> {
+fn success<'a>(reply: &'a [u8], arena: &'a Arena) -> Option<Parameters<'a>> {
     match reply.split_first() {
-        Some((0, body)) => Some(Parameters::decode(body).expect("a reply is a CBOR map")),
+        Some((0, body)) => Some(Parameters::decode(body, arena).expect("a reply is a CBOR map")),
         _ => None,
     }
 }
@@ -132,7 +132,9 @@ fn all_of_rp(token: &mut UdpTransport, rp: &str, known: &[Made]) -> (HashSet<Vec
     if reply == [0x2E] {
         return (ids, counters);
     }
-    let first = success(&reply).unwrap_or_else(|| panic!("{rp}: getAssertion {reply:02x?}"));
+    let arena = Arena::new();
+    let first =
+        success(&reply, &arena).unwrap_or_else(|| panic!("{rp}: getAssertion {reply:02x?}"));
     let count = first
         .get(5)
         .map_or(1, |n| cbor::integer(n).unwrap() as usize);
@@ -141,7 +143,9 @@ fn all_of_rp(token: &mut UdpTransport, rp: &str, known: &[Made]) -> (HashSet<Vec
     counters.push(counter);
     for _ in 1..count {
         let reply = token.cbor(&[0x08]).unwrap();
-        let next = success(&reply).unwrap_or_else(|| panic!("{rp}: getNextAssertion {reply:02x?}"));
+        let arena = Arena::new();
+        let next = success(&reply, &arena)
+            .unwrap_or_else(|| panic!("{rp}: getNextAssertion {reply:02x?}"));
         let (id, _, counter) = asserted(&next, known);
         assert!(ids.insert(id), "{rp}: a credential came back twice");
         counters.push(counter);
@@ -256,7 +260,8 @@ fn sigkill_while_discoverable_credentials_are_made_loses_none_acknowledged() {
                     let Some(reply) = token.cbor(&make_request(&rp, &user)).ok() else {
                         break;
                     };
-                    let Some(reply) = success(&reply) else {
+                    let arena = Arena::new();
+                    let Some(reply) = success(&reply, &arena) else {
                         break;
                     };
                     let (credential, counter) = read_made(&rp, &user, &reply);
@@ -284,7 +289,8 @@ fn sigkill_while_discoverable_credentials_are_made_loses_none_acknowledged() {
                     let Some(reply) = token.cbor(&get_request(&rp)).ok() else {
                         break;
                     };
-                    let Some(reply) = success(&reply) else {
+                    let arena = Arena::new();
+                    let Some(reply) = success(&reply, &arena) else {
                         break;
                     };
                     // The newest may be one whose makeCredential reply the kill cut off: the

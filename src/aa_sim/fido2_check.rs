@@ -13,7 +13,7 @@ use x509_parser::prelude::FromDer;
 use super::config::AttestationPolicy;
 use crate::aa::fido2::AssertionResponse;
 use crate::aa::outcome::{self, Outcome};
-use crate::ctap2::cbor::{self, Item};
+use crate::ctap2::cbor::{self, Arena, Item};
 use crate::webauthn::{self, AuthData, PublicKey, FLAG_UP, FLAG_UV};
 
 /// The certificate extension id-fido-gen-ce-aaguid (WebAuthn Level 2 §8.2.1).
@@ -132,7 +132,8 @@ pub fn registration(
 ) -> Result<Registration, Outcome> {
     let malformed = outcome::FIDO2_MALFORMED_RESPONSE;
     let bytes = base64url(attestation_object)?;
-    let (item, length) = Item::decode_prefix(&bytes).map_err(|_| malformed)?;
+    let arena = Arena::new();
+    let (item, length) = Item::decode_prefix(&bytes, &arena).map_err(|_| malformed)?;
     if length != bytes.len() {
         return Err(malformed);
     }

@@ -19,7 +19,7 @@ use crate::aa::fido2::{
     AssertionResponse, AttestationResponse, CreationOptions, CredentialAssertion,
     CredentialAttestation, RequestOptions,
 };
-use crate::ctap2::cbor::{self, text_map, uint_map, Item, Parameters, Value};
+use crate::ctap2::cbor::{self, text_map, uint_map, Arena, Item, Parameters, Value};
 use crate::webauthn::{self, AuthData, PublicKey};
 
 /// CTAP2 command bytes (CTAP 2.1 section 6).
@@ -279,7 +279,11 @@ fn status_name(status: u8) -> &'static str {
 }
 
 /// A successful reply's map, or the token's status as an error.
-fn reply_map<'a>(reply: &'a [u8], command: &str) -> Result<Parameters<'a>, ClientError> {
+fn reply_map<'a>(
+    reply: &'a [u8],
+    arena: &'a Arena,
+    command: &str,
+) -> Result<Parameters<'a>, ClientError> {
     let (&status, body) = reply
         .split_first()
         .ok_or_else(|| ClientError::Token(format!("{command}: an empty reply")))?;
@@ -289,7 +293,7 @@ fn reply_map<'a>(reply: &'a [u8], command: &str) -> Result<Parameters<'a>, Clien
             status_name(status)
         )));
     }
-    Parameters::decode(body)
+    Parameters::decode(body, arena)
         .map_err(|e| ClientError::Token(format!("{command}: the reply is not one CBOR map: {e}")))
 }
 
@@ -332,7 +336,8 @@ impl TokenClient {
         let info = match reply {
             None => None,
             Some(reply) => {
-                let params = reply_map(&reply, "getInfo")?;
+                let arena = Arena::new();
+                let params = reply_map(&reply, &arena, "getInfo")?;
                 let option = |name: &str| {
                     params
                         .get(0x04)
@@ -446,7 +451,8 @@ impl TokenClient {
                 "makeCredential: this token is already enrolled (CREDENTIAL_EXCLUDED)".into(),
             ));
         }
-        let params = reply_map(&reply, command)?;
+        let arena = Arena::new();
+        let params = reply_map(&reply, &arena, command)?;
         let field = |key: u64, name: &str| {
             params
                 .get(key)
@@ -515,7 +521,8 @@ impl TokenClient {
                 offered: request.allow.len(),
             });
         }
-        let params = reply_map(&reply, command)?;
+        let arena = Arena::new();
+        let params = reply_map(&reply, &arena, command)?;
         let credential_id = match params.get(1) {
             Some(credential) => cbor::map(credential)
                 .ok()

@@ -19,7 +19,7 @@ use minicbor::Encoder;
 use ring::digest::{digest, SHA256};
 use ring::rand::SystemRandom;
 
-use super::cbor::{self, Parameters, ReplyEncoder, ReplyWriter, WriteResult};
+use super::cbor::{self, Arena, Parameters, ReplyEncoder, ReplyWriter, WriteResult};
 use super::get_assertion::AssertionQueue;
 use super::get_info::{self, Facts};
 use super::make_credential::Creation;
@@ -109,7 +109,13 @@ pub struct Authenticator {
     pub(super) rng: SystemRandom,
     user_action_timeout: Duration,
     pub(super) last_rp_id: LastRpId,
+    /// Where requests are read: emptied after each, so that reading allocates nothing.
+    arena: Arena,
 }
+
+/// The most an emptied arena keeps: a request many times larger than any a host sends (a hostile
+/// one, with thousands of tiny items) does not leave its memory behind in the token.
+const ARENA_KEPT: usize = 16 * 1024;
 
 /// SHA-256 of an RP ID: the rpIdHash.
 pub fn rp_id_hash(rp_id: &str) -> [u8; 32] {
@@ -168,6 +174,7 @@ impl Authenticator {
             rng: SystemRandom::new(),
             user_action_timeout: USER_ACTION_TIMEOUT,
             last_rp_id: LastRpId::default(),
+            arena: Arena::new(),
         }
     }
 
@@ -204,16 +211,20 @@ impl Authenticator {
         if command != Command::GetNextAssertion {
             self.next_assertions = None;
         }
-        let started =
-            match command {
-                Command::GetInfo => Ok(self.get_info()),
-                Command::GetNextAssertion => Ok(Step::Done(reply(self.get_next_assertion(now)))),
-                Command::Selection => Ok(self.wait(Operation::Selection, false, now)),
-                Command::MakeCredential => Parameters::decode(parameters)
-                    .and_then(|params| self.make_credential(&params, now)),
-                Command::GetAssertion => Parameters::decode(parameters)
-                    .and_then(|params| self.get_assertion(&params, now)),
-            };
+        let mut arena = std::mem::take(&mut self.arena);
+        let started = match command {
+            Command::GetInfo => Ok(self.get_info()),
+            Command::GetNextAssertion => Ok(Step::Done(reply(self.get_next_assertion(now)))),
+            Command::Selection => Ok(self.wait(Operation::Selection, false, now)),
+            Command::MakeCredential => Parameters::decode(parameters, &arena)
+                .and_then(|params| self.make_credential(&params, now)),
+            Command::GetAssertion => Parameters::decode(parameters, &arena)
+                .and_then(|params| self.get_assertion(&params, now)),
+        };
+        arena.reset();
+        if arena.allocated_bytes() <= ARENA_KEPT {
+            self.arena = arena;
+        }
         started.unwrap_or_else(|status| Step::Done(reply(Err(status))))
     }
 

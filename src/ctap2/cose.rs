@@ -106,7 +106,8 @@ mod tests {
     /// The algorithm chosen from `entries`, as a request would carry them.
     fn chosen(entries: Vec<Value>) -> Result<Algorithm, Status> {
         let bytes = cbor::encode(&Value::Array(entries));
-        let (list, _) = Item::decode_prefix(&bytes).unwrap();
+        let arena = cbor::Arena::new();
+        let (list, _) = Item::decode_prefix(&bytes, &arena).unwrap();
         choose_algorithm(list.as_array().unwrap())
     }
 

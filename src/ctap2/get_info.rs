@@ -88,8 +88,9 @@ mod tests {
             built_in_uv: false,
             remaining_discoverable: 100,
         };
+        let arena = cbor::Arena::new();
         let encoded = cbor::encode(&info(&facts));
-        let params = Parameters::decode(&encoded).unwrap();
+        let params = Parameters::decode(&encoded, &arena).unwrap();
         assert_eq!(cbor::bytes(params.get(3).unwrap()), Ok(&[7u8; 16][..]));
         let options = cbor::map(params.get(4).unwrap()).unwrap();
         assert!(cbor::member(options, "uv").is_none());
@@ -98,7 +99,7 @@ mod tests {
             built_in_uv: true,
             ..facts
         }));
-        let with_uv = Parameters::decode(&encoded).unwrap();
+        let with_uv = Parameters::decode(&encoded, &arena).unwrap();
         let options = cbor::map(with_uv.get(4).unwrap()).unwrap();
         assert_eq!(cbor::member(options, "uv"), Some(&Item::Bool(true)));
     }

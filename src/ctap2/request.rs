@@ -253,7 +253,7 @@ mod tests {
         check: impl FnOnce(Result<MakeCredential, Status>) -> T,
     ) -> T {
         let bytes = cbor::encode(&uint_map(members));
-        match Parameters::decode(&bytes) {
+        match Parameters::decode(&bytes, &cbor::Arena::new()) {
             Ok(params) => check(MakeCredential::try_from(&params)),
             Err(status) => check(Err(status)),
         }
@@ -346,14 +346,15 @@ mod tests {
             (2, Value::Bytes(vec![3; 32])),
             (5, text_map([("up", Value::Bool(false))])),
         ]);
+        let arena = cbor::Arena::new();
         let bytes = cbor::encode(&request);
-        let params = Parameters::decode(&bytes).unwrap();
+        let params = Parameters::decode(&bytes, &arena).unwrap();
         let request = GetAssertion::try_from(&params).unwrap();
         assert_eq!(request.rp_id, "example.com");
         assert!(request.allow_list.is_empty());
         assert_eq!(request.options.up, Some(false));
         let bytes = cbor::encode(&uint_map([(2, Value::Bytes(vec![3; 32]))]));
-        let missing = Parameters::decode(&bytes).unwrap();
+        let missing = Parameters::decode(&bytes, &arena).unwrap();
         assert_eq!(
             GetAssertion::try_from(&missing),
             Err(Status::MissingParameter)

@@ -22,7 +22,7 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 
 use super::Step;
-use crate::ctap2::cbor::{self, text_map, uint_map, Item, Parameters, Value};
+use crate::ctap2::cbor::{self, text_map, uint_map, Arena, Item, Parameters, Value};
 use crate::transport::TokenTransport;
 
 /// The RP the probe makes its credential for.
@@ -184,7 +184,7 @@ fn status_name(status: u8) -> &'static str {
 }
 
 /// A successful reply's map: status 0, then one CBOR map.
-fn reply_map(reply: &[u8]) -> anyhow::Result<Parameters<'_>> {
+fn reply_map<'a>(reply: &'a [u8], arena: &'a Arena) -> anyhow::Result<Parameters<'a>> {
     let (&status, body) = reply
         .split_first()
         .ok_or_else(|| anyhow!("status: an empty reply"))?;
@@ -193,7 +193,8 @@ fn reply_map(reply: &[u8]) -> anyhow::Result<Parameters<'_>> {
         "status: 0x{status:02X} ({}), expected 0 (OK)",
         status_name(status)
     );
-    Parameters::decode(body).map_err(|status| anyhow!("the reply is not one CBOR map: {status}"))
+    Parameters::decode(body, arena)
+        .map_err(|status| anyhow!("the reply is not one CBOR map: {status}"))
 }
 
 /// The member `key` (`name`) of a reply.
@@ -270,7 +271,8 @@ fn uuid(bytes: &[u8; 16]) -> String {
 }
 
 fn verify_info(reply: &[u8]) -> anyhow::Result<Info> {
-    let params = reply_map(reply)?;
+    let arena = Arena::new();
+    let params = reply_map(reply, &arena)?;
     let versions = cbor::array(member(&params, 0x01, "versions")?)
         .map_err(|_| anyhow!("versions: not an array"))?
         .iter()
@@ -328,7 +330,7 @@ struct Attested<'a> {
     public_key: Item<'a>,
 }
 
-fn parse_auth_data(data: &[u8]) -> anyhow::Result<AuthData<'_>> {
+fn parse_auth_data<'a>(data: &'a [u8], arena: &'a Arena) -> anyhow::Result<AuthData<'a>> {
     ensure!(
         data.len() >= 37,
         "authData: {} bytes, shorter than rpIdHash ‖ flags ‖ signCount",
@@ -355,7 +357,7 @@ fn parse_auth_data(data: &[u8]) -> anyhow::Result<AuthData<'_>> {
         );
         let id = &rest[..id_len];
         rest = &rest[id_len..];
-        let (public_key, length) = Item::decode_prefix(rest)
+        let (public_key, length) = Item::decode_prefix(rest, arena)
             .map_err(|e| anyhow!("authData: credentialPublicKey: not CBOR: {e}"))?;
         rest = &rest[length..];
         Some(Attested {
@@ -449,11 +451,12 @@ fn verify_made(
     client_data_hash: &[u8; 32],
     aaguid: &[u8; 16],
 ) -> anyhow::Result<Made> {
-    let params = reply_map(reply)?;
+    let arena = Arena::new();
+    let params = reply_map(reply, &arena)?;
     let fmt = text(member(&params, 0x01, "fmt")?, "fmt")?;
     ensure!(fmt == "packed", "fmt: {fmt:?}, expected \"packed\"");
     let raw_auth_data = bytes(member(&params, 0x02, "authData")?, "authData")?;
-    let auth_data = parse_auth_data(raw_auth_data)?;
+    let auth_data = parse_auth_data(raw_auth_data, &arena)?;
     check_rp_and_presence(&auth_data)?;
     let Some(attested) = &auth_data.attested else {
         bail!(
@@ -540,7 +543,8 @@ fn verify_assertion(
     made: &Made,
     last_counter: u32,
 ) -> anyhow::Result<u32> {
-    let params = reply_map(reply)?;
+    let arena = Arena::new();
+    let params = reply_map(reply, &arena)?;
     // The credential may be left out when the allowList held only it (CTAP 2.1 section 6.2).
     if let Some(credential) = params.get(0x01) {
         let credential = cbor::map(credential).map_err(|_| anyhow!("credential: not a map"))?;
@@ -552,7 +556,7 @@ fn verify_assertion(
         );
     }
     let raw_auth_data = bytes(member(&params, 0x02, "authData")?, "authData")?;
-    let auth_data = parse_auth_data(raw_auth_data)?;
+    let auth_data = parse_auth_data(raw_auth_data, &arena)?;
     check_rp_and_presence(&auth_data)?;
     ensure!(
         auth_data.attested.is_none(),

@@ -1,8 +1,10 @@
 //! Reading CTAP2 CBOR (CTAP 2.1 section 8): a request's parameters, strictly, with the `minicbor`
 //! crate's decoder, into [`Item`]s that borrow every byte and text string from the input.
 //!
-//! Borrowing is what makes it cheap: a getAssertion's request becomes four small vectors and no
-//! string copies. Only what a command keeps past its reply (a pending makeCredential's user, a
+//! Borrowing is what makes it cheap: strings are not copied, and the items of arrays and maps
+//! go into an [`Arena`] (`bumpalo`) that the caller keeps and empties between requests, so that
+//! a token reads its requests without allocating and drops them without walking them. Items are
+//! `Copy`. Only what a command keeps past its reply (a pending makeCredential's user, a
 //! credential id for getNextAssertion) is copied, by the command.
 //!
 //! ```text
@@ -11,16 +13,21 @@
 //!  no map with a key twice, at any depth
 //!  at most MAX_DEPTH levels of maps, arrays and tags
 //! ```
+use bumpalo::collections::Vec as ArenaVec;
 use minicbor::data::Type;
 use minicbor::Decoder;
+
+/// Where the items of a request's arrays and maps are kept while it is read and handled.
+pub use bumpalo::Bump as Arena;
 
 use super::super::status::Status;
 
 /// Deepest nesting a request may have (a makeCredential's extensions are three levels down).
 pub const MAX_DEPTH: usize = 8;
 
-/// One CBOR data item of a request. Byte and text strings borrow from the request.
-#[derive(Debug, Clone, PartialEq)]
+/// One CBOR data item of a request. Byte and text strings borrow from the request, the items of
+/// arrays and maps from the [`Arena`].
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Item<'a> {
     /// An unsigned integer (major type 0).
     Unsigned(u64),
@@ -32,9 +39,9 @@ pub enum Item<'a> {
     /// A text string.
     Text(&'a str),
     /// An array.
-    Array(Vec<Item<'a>>),
+    Array(&'a [Item<'a>]),
     /// A map's members, in the order they came.
-    Map(Vec<(Item<'a>, Item<'a>)>),
+    Map(&'a [(Item<'a>, Item<'a>)]),
     /// `true` or `false`.
     Bool(bool),
     /// Anything no CTAP2 member ever is (null, undefined, a float, another simple value, a tagged
@@ -77,16 +84,16 @@ impl<'a> Item<'a> {
     }
 
     /// An array's items.
-    pub fn as_array(&self) -> Option<&[Item<'a>]> {
-        match self {
+    pub fn as_array(&self) -> Option<&'a [Item<'a>]> {
+        match *self {
             Item::Array(items) => Some(items),
             _ => None,
         }
     }
 
     /// A map's members.
-    pub fn as_map(&self) -> Option<&[(Item<'a>, Item<'a>)]> {
-        match self {
+    pub fn as_map(&self) -> Option<&'a [(Item<'a>, Item<'a>)]> {
+        match *self {
             Item::Map(members) => Some(members),
             _ => None,
         }
@@ -94,29 +101,28 @@ impl<'a> Item<'a> {
 
     /// Reads one item at the start of `bytes`; returns it and how many bytes it took. For CBOR
     /// that is followed by other data, such as the COSE key inside authenticator data.
-    pub fn decode_prefix(bytes: &'a [u8]) -> Result<(Self, usize), Status> {
+    pub fn decode_prefix(bytes: &'a [u8], arena: &'a Arena) -> Result<(Self, usize), Status> {
         let mut decoder = Decoder::new(bytes);
-        let item = read_item(&mut decoder, 1)?;
+        let mut item = Item::Bool(false);
+        read_into(&mut decoder, arena, 1, &mut item)?;
         Ok((item, decoder.position()))
     }
 }
 
 /// The members of a request map, by key.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Parameters<'a> {
-    members: Vec<(Item<'a>, Item<'a>)>,
+    members: &'a [(Item<'a>, Item<'a>)],
 }
 
 impl<'a> Parameters<'a> {
-    /// Reads a request's parameters: exactly one CBOR map. An empty input is an empty map, for
-    /// commands whose parameters are all optional.
-    pub fn decode(bytes: &'a [u8]) -> Result<Self, Status> {
+    /// Reads a request's parameters: exactly one CBOR map, its containers' items in `arena`. An
+    /// empty input is an empty map, for commands whose parameters are all optional.
+    pub fn decode(bytes: &'a [u8], arena: &'a Arena) -> Result<Self, Status> {
         if bytes.is_empty() {
-            return Ok(Self {
-                members: Vec::new(),
-            });
+            return Ok(Self { members: &[] });
         }
-        let (item, length) = Item::decode_prefix(bytes)?;
+        let (item, length) = Item::decode_prefix(bytes, arena)?;
         if length != bytes.len() {
             return Err(Status::InvalidCbor);
         }
@@ -127,7 +133,7 @@ impl<'a> Parameters<'a> {
     }
 
     /// The member under the unsigned key `key`, if present.
-    pub fn get(&self, key: u64) -> Option<&Item<'a>> {
+    pub fn get(&self, key: u64) -> Option<&'a Item<'a>> {
         self.members
             .iter()
             .find(|(k, _)| matches!(k, Item::Unsigned(n) if *n == key))
@@ -135,24 +141,19 @@ impl<'a> Parameters<'a> {
     }
 
     /// The member under `key`, or `MISSING_PARAMETER`.
-    pub fn required(&self, key: u64) -> Result<&Item<'a>, Status> {
+    pub fn required(&self, key: u64) -> Result<&'a Item<'a>, Status> {
         self.get(key).ok_or(Status::MissingParameter)
     }
 }
 
-/// Reads the item at the decoder's position, `depth` levels down (the outermost is 1; an array,
-/// map or tag deeper than [`MAX_DEPTH`] is refused).
-fn read_item<'a>(decoder: &mut Decoder<'a>, depth: usize) -> Result<Item<'a>, Status> {
-    let mut item = Item::Bool(false);
-    read_into(decoder, depth, &mut item)?;
-    Ok(item)
-}
-
-/// [`read_item`], into `slot`: the items of arrays and maps are written where they stay, not
-/// returned and copied there (copying an item just returned stalls the processor: the copy reads
-/// in 16-byte words what the callee wrote in 8-byte ones; it was a third of the reading time).
+/// Reads the item at the decoder's position into `slot`, `depth` levels down (the outermost is
+/// 1; an array, map or tag deeper than [`MAX_DEPTH`] is refused), the items of an array or map
+/// into `arena`. Each item is written where it stays rather than returned: copying an item just
+/// returned stalls the processor (the copy reads in 16-byte words what was written in 8-byte
+/// ones), and that was a third of the reading time.
 fn read_into<'a>(
     decoder: &mut Decoder<'a>,
+    arena: &'a Arena,
     depth: usize,
     slot: &mut Item<'a>,
 ) -> Result<(), Status> {
@@ -175,31 +176,31 @@ fn read_into<'a>(
         Type::Bool => *slot = Item::Bool(decoder.bool().map_err(malformed)?),
         Type::Array => {
             let (length, room) = definite(decoder.array().map_err(malformed)?, decoder)?;
-            let mut items = Vec::with_capacity(room);
+            let mut items = ArenaVec::with_capacity_in(room, arena);
             for index in 0..length {
                 items.push(Item::Bool(false));
-                read_into(decoder, depth + 1, &mut items[index])?;
+                read_into(decoder, arena, depth + 1, &mut items[index])?;
             }
-            *slot = Item::Array(items);
+            *slot = Item::Array(items.into_bump_slice());
         }
         Type::Map => {
             let (length, room) = definite(decoder.map().map_err(malformed)?, decoder)?;
-            let mut members: Vec<(Item, Item)> = Vec::with_capacity(room);
+            let mut members = ArenaVec::with_capacity_in(room, arena);
             for index in 0..length {
                 members.push((Item::Bool(false), Item::Bool(false)));
                 let (earlier, last) = members.split_at_mut(index);
                 let (key, value) = &mut last[0];
-                read_into(decoder, depth + 1, key)?;
+                read_into(decoder, arena, depth + 1, key)?;
                 if earlier.iter().any(|(other, _)| same_key(other, key)) {
                     return Err(Status::InvalidCbor);
                 }
-                read_into(decoder, depth + 1, value)?;
+                read_into(decoder, arena, depth + 1, value)?;
             }
-            *slot = Item::Map(members);
+            *slot = Item::Map(members.into_bump_slice());
         }
         Type::Tag => {
             decoder.tag().map_err(malformed)?;
-            read_item(decoder, depth + 1)?;
+            read_into(decoder, arena, depth + 1, slot)?;
             *slot = Item::Other(&decoder.input()[start..decoder.position()]);
         }
         Type::Null | Type::Undefined | Type::Simple | Type::F16 | Type::F32 | Type::F64 => {
@@ -265,12 +266,12 @@ pub fn integer(item: &Item) -> Result<i64, Status> {
 }
 
 /// An array, or `CBOR_UNEXPECTED_TYPE`.
-pub fn array<'i, 'a>(item: &'i Item<'a>) -> Result<&'i [Item<'a>], Status> {
+pub fn array<'a>(item: &Item<'a>) -> Result<&'a [Item<'a>], Status> {
     item.as_array().ok_or(Status::CborUnexpectedType)
 }
 
 /// A map's members, or `CBOR_UNEXPECTED_TYPE`.
-pub fn map<'i, 'a>(item: &'i Item<'a>) -> Result<&'i [(Item<'a>, Item<'a>)], Status> {
+pub fn map<'a>(item: &Item<'a>) -> Result<&'a [(Item<'a>, Item<'a>)], Status> {
     item.as_map().ok_or(Status::CborUnexpectedType)
 }
 
@@ -288,59 +289,67 @@ mod tests {
 
     #[test]
     fn malformed_input_gets_the_specs_status() {
-        assert_eq!(Parameters::decode(&[0xA1]), Err(Status::InvalidCbor));
+        let arena = Arena::new();
         assert_eq!(
-            Parameters::decode(&[0xA0, 0x00]),
+            Parameters::decode(&[0xA1], &arena),
+            Err(Status::InvalidCbor)
+        );
+        assert_eq!(
+            Parameters::decode(&[0xA0, 0x00], &arena),
             Err(Status::InvalidCbor),
             "trailing bytes"
         );
         assert_eq!(
-            Parameters::decode(&[0xA2, 0x01, 0x01, 0x01, 0x02]),
+            Parameters::decode(&[0xA2, 0x01, 0x01, 0x01, 0x02], &arena),
             Err(Status::InvalidCbor),
             "a duplicate key"
         );
         assert_eq!(
-            Parameters::decode(&[0xA2, 0x01, 0x01, 0x18, 0x01, 0x02]),
+            Parameters::decode(&[0xA2, 0x01, 0x01, 0x18, 0x01, 0x02], &arena),
             Err(Status::InvalidCbor),
             "a duplicate key, once in a longer encoding"
         );
         assert_eq!(
-            Parameters::decode(&[0xA1, 0x01, 0xA2, 0xF6, 0x01, 0xF6, 0x02]),
+            Parameters::decode(&[0xA1, 0x01, 0xA2, 0xF6, 0x01, 0xF6, 0x02], &arena),
             Err(Status::InvalidCbor),
             "a duplicate null key, one level down"
         );
         assert_eq!(
-            Parameters::decode(&[0x62, 0xC3, 0x28]),
+            Parameters::decode(&[0x62, 0xC3, 0x28], &arena),
             Err(Status::InvalidCbor),
             "invalid UTF-8"
         );
         assert_eq!(
-            Parameters::decode(&[0xBF, 0xFF]),
+            Parameters::decode(&[0xBF, 0xFF], &arena),
             Err(Status::InvalidCbor),
             "an indefinite length"
         );
         assert_eq!(
-            Parameters::decode(&[0xA1, 0x01, 0x9B, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]),
+            Parameters::decode(
+                &[0xA1, 0x01, 0x9B, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+                &arena
+            ),
             Err(Status::InvalidCbor),
             "a length beyond the input"
         );
         assert_eq!(
-            Parameters::decode(&[0x80]),
+            Parameters::decode(&[0x80], &arena),
             Err(Status::CborUnexpectedType),
             "an array, not a map"
         );
         let nested = |levels: usize| [vec![0xA1, 0x01], vec![0x81; levels], vec![0x01]].concat();
-        assert!(Parameters::decode(&nested(MAX_DEPTH - 1)).is_ok());
+        assert!(Parameters::decode(&nested(MAX_DEPTH - 1), &arena).is_ok());
         assert_eq!(
-            Parameters::decode(&nested(MAX_DEPTH)),
+            Parameters::decode(&nested(MAX_DEPTH), &arena),
             Err(Status::InvalidCbor)
         );
     }
 
     #[test]
     fn members_are_read_by_key_and_type() {
+        let arena = Arena::new();
         let input = [0xA3, 0x01, 0x41, 0x07, 0x02, 0xF5, 0x03, 0x38, 0x18];
-        let params = Parameters::decode(&input).unwrap();
+        let params = Parameters::decode(&input, &arena).unwrap();
         assert_eq!(bytes(params.required(1).unwrap()), Ok(&[7u8][..]));
         assert_eq!(boolean(params.required(2).unwrap()), Ok(true));
         assert_eq!(integer(params.required(3).unwrap()), Ok(-25));
@@ -348,7 +357,7 @@ mod tests {
             0xA2, 0x01, 0x3B, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02, 0x1B, 0xFF,
             0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
         ];
-        let params = Parameters::decode(&extremes).unwrap();
+        let params = Parameters::decode(&extremes, &arena).unwrap();
         assert_eq!(params.get(1), Some(&Item::Negative(u64::MAX)));
         assert_eq!(params.get(2), Some(&Item::Unsigned(u64::MAX)));
         assert_eq!(
@@ -360,13 +369,14 @@ mod tests {
             Err(Status::CborUnexpectedType)
         );
         assert_eq!(params.required(4), Err(Status::MissingParameter));
-        assert_eq!(Parameters::decode(&[]).unwrap().get(1), None);
+        assert_eq!(Parameters::decode(&[], &arena).unwrap().get(1), None);
     }
 
     #[test]
     fn other_items_are_kept_as_their_encoding() {
+        let arena = Arena::new();
         let input = [0xA3, 0x01, 0xF6, 0x02, 0xC1, 0x01, 0x03, 0xF9, 0x3C, 0x00];
-        let params = Parameters::decode(&input).unwrap();
+        let params = Parameters::decode(&input, &arena).unwrap();
         assert_eq!(params.get(1), Some(&Item::Other(&[0xF6])));
         assert_eq!(params.get(2), Some(&Item::Other(&[0xC1, 0x01])));
         assert_eq!(params.get(3), Some(&Item::Other(&[0xF9, 0x3C, 0x00])));
@@ -374,11 +384,9 @@ mod tests {
 
     #[test]
     fn a_prefix_is_read_and_its_length_told() {
-        let (item, length) = Item::decode_prefix(&[0x82, 0x01, 0x20, 0xFF, 0xFF]).unwrap();
-        assert_eq!(
-            item,
-            Item::Array(vec![Item::Unsigned(1), Item::Negative(0)])
-        );
+        let arena = Arena::new();
+        let (item, length) = Item::decode_prefix(&[0x82, 0x01, 0x20, 0xFF, 0xFF], &arena).unwrap();
+        assert_eq!(item, Item::Array(&[Item::Unsigned(1), Item::Negative(0)]));
         assert_eq!(length, 3);
     }
 }
