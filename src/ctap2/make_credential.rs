@@ -94,7 +94,7 @@ impl Authenticator {
         }
         if request
             .exclude_list
-            .iter()
+            .ids()
             .any(|id| self.is_ours(id, &rp_id_hash))
         {
             return Ok(self.wait(Operation::Excluded, false, now));
