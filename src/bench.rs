@@ -201,6 +201,7 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
                 enroll: true,
                 event: "Search Card".into(),
                 chain: None,
+                fido2: crate::load::Fido2Users::default(),
                 model: crate::load::Model::Concurrency(32),
                 until: crate::load::Until::Duration(duration),
                 ramp_up: Duration::ZERO,
