@@ -97,8 +97,7 @@ pub struct Fido2Users {
     pub chain: Option<String>,
 }
 
-/// The event of the embedded emulator whose only chain is `FIDO2 only`.
-pub const FIDO2_EVENT: &str = "FIDO2";
+pub use crate::aa_sim::config::FIDO2_EVENT;
 
 impl Default for Fido2Users {
     /// Nobody on `FIDO2:1`.
