@@ -239,3 +239,50 @@ async fn an_expired_endpoint_session_is_opened_again() {
         report.summary.timeline
     );
 }
+
+/// `vu2f load` as a process: a mixed population in `--json`, and bad method options refused in
+/// one line naming the option.
+#[test]
+fn the_cli_runs_a_mixed_population_and_refuses_bad_method_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let output = common::vu2f(&store)
+        .args(["--json", "load", "--tokens", "4", "--fido2-share", "0.5"])
+        .args(["--logons", "20", "--concurrency", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["users_by_method"],
+        serde_json::json!({"FIDO2:1": 2, "U2F:1": 2})
+    );
+    for method in ["FIDO2:1", "U2F:1"] {
+        let counted = &report["summary"]["methods"][method];
+        assert!(counted["completed"].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(counted["failed"], 0, "{report}");
+    }
+
+    for (args, expected) in [
+        (
+            &["--fido2-share", "1.5"][..],
+            "vu2f: error: --fido2-share 1.5: must be from 0 to 1",
+        ),
+        (
+            &["--method", "TOTP:1"][..],
+            "vu2f: error: --method TOTP:1: vu2f load runs U2F:1 and FIDO2:1",
+        ),
+    ] {
+        let output = common::vu2f(&store)
+            .arg("load")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(String::from_utf8_lossy(&output.stderr).trim_end(), expected);
+    }
+}
