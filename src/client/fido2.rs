@@ -2,6 +2,9 @@
 //! in [`crate::aa::fido2`]): on the enroll or login path of a process, the options request, the
 //! token's ceremony ([`super::webauthn`]), then the result. The `do_enroll` / `do_logon` rounds
 //! around them are the callers'.
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
 use super::webauthn::{Creation, Request};
 use super::{one_line, AaHttp, ClientError, OriginPolicy, Step, StepSink, TokenClient};
 use crate::aa::fido2::{
@@ -68,6 +71,31 @@ fn judged(steps: StepSink<'_>, pattern: &str, result: ExchangeResult, counter: u
     }
 }
 
+/// Asks the exchange at `path` for `user`'s options: the options, or the server's refusal. A
+/// refusal is the bare `{status, errorMessage}` of webauthn-simple-app, without any option, so
+/// the status is read before the options are.
+async fn ask_options<T: DeserializeOwned>(
+    http: &AaHttp,
+    path: &str,
+    call: &str,
+    user: &str,
+) -> Result<Result<T, ExchangeResult>, ClientError> {
+    let request = OptionsRequest {
+        username: user.into(),
+        display_name: user.into(),
+    };
+    let reply: Value = http.post(path, &request).await?;
+    let bad_reply = |error: serde_json::Error| ClientError::BadReply {
+        call: call.to_owned(),
+        detail: error.to_string(),
+    };
+    let envelope: ExchangeResult = serde_json::from_value(reply.clone()).map_err(bad_reply)?;
+    if envelope.status != STATUS_OK {
+        return Ok(Err(envelope));
+    }
+    serde_json::from_value(reply).map(Ok).map_err(bad_reply)
+}
+
 /// The enroll exchange of process `process` for `user`: creation options, makeCredential, the
 /// attestation.
 pub async fn enroll(
@@ -84,22 +112,10 @@ pub async fn enroll(
     );
     let call = format!("POST {ENROLL_EXCHANGE}");
     let origin = origin(http, policy)?;
-    let options: CreationOptions = http
-        .post(
-            &path,
-            &OptionsRequest {
-                username: user.into(),
-                display_name: user.into(),
-            },
-        )
-        .await?;
-    if options.status != STATUS_OK {
-        let result = ExchangeResult {
-            status: options.status,
-            error_message: options.error_message,
-        };
-        return Ok(judged(steps, ENROLL_EXCHANGE, result, 0));
-    }
+    let options: CreationOptions = match ask_options(http, &path, &call, user).await? {
+        Ok(options) => options,
+        Err(refused) => return Ok(judged(steps, ENROLL_EXCHANGE, refused, 0)),
+    };
     let creation = Creation::from_options(&options, &origin, &call)?;
     step(
         steps,
@@ -136,22 +152,10 @@ pub async fn login(
     );
     let call = format!("POST {LOGIN_EXCHANGE}");
     let origin = origin(http, policy)?;
-    let options: RequestOptions = http
-        .post(
-            &path,
-            &OptionsRequest {
-                username: user.into(),
-                display_name: user.into(),
-            },
-        )
-        .await?;
-    if options.status != STATUS_OK {
-        let result = ExchangeResult {
-            status: options.status,
-            error_message: options.error_message,
-        };
-        return Ok(judged(steps, LOGIN_EXCHANGE, result, 0));
-    }
+    let options: RequestOptions = match ask_options(http, &path, &call, user).await? {
+        Ok(options) => options,
+        Err(refused) => return Ok(judged(steps, LOGIN_EXCHANGE, refused, 0)),
+    };
     let request = Request::from_options(&options, &origin, &call)?;
     step(
         steps,
