@@ -6,7 +6,9 @@
 //!   cannot avoid: a new key pair and the attestation signature).
 //! * The durable counter: flushes per 1,000 signatures.
 //! * Logons: `vu2f load` against the embedded emulator on every core, against the bound ECDSA
-//!   alone sets (each logon is one signature by the token and one verification by the server).
+//!   alone sets (each logon is one signature by the token and one verification by the server):
+//!   `U2F:1` logons, then `FIDO2:1` ones (the same bound: one getAssertion signature, one
+//!   verification), each run with the same tokens, concurrency and duration.
 use std::time::{Duration, Instant};
 
 use ring::rand::SystemRandom;
@@ -56,10 +58,15 @@ pub struct BenchReport {
     pub cores: usize,
     /// Logons per second if each cost only one sign and one verify, on every core.
     pub ecdsa_logon_bound_per_sec: f64,
-    /// Logons per second through HTTP against the embedded emulator (`vu2f load`).
+    /// `U2F:1` logons per second through HTTP against the embedded emulator (`vu2f load`).
     pub logons_per_sec: f64,
-    /// Logons over the ECDSA bound.
+    /// `U2F:1` logons over the ECDSA bound.
     pub logon_ratio: f64,
+    /// `FIDO2:1` logons per second through HTTP against the embedded emulator
+    /// (`vu2f load --method FIDO2:1`).
+    pub fido2_logons_per_sec: f64,
+    /// `FIDO2:1` logons over the ECDSA bound.
+    pub fido2_logon_ratio: f64,
 }
 
 /// Tokens of the logon measurement.
@@ -187,10 +194,11 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
 
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let ecdsa_bound = cores as f64 / (1.0 / raw_sign_rate + 1.0 / raw_verify);
-    let load = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(crate::load::run(
+        .build()?;
+    let logons = |fido2: crate::load::Fido2Users| {
+        runtime.block_on(crate::load::run(
             &store,
             crate::load::LoadOptions {
                 target: crate::load::Target::Embedded {
@@ -201,14 +209,22 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
                 enroll: true,
                 event: "Search Card".into(),
                 chain: None,
+                fido2,
                 model: crate::load::Model::Concurrency(32),
                 until: crate::load::Until::Duration(duration),
                 ramp_up: Duration::ZERO,
                 progress: false,
                 timeout: Duration::from_secs(10),
             },
-        ))?;
+        ))
+    };
+    let load = logons(crate::load::Fido2Users::default())?;
     ensure(load.failed == 0, "a logon failed during the measurement")?;
+    let fido2 = logons(crate::load::Fido2Users::all())?;
+    ensure(
+        fido2.failed == 0 && fido2.summary.methods.keys().eq([crate::aa::FIDO2]),
+        "a FIDO2:1 logon failed during the measurement",
+    )?;
 
     Ok(BenchReport {
         seconds_each: duration.as_secs_f64(),
@@ -229,6 +245,8 @@ pub fn run(duration: Duration) -> anyhow::Result<BenchReport> {
         ecdsa_logon_bound_per_sec: ecdsa_bound,
         logons_per_sec: load.logons_per_s,
         logon_ratio: load.logons_per_s / ecdsa_bound,
+        fido2_logons_per_sec: fido2.logons_per_s,
+        fido2_logon_ratio: fido2.logons_per_s / ecdsa_bound,
     })
 }
 
@@ -352,7 +370,8 @@ impl BenchReport {
              counter flushes              {:>9.2} per 1,000 signatures\n\
              raw ring P-256 verify        {:>9.0} /s\n\
              logons, ECDSA bound          {:>9.0} /s   (sign + verify, {} cores)\n\
-             logons via HTTP, embedded    {:>9.0} /s   {:>5.1} % of the ECDSA bound\n",
+             U2F:1 logons via HTTP        {:>9.0} /s   {:>5.1} % of the ECDSA bound (embedded emulator)\n\
+             FIDO2:1 logons via HTTP      {:>9.0} /s   {:>5.1} % of the ECDSA bound (embedded emulator)\n",
             self.seconds_each,
             self.raw_sign_per_sec,
             self.authenticate_per_sec,
@@ -371,6 +390,8 @@ impl BenchReport {
             self.cores,
             self.logons_per_sec,
             self.logon_ratio * 100.0,
+            self.fido2_logons_per_sec,
+            self.fido2_logon_ratio * 100.0,
         )
     }
 }

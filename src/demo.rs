@@ -1,15 +1,16 @@
 //! `vu2f demo`, the README's first command: in one process and a throwaway directory, the AA
 //! emulator starts on a loopback port, a token is created, enrolled for a user as AA's portal does
 //! it, used to log on through the user's chains (`U2F:1` alone, then `PASSWORD:1` → `U2F:1`) and
-//! its template tested, every step shown as it happens.
+//! its template tested; then the same token, over CTAP2, is enrolled with `FIDO2:1` and logs on
+//! with it (PROTOCOLS.md 1.9), every step shown as it happens.
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::aa::api::AuthData;
 use crate::aa_sim::{self, SimConfig, SimOptions};
-use crate::client::enroll::{enroll, EnrollRequest, DEFAULT_ENROLL_EVENT};
-use crate::client::logon::{Logon, LogonRequest, PASSWORD};
+use crate::client::enroll::{enroll, enroll_fido2, EnrollRequest, DEFAULT_ENROLL_EVENT};
+use crate::client::logon::{Logon, LogonRequest, FIDO2, PASSWORD};
 use crate::client::{AaHttp, Endpoint, EndpointAccess, OriginPolicy, Step, TlsTrust, TokenClient};
 use crate::transport::InProcess;
 use crate::u2f::{Authenticator, Presence, PresencePolicy};
@@ -105,11 +106,17 @@ pub async fn run(observer: &mut dyn DemoObserver) -> anyhow::Result<DemoReport> 
     })
     .await?;
     let store = keystore::Store::open(&scratch.path().join("store"))?;
-    store.create_token(TOKEN, keystore::TokenOptions::default())?;
+    let options = keystore::TokenOptions {
+        profile: keystore::Profile::Fido2,
+        ..Default::default()
+    };
+    store.create_token(TOKEN, options)?;
+    // One token for both methods, as a current hardware key: U2F APDUs reach the U2F engine
+    // inside the CTAP2 one, with the same key and counter.
+    let u2f = Authenticator::new(store.load(TOKEN)?, Presence::new(PresencePolicy::Auto));
     let mut token = TokenClient::new(
-        Box::new(InProcess::new(Authenticator::new(
-            store.load(TOKEN)?,
-            Presence::new(PresencePolicy::Auto),
+        Box::new(InProcess::ctap2(crate::ctap2::Authenticator::new(
+            u2f, None,
         ))),
         Duration::from_secs(10),
     );
@@ -156,7 +163,6 @@ pub async fn run(observer: &mut dyn DemoObserver) -> anyhow::Result<DemoReport> 
     .await?;
     recorder.end(format!("template {}", enrolled.template_id));
 
-    let mut last_session = String::new();
     for (event, password, title) in [
         ("Search Card", None, "Log on to \"Search Card\" with U2F:1"),
         (
@@ -181,7 +187,6 @@ pub async fn run(observer: &mut dyn DemoObserver) -> anyhow::Result<DemoReport> 
         })
         .await?;
         recorder.end(format!("login_session_id {}", logged_on.login_session_id));
-        last_session = logged_on.login_session_id;
     }
     recorder.begin(format!(
         "Test {USER}'s U2F template as AA's portal does (after a logon to {DEFAULT_ENROLL_EVENT:?})"
@@ -205,6 +210,45 @@ pub async fn run(observer: &mut dyn DemoObserver) -> anyhow::Result<DemoReport> 
         "template {} works, counter {}",
         tested.template_id, tested.counter
     ));
+
+    recorder.begin(format!(
+        "Enroll the same token for {USER} with {FIDO2} (PASSWORD:1 logon to {DEFAULT_ENROLL_EVENT:?}, then WebAuthn as AA's portal runs it)"
+    ));
+    let enrolled = enroll_fido2(
+        &http,
+        &endpoint,
+        &mut token,
+        &policy,
+        &EnrollRequest {
+            user: USER.into(),
+            password: alice_password.clone(),
+            event: DEFAULT_ENROLL_EVENT.into(),
+            chain: None,
+            category: String::new(),
+            comment: "vu2f demo, FIDO2".into(),
+        },
+        &mut |s: &Step| recorder.step(s),
+    )
+    .await?;
+    recorder.end(format!("template {}", enrolled.template_id));
+
+    recorder.begin(format!("Log on to \"FIDO2\" with {FIDO2}"));
+    let logged_on = Logon::new(
+        &http,
+        &endpoint,
+        Some(&mut token),
+        &policy,
+        &mut |s: &Step| recorder.step(s),
+    )
+    .run(&LogonRequest {
+        user: USER.into(),
+        event: crate::aa_sim::config::FIDO2_EVENT.into(),
+        password: None,
+        chain: None,
+    })
+    .await?;
+    recorder.end(format!("login_session_id {}", logged_on.login_session_id));
+    let last_session = logged_on.login_session_id;
 
     endpoint.close(&http).await?;
     let server = sim.url.clone();

@@ -5,40 +5,8 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::Sim;
 use serde_json::Value;
-
-/// A running `vu2f aa-sim`, killed on drop.
-struct Sim {
-    _process: common::Running,
-    url: String,
-    certificate: Option<String>,
-}
-
-impl Sim {
-    fn start(data: &Path, tls: bool) -> Sim {
-        Sim::configured(data, tls, None)
-    }
-
-    /// An emulator with the configuration `config` (a JSON file), or its default.
-    fn configured(data: &Path, tls: bool, config: Option<&Path>) -> Sim {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_vu2f"));
-        command
-            .args(["--json", "aa-sim", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data);
-        if tls {
-            command.arg("--tls");
-        }
-        if let Some(config) = config {
-            command.arg("--config").arg(config);
-        }
-        let (process, lines) = common::Running::start(command, 1);
-        Sim {
-            _process: process,
-            url: lines[0]["url"].as_str().unwrap().to_owned(),
-            certificate: lines[0]["certificate"].as_str().map(str::to_owned),
-        }
-    }
-}
 
 fn run(command: &mut Command) -> Output {
     command.output().unwrap()

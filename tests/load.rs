@@ -8,7 +8,7 @@ use std::time::Duration;
 use vu2f::aa_sim::config::UserConfig;
 use vu2f::aa_sim::SimConfig;
 use vu2f::client::TlsTrust;
-use vu2f::load::{self, LoadOptions, LoadReport, Model, Target, Until};
+use vu2f::load::{self, Fido2Users, LoadOptions, LoadReport, Model, Target, Until};
 
 fn options(tokens: usize, model: Model, until: Until, server_delay: Duration) -> LoadOptions {
     LoadOptions {
@@ -18,6 +18,7 @@ fn options(tokens: usize, model: Model, until: Until, server_delay: Duration) ->
         enroll: true,
         event: "Search Card".into(),
         chain: None,
+        fido2: Fido2Users::default(),
         model,
         until,
         ramp_up: Duration::ZERO,
@@ -67,6 +68,86 @@ async fn every_logon_is_counted_and_timed_by_step() {
         html.contains("<polyline") || html.contains("<path"),
         "lines are drawn"
     );
+}
+
+/// Half the users on FIDO2:1 and half on U2F:1, against the embedded emulator: every user
+/// enrolled with its method, every logon completed, each method's logons counted and timed, and
+/// the FIDO2:1 steps (the login exchange's options and result) recorded for FIDO2:1 logons only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mixed_population_logs_on_with_both_methods() {
+    let report = run(LoadOptions {
+        fido2: Fido2Users {
+            share: 0.5,
+            ..Fido2Users::default()
+        },
+        ..options(
+            10,
+            Model::Concurrency(4),
+            Until::Logons(120),
+            Duration::ZERO,
+        )
+    })
+    .await;
+    assert_eq!(
+        (report.started, report.completed, report.failed),
+        (120, 120, 0),
+        "{:?}",
+        report.summary.errors
+    );
+    let users: Vec<(&str, usize)> = report
+        .users_by_method
+        .iter()
+        .map(|(m, n)| (m.as_str(), *n))
+        .collect();
+    assert_eq!(users, [("FIDO2:1", 5), ("U2F:1", 5)]);
+    let fido2 = &report.summary.methods["FIDO2:1"];
+    let u2f = &report.summary.methods["U2F:1"];
+    // Users take turns (the longest idle goes next): each method gets about half the logons.
+    assert!(
+        fido2.completed >= 40 && u2f.completed >= 40,
+        "both methods were used, each about half the time: {fido2:?} {u2f:?}"
+    );
+    assert_eq!(fido2.completed + u2f.completed, 120);
+    assert_eq!(fido2.logon.count, fido2.completed);
+    assert_eq!((fido2.failed, u2f.failed), (0, 0));
+    for step in ["chains", "start", "gather", "sign", "answer"] {
+        assert_eq!(report.summary.steps[step].count, 120, "{step}");
+    }
+    for step in ["options", "result"] {
+        assert_eq!(
+            report.summary.steps[step].count, fido2.completed,
+            "{step}: FIDO2:1 logons only"
+        );
+    }
+    let text = report.to_text();
+    assert!(
+        text.contains("10 tokens (5 on FIDO2:1, 5 on U2F:1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "by method: FIDO2:1 {} logons, 0 failed; U2F:1 {} logons, 0 failed",
+            fido2.completed, u2f.completed
+        )),
+        "{text}"
+    );
+    assert!(text.contains("\nlogon FIDO2:1 "), "{text}");
+    assert!(report.to_html().contains("<td>logon U2F:1</td>"));
+
+    // Every user on FIDO2:1: no U2F:1 logon at all.
+    let all = run(LoadOptions {
+        fido2: Fido2Users::all(),
+        ..options(4, Model::Concurrency(2), Until::Logons(20), Duration::ZERO)
+    })
+    .await;
+    assert_eq!(
+        (all.completed, all.failed),
+        (20, 0),
+        "{:?}",
+        all.summary.errors
+    );
+    let methods: Vec<&String> = all.summary.methods.keys().collect();
+    assert_eq!(methods, ["FIDO2:1"]);
 }
 
 /// The server answers every call 100 ms late. The open model still starts 60 logons a second
@@ -157,4 +238,51 @@ async fn an_expired_endpoint_session_is_opened_again() {
         "logons still complete after the first sessions expired: {:?}",
         report.summary.timeline
     );
+}
+
+/// `vu2f load` as a process: a mixed population in `--json`, and bad method options refused in
+/// one line naming the option.
+#[test]
+fn the_cli_runs_a_mixed_population_and_refuses_bad_method_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let output = common::vu2f(&store)
+        .args(["--json", "load", "--tokens", "4", "--fido2-share", "0.5"])
+        .args(["--logons", "20", "--concurrency", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["users_by_method"],
+        serde_json::json!({"FIDO2:1": 2, "U2F:1": 2})
+    );
+    for method in ["FIDO2:1", "U2F:1"] {
+        let counted = &report["summary"]["methods"][method];
+        assert!(counted["completed"].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(counted["failed"], 0, "{report}");
+    }
+
+    for (args, expected) in [
+        (
+            &["--fido2-share", "1.5"][..],
+            "vu2f: error: --fido2-share 1.5: must be from 0 to 1",
+        ),
+        (
+            &["--method", "TOTP:1"][..],
+            "vu2f: error: --method TOTP:1: vu2f load runs U2F:1 and FIDO2:1",
+        ),
+    ] {
+        let output = common::vu2f(&store)
+            .arg("load")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(String::from_utf8_lossy(&output.stderr).trim_end(), expected);
+    }
 }

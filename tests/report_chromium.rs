@@ -52,6 +52,7 @@ async fn the_html_report_renders_its_charts_in_chromium() {
             enroll: true,
             event: "Search Card".into(),
             chain: None,
+            fido2: load::Fido2Users::default(),
             model: Model::Rate(200.0),
             until: Until::Duration(Duration::from_secs(3)),
             ramp_up: Duration::ZERO,

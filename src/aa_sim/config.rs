@@ -159,6 +159,9 @@ fn event(name: &str, chains: &[&str], enroll: bool) -> EventConfig {
     }
 }
 
+/// The default configuration's event whose only chain is `FIDO2 only`.
+pub const FIDO2_EVENT: &str = "FIDO2";
+
 impl Default for SimConfig {
     /// Users `admin`, `alice` and `bob` (password: the name followed by `-password`); the event
     /// `Authenticators Management` (password only, permits enrollment), `Search Card` (`U2F only`
@@ -191,7 +194,7 @@ impl Default for SimConfig {
                 event("Authenticators Management", &["Password only"], true),
                 event("Search Card", &["U2F only", "Password & U2F"], false),
                 event("Password and U2F", &["Password & U2F"], false),
-                event("FIDO2", &["FIDO2 only"], false),
+                event(FIDO2_EVENT, &["FIDO2 only"], false),
                 event("Password and FIDO2", &["Password & FIDO2"], false),
             ],
             fido2: Fido2Config::default(),

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::companion::{PasswordArgs, ServerArgs};
 use super::Global;
-use crate::load::{LoadOptions, Model, Target, Until};
+use crate::load::{Fido2Users, LoadOptions, Model, Target, Until, FIDO2_EVENT};
 
 #[derive(Debug, Args)]
 pub(super) struct LoadArgs {
@@ -26,13 +26,28 @@ pub(super) struct LoadArgs {
     /// Enroll every token first (always done with --embedded).
     #[arg(long)]
     enroll: bool,
-    /// The event to log on to.
+    /// The method every user is enrolled with and logs on with: U2F:1, or FIDO2:1 (WebAuthn,
+    /// as AA's portal runs it).
+    #[arg(long, value_name = "METHOD", default_value = crate::aa::U2F)]
+    method: String,
+    /// A mixed population: this share of the users (0 to 1, e.g. 0.5) on FIDO2:1, spread evenly
+    /// among the rest, which are on U2F:1.
+    #[arg(long, value_name = "SHARE", conflicts_with = "method")]
+    fido2_share: Option<f64>,
+    /// The event the U2F:1 users log on to.
     #[arg(long, default_value = "Search Card")]
     event: String,
-    /// The chain to log on with, by name [default: the first of each user's chains for the event
-    /// that a token completes].
+    /// The chain the U2F:1 users log on with, by name [default: the first of each user's chains
+    /// for the event that a token completes].
     #[arg(long, value_name = "NAME")]
     chain: Option<String>,
+    /// The event the FIDO2:1 users log on to.
+    #[arg(long, value_name = "EVENT", default_value = FIDO2_EVENT)]
+    fido2_event: String,
+    /// The chain the FIDO2:1 users log on with, by name [default: the first that a token
+    /// completes].
+    #[arg(long, value_name = "NAME")]
+    fido2_chain: Option<String>,
     /// Closed model: this many logons in flight.
     #[arg(long, value_name = "C", conflicts_with = "rate")]
     concurrency: Option<usize>,
@@ -84,6 +99,18 @@ pub(super) fn run(global: &Global, args: LoadArgs) -> anyhow::Result<()> {
         (Some(_), None) => anyhow::bail!("--duration must be longer than zero"),
         (None, None) => Until::Duration(Duration::from_secs(10)),
     };
+    let share = match (args.fido2_share, args.method.as_str()) {
+        (Some(share), _) if (0.0..=1.0).contains(&share) => share,
+        (Some(share), _) => anyhow::bail!("--fido2-share {share}: must be from 0 to 1"),
+        (None, crate::aa::U2F) => 0.0,
+        (None, crate::aa::FIDO2) => 1.0,
+        (None, other) => anyhow::bail!(
+            "--method {}: vu2f load runs {} and {}",
+            crate::client::one_line(other),
+            crate::aa::U2F,
+            crate::aa::FIDO2
+        ),
+    };
     let options = LoadOptions {
         target,
         tokens: args.tokens,
@@ -91,6 +118,11 @@ pub(super) fn run(global: &Global, args: LoadArgs) -> anyhow::Result<()> {
         enroll: args.enroll || embedded,
         event: args.event,
         chain: args.chain,
+        fido2: Fido2Users {
+            share,
+            event: args.fido2_event,
+            chain: args.fido2_chain,
+        },
         model,
         until,
         ramp_up: args.ramp_up,

@@ -24,7 +24,7 @@ use super::cbor::{Parameters, ReplyEncoder, WriteResult};
 use super::client_pin::permission;
 use super::cose::PUBLIC_KEY;
 use super::credential::SigningKey;
-use super::request::{GetAssertion, PinUvAuth};
+use super::request::{CredentialList, GetAssertion, PinUvAuth};
 use super::status::Status;
 
 /// How long getNextAssertion may follow the last getAssertion or getNextAssertion.
@@ -88,7 +88,7 @@ impl Authenticator {
         };
         let user_present = request.options.up.unwrap_or(true);
         let rp_id_hash = self.last_rp_id.hash(request.rp_id);
-        let credentials = self.locate(&request.allow_list, &rp_id_hash);
+        let credentials = self.locate(request.allow_list, &rp_id_hash);
         if credentials.is_empty() {
             return Err(Status::NoCredentials);
         }
@@ -113,7 +113,7 @@ impl Authenticator {
 
     /// The credentials that may sign: the first listed one that is ours, or without a list the
     /// RP's discoverable credentials, most recent first.
-    fn locate(&self, allow_list: &[&[u8]], rp_id_hash: &[u8; 32]) -> VecDeque<Found> {
+    fn locate(&self, allow_list: CredentialList, rp_id_hash: &[u8; 32]) -> VecDeque<Found> {
         let stored = &self.u2f.keys().discoverable;
         let account = |c: &DiscoverableCredential| Account {
             id: c.user_id.clone(),
@@ -131,7 +131,7 @@ impl Authenticator {
                 .collect();
         }
         allow_list
-            .iter()
+            .ids()
             .find(|id| self.is_ours(id, rp_id_hash))
             .map(|id| Found {
                 id: id.to_vec(),

@@ -106,7 +106,7 @@ impl Authenticator {
         }
         if request
             .exclude_list
-            .iter()
+            .ids()
             .any(|id| self.is_ours(id, &rp_id_hash))
         {
             return Ok(self.wait_verified(Operation::Excluded, false, token, now));

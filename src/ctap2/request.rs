@@ -78,7 +78,7 @@ pub struct MakeCredential<'a> {
     /// `pubKeyCredParams`, chosen from by [`super::cose::choose_algorithm`].
     pub algorithms: &'a [Item<'a>],
     /// The ids of `excludeList` entries of type `public-key`.
-    pub exclude_list: Vec<&'a [u8]>,
+    pub exclude_list: CredentialList<'a>,
     /// The options.
     pub options: Options,
     /// The pinUvAuthParam.
@@ -95,7 +95,7 @@ pub struct GetAssertion<'a> {
     /// The hash of the client data.
     pub client_data_hash: [u8; 32],
     /// The ids of `allowList` entries of type `public-key`; empty when absent.
-    pub allow_list: Vec<&'a [u8]>,
+    pub allow_list: CredentialList<'a>,
     /// The options.
     pub options: Options,
     /// The pinUvAuthParam.
@@ -121,10 +121,7 @@ impl<'a> TryFrom<&'a Parameters<'a>> for MakeCredential<'a> {
             display_name: optional_name(user, "displayName")?,
         };
         let algorithms = cbor::array(params.required(0x04)?)?;
-        let exclude_list = match params.get(0x05) {
-            Some(list) => descriptors(list)?,
-            None => Vec::new(),
-        };
+        let exclude_list = CredentialList::read(params.get(0x05))?;
         if let Some(extensions) = params.get(0x06) {
             cbor::map(extensions)?;
         }
@@ -147,10 +144,7 @@ impl<'a> TryFrom<&'a Parameters<'a>> for GetAssertion<'a> {
     fn try_from(params: &'a Parameters<'a>) -> Result<Self, Status> {
         let rp_id = cbor::text(params.required(0x01)?)?;
         let client_data_hash = client_data_hash(params.required(0x02)?)?;
-        let allow_list = match params.get(0x03) {
-            Some(list) => descriptors(list)?,
-            None => Vec::new(),
-        };
+        let allow_list = CredentialList::read(params.get(0x03))?;
         if let Some(extensions) = params.get(0x04) {
             cbor::map(extensions)?;
         }
@@ -186,19 +180,44 @@ fn optional_name<'a>(
     Ok(Some(&text[..end]))
 }
 
-/// The ids of a credential list's `public-key` entries; each entry must be a map with a byte
-/// string `id` and a text `type`.
-fn descriptors<'a>(list: &Item<'a>) -> Result<Vec<&'a [u8]>, Status> {
-    let mut ids = Vec::new();
-    for entry in cbor::array(list)? {
-        let members = cbor::map(entry)?;
-        let id = cbor::bytes(cbor::member(members, "id").ok_or(Status::MissingParameter)?)?;
-        let kind = cbor::text(cbor::member(members, "type").ok_or(Status::MissingParameter)?)?;
-        if kind == PUBLIC_KEY {
-            ids.push(id);
+/// A credential list (excludeList, allowList) whose entries were checked: each a map with a byte
+/// string `id` and a text `type`. It borrows the request's entries rather than copying their ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CredentialList<'a>(&'a [Item<'a>]);
+
+impl<'a> CredentialList<'a> {
+    /// The list of a request's member, empty when absent.
+    fn read(list: Option<&'a Item<'a>>) -> Result<Self, Status> {
+        let Some(list) = list else {
+            return Ok(Self::default());
+        };
+        let entries = cbor::array(list)?;
+        for entry in entries {
+            descriptor(entry)?;
         }
+        Ok(Self(entries))
     }
-    Ok(ids)
+
+    /// The ids of its `public-key` entries, in order.
+    pub fn ids(self) -> impl Iterator<Item = &'a [u8]> {
+        self.0.iter().filter_map(|entry| match descriptor(entry) {
+            Ok((id, PUBLIC_KEY)) => Some(id),
+            _ => None,
+        })
+    }
+
+    /// Whether it has no `public-key` entry.
+    pub fn is_empty(self) -> bool {
+        self.ids().next().is_none()
+    }
+}
+
+/// A credential descriptor's id and type.
+fn descriptor<'a>(entry: &Item<'a>) -> Result<(&'a [u8], &'a str), Status> {
+    let members = cbor::map(entry)?;
+    let id = cbor::bytes(cbor::member(members, "id").ok_or(Status::MissingParameter)?)?;
+    let kind = cbor::text(cbor::member(members, "type").ok_or(Status::MissingParameter)?)?;
+    Ok((id, kind))
 }
 
 fn options(value: Option<&Item>) -> Result<Options, Status> {
@@ -329,7 +348,7 @@ mod tests {
         members.push((8, Value::Bytes(Vec::new())));
         decoded(members, |request| {
             let request = request.unwrap();
-            assert_eq!(request.exclude_list, [[1; 4]]);
+            assert_eq!(request.exclude_list.ids().collect::<Vec<_>>(), [[1; 4]]);
             assert_eq!(request.pin_uv_auth, PinUvAuth::Empty);
         });
 

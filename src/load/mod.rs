@@ -2,8 +2,10 @@
 //!
 //! Each virtual user is a token of the store, enrolled for a user of the same name, with its own
 //! endpoint session. Logons run the flow of PROTOCOLS.md 1.1 through the companion client, as a
-//! portal does it: the user's chains for the event, then the U2F logon on the first chain a token
-//! completes.
+//! portal does it: the user's chains for the event, then the logon on the first chain a token
+//! completes. A user is on one method, `U2F:1` or `FIDO2:1` (PROTOCOLS.md 1.9): enrolled with
+//! it, and logging on at that method's event; [`Fido2Users::share`] of them are on `FIDO2:1`,
+//! spread evenly among the rest so that both are in flight together.
 //!
 //! * Closed model (`--concurrency C`): C workers, each starting a logon when its last one ends.
 //! * Open model (`--rate R`): logons are started on a schedule whatever the server does, and each
@@ -19,8 +21,8 @@ use serde::Serialize;
 use crate::aa::api::AuthData;
 use crate::aa_sim::config::UserConfig;
 use crate::aa_sim::{self, RunningSim, SimConfig, SimOptions};
-use crate::client::enroll::{enroll, EnrollRequest, DEFAULT_ENROLL_EVENT};
-use crate::client::logon::{Logon, LogonRequest, PASSWORD};
+use crate::client::enroll::{enroll_method, EnrollRequest, DEFAULT_ENROLL_EVENT};
+use crate::client::logon::{Logon, LogonRequest, FIDO2, PASSWORD, U2F};
 use crate::client::{
     AaHttp, ClientError, Endpoint, EndpointAccess, OriginPolicy, Step, TlsTrust, TokenClient,
 };
@@ -30,7 +32,7 @@ use crate::u2f::{Authenticator, Presence, PresencePolicy};
 pub mod report;
 pub mod stats;
 
-use stats::{Recorder, Summary, STEPS};
+use stats::{Recorder, Summary, ALL_STEPS};
 
 /// The password of the users the embedded emulator gets for a load run.
 pub const EMBEDDED_PASSWORD: &str = "load-password";
@@ -84,6 +86,53 @@ pub enum Until {
     Logons(u64),
 }
 
+/// Which users are on `FIDO2:1`, and where they log on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fido2Users {
+    /// The share of users on `FIDO2:1`, 0 to 1; the others are on `U2F:1`.
+    pub share: f64,
+    /// The event they log on to.
+    pub event: String,
+    /// Their chain, by name [default: the first of each user's chains that a token completes].
+    pub chain: Option<String>,
+}
+
+pub use crate::aa_sim::config::FIDO2_EVENT;
+
+impl Default for Fido2Users {
+    /// Nobody on `FIDO2:1`.
+    fn default() -> Self {
+        Self {
+            share: 0.0,
+            event: FIDO2_EVENT.into(),
+            chain: None,
+        }
+    }
+}
+
+impl Fido2Users {
+    /// Every user on `FIDO2:1`.
+    pub fn all() -> Self {
+        Self {
+            share: 1.0,
+            ..Self::default()
+        }
+    }
+
+    /// The method of the `index`th user (from 0): `FIDO2:1` for `share` of them, spread evenly
+    /// (the user is `FIDO2:1` when the count of FIDO2:1 users up to it, `share` × users rounded
+    /// down, goes up at it).
+    pub fn method_of(&self, index: usize) -> &'static str {
+        // The small margin keeps 0.3 × 10 at 3, where floating point makes it 2.999….
+        let up_to = |n: usize| (n as f64 * self.share + 1e-9).floor();
+        if up_to(index + 1) > up_to(index) {
+            FIDO2
+        } else {
+            U2F
+        }
+    }
+}
+
 /// A load run.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -95,10 +144,12 @@ pub struct LoadOptions {
     pub prefix: String,
     /// Enroll each token first.
     pub enroll: bool,
-    /// The event to log on to.
+    /// The event the `U2F:1` users log on to.
     pub event: String,
-    /// The chain, by name [default: the first of each user's chains that a token completes].
+    /// Their chain, by name [default: the first of each user's chains that a token completes].
     pub chain: Option<String>,
+    /// The users on `FIDO2:1`.
+    pub fido2: Fido2Users,
     /// Closed or open model.
     pub model: Model,
     /// When to stop.
@@ -118,6 +169,8 @@ pub struct LoadReport {
     pub server: String,
     /// Tokens used.
     pub tokens: usize,
+    /// How many users are on each method (`U2F:1`, `FIDO2:1`).
+    pub users_by_method: std::collections::BTreeMap<String, usize>,
     /// The model.
     pub model: Model,
     /// Seconds from the first start to the last answer.
@@ -140,9 +193,11 @@ pub struct LoadReport {
     pub latency_buckets: Vec<(f64, u64)>,
 }
 
-/// One virtual user: a token, its user, its endpoint session.
+/// One virtual user: a token, its user, its method, its endpoint session.
 struct VirtualUser {
     name: String,
+    /// `U2F:1` or `FIDO2:1`: what the user is enrolled with and logs on with.
+    method: &'static str,
     token: TokenClient,
     endpoint: Endpoint,
 }
@@ -177,7 +232,10 @@ struct Shared {
     policy: OriginPolicy,
     event: String,
     chain: Option<String>,
-    idle: Mutex<Vec<VirtualUser>>,
+    fido2: Fido2Users,
+    /// Users not logging on now, the longest idle first: every user takes its turn, so that the
+    /// logons of each method follow the population's shares.
+    idle: Mutex<std::collections::VecDeque<VirtualUser>>,
     recorder: Mutex<Recorder>,
     t0: Instant,
 }
@@ -191,13 +249,25 @@ impl Shared {
     async fn logon(self: &Arc<Self>, intended: Instant) {
         self.recorder()
             .started(intended.saturating_duration_since(self.t0));
-        let user = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let user = self
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front();
         let Some(mut user) = user else {
-            self.recorder()
-                .failed(self.t0.elapsed(), "no idle token (raise --tokens)".into());
+            self.recorder().failed(
+                None,
+                self.t0.elapsed(),
+                "no idle token (raise --tokens)".into(),
+            );
             return;
         };
-        let mut marks = Vec::with_capacity(STEPS.len());
+        let (event, chain) = if user.method == FIDO2 {
+            (&self.fido2.event, &self.fido2.chain)
+        } else {
+            (&self.event, &self.chain)
+        };
+        let mut marks = Vec::with_capacity(ALL_STEPS.len());
         let began = Instant::now();
         let result = {
             let mut sink = |_: &Step| marks.push(Instant::now());
@@ -210,15 +280,15 @@ impl Shared {
             )
             .run(&LogonRequest {
                 user: user.name.clone(),
-                event: self.event.clone(),
+                event: event.clone(),
                 password: None,
-                chain: self.chain.clone(),
+                chain: chain.clone(),
             })
             .await
         };
         let now = Instant::now();
         match result {
-            Ok(_) => {
+            Ok(logged_on) => {
                 let mut previous = began;
                 let steps: Vec<Duration> = marks
                     .iter()
@@ -229,14 +299,18 @@ impl Shared {
                     })
                     .collect();
                 self.recorder().completed(
+                    method_passed(&logged_on.completed_methods, user.method),
                     now.duration_since(self.t0),
                     now.duration_since(intended),
                     &steps,
                 );
             }
             Err(error) => {
-                self.recorder()
-                    .failed(now.duration_since(self.t0), error_kind(&error));
+                self.recorder().failed(
+                    Some(user.method),
+                    now.duration_since(self.t0),
+                    error_kind(&error),
+                );
                 // The endpoint session expired (AA's 433): open a new one, as AA's portal does,
                 // so that a long run goes on rather than failing every logon of this user.
                 if matches!(error, ClientError::Http { status: 433, .. }) {
@@ -251,8 +325,17 @@ impl Shared {
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(user);
+            .push_back(user);
     }
+}
+
+/// The token method a logon passed: `FIDO2:1` or `U2F:1` from its completed methods, else the
+/// user's own (a chain of neither).
+fn method_passed(completed: &[String], user_method: &'static str) -> &'static str {
+    [FIDO2, U2F]
+        .into_iter()
+        .find(|m| completed.iter().any(|c| c == m))
+        .unwrap_or(user_method)
 }
 
 /// The `k`th start time after `t0` for `rate` per second, rising linearly over `ramp_up`.
@@ -303,6 +386,11 @@ async fn start_embedded(
 /// Runs a load test with the tokens of `store`.
 pub async fn run(store: &keystore::Store, options: LoadOptions) -> anyhow::Result<LoadReport> {
     let setup = Instant::now();
+    let share = options.fido2.share;
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&share),
+        "the share of FIDO2:1 users must be from 0 to 1, not {share}"
+    );
     let names = token_names(&options.prefix, options.tokens);
     let missing: Vec<&String> = names.iter().filter(|n| store.info(n).is_err()).collect();
     if !missing.is_empty() {
@@ -366,16 +454,19 @@ pub async fn run(store: &keystore::Store, options: LoadOptions) -> anyhow::Resul
         .await;
         for ((name, (took, endpoint)), keys) in chunk.iter().zip(sessions).zip(&mut loaded) {
             recorder.endpoint_session(took);
-            let token = TokenClient::new(
-                Box::new(InProcess::new(Authenticator::new(
-                    keys,
-                    Presence::new(PresencePolicy::Auto),
-                ))),
-                Duration::from_secs(10),
-            );
+            let method = options.fido2.method_of(users.len());
+            let u2f = Authenticator::new(keys, Presence::new(PresencePolicy::Auto));
+            // A U2F:1 user's token answers U2F alone, as before FIDO2:1; a FIDO2:1 user's is the
+            // CTAP2 engine (a u2f-profile token then says it speaks no CTAP2).
+            let transport = if method == FIDO2 {
+                InProcess::ctap2(crate::ctap2::Authenticator::new(u2f, None))
+            } else {
+                InProcess::new(u2f)
+            };
             users.push(VirtualUser {
                 name: name.clone(),
-                token,
+                method,
+                token: TokenClient::new(Box::new(transport), Duration::from_secs(10)),
                 endpoint: endpoint?,
             });
         }
@@ -389,6 +480,10 @@ pub async fn run(store: &keystore::Store, options: LoadOptions) -> anyhow::Resul
         enroll_all(&http, &policy, &mut users, &password).await?;
     }
     let setup_s = setup.elapsed().as_secs_f64();
+    let mut users_by_method = std::collections::BTreeMap::new();
+    for user in &users {
+        *users_by_method.entry(user.method.to_owned()).or_insert(0) += 1;
+    }
 
     let shared = Arc::new(Shared {
         http,
@@ -396,7 +491,8 @@ pub async fn run(store: &keystore::Store, options: LoadOptions) -> anyhow::Resul
         policy,
         event: options.event.clone(),
         chain: options.chain.clone(),
-        idle: Mutex::new(users),
+        fido2: options.fido2.clone(),
+        idle: Mutex::new(users.into()),
         recorder: Mutex::new(recorder),
         t0: Instant::now(),
     });
@@ -424,6 +520,7 @@ pub async fn run(store: &keystore::Store, options: LoadOptions) -> anyhow::Resul
             url
         },
         tokens: options.tokens,
+        users_by_method,
         model: options.model,
         elapsed_s: elapsed,
         started,
@@ -437,7 +534,7 @@ pub async fn run(store: &keystore::Store, options: LoadOptions) -> anyhow::Resul
     })
 }
 
-/// Enrolls every user's token, a few at a time.
+/// Enrolls every user's token with the user's method, a few at a time.
 async fn enroll_all(
     http: &AaHttp,
     policy: &OriginPolicy,
@@ -457,16 +554,18 @@ async fn enroll_all(
             };
             pending.push(async move {
                 let name = user.name.clone();
-                enroll(
+                let method = user.method;
+                enroll_method(
                     http,
                     &user.endpoint,
                     &mut user.token,
                     policy,
                     &request,
+                    method,
                     &mut |_: &Step| {},
                 )
                 .await
-                .map_err(|e| anyhow::anyhow!("enrolling {name}: {e}"))
+                .map_err(|e| anyhow::anyhow!("enrolling {name} with {method}: {e}"))
             });
         }
         for result in futures::future::join_all(pending).await {
@@ -544,8 +643,29 @@ async fn drive(shared: &Arc<Shared>, options: &LoadOptions, progress: &report::P
 
 #[cfg(test)]
 mod tests {
-    use super::scheduled;
+    use super::{scheduled, Fido2Users, FIDO2, U2F};
     use std::time::Duration;
+
+    #[test]
+    fn fido2_users_are_their_share_spread_evenly() {
+        let methods = |share: f64, users: usize| -> Vec<&str> {
+            let fido2 = Fido2Users {
+                share,
+                ..Fido2Users::default()
+            };
+            (0..users).map(|i| fido2.method_of(i)).collect()
+        };
+        assert_eq!(methods(0.5, 4), [U2F, FIDO2, U2F, FIDO2]);
+        assert_eq!(methods(0.0, 3), [U2F; 3]);
+        assert_eq!(methods(1.0, 3), [FIDO2; 3]);
+        for (share, users, expected) in [(0.3, 10, 3), (0.25, 1000, 250), (0.1, 7, 0)] {
+            let fido2 = methods(share, users)
+                .iter()
+                .filter(|m| **m == FIDO2)
+                .count();
+            assert_eq!(fido2, expected, "{share} of {users}");
+        }
+    }
 
     #[test]
     fn the_schedule_holds_the_rate_after_the_ramp() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 
-use super::stats::{Percentiles, STEPS};
+use super::stats::{Percentiles, ALL_STEPS};
 use super::{LoadReport, Model, Until};
 
 /// The progress bar of a run (nothing when disabled).
@@ -70,6 +70,48 @@ fn percentile_row(name: &str, p: &Percentiles) -> String {
     )
 }
 
+/// The rows of the latency table: the whole logon, each method's when there are several, the
+/// endpoint session, then every step recorded.
+fn latency_rows(report: &LoadReport) -> Vec<(String, &Percentiles)> {
+    let mut rows = vec![("logon".to_owned(), &report.summary.logon)];
+    if report.summary.methods.len() > 1 {
+        rows.extend(
+            report
+                .summary
+                .methods
+                .iter()
+                .map(|(method, m)| (format!("logon {method}"), &m.logon)),
+        );
+    }
+    rows.extend(
+        std::iter::once("endpoint session")
+            .chain(ALL_STEPS)
+            .filter_map(|name| report.summary.steps.get(name).map(|p| (name.to_owned(), p))),
+    );
+    rows
+}
+
+/// `50 on U2F:1, 50 on FIDO2:1`.
+fn population_text(report: &LoadReport) -> String {
+    report
+        .users_by_method
+        .iter()
+        .map(|(method, users)| format!("{users} on {method}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `U2F:1 600 logons, 0 failed; FIDO2:1 …`.
+fn by_method_text(report: &LoadReport) -> String {
+    report
+        .summary
+        .methods
+        .iter()
+        .map(|(method, m)| format!("{method} {} logons, {} failed", m.completed, m.failed))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn model_text(model: Model) -> String {
     match model {
         Model::Concurrency(c) => format!("closed model, {c} in flight"),
@@ -83,8 +125,9 @@ impl LoadReport {
         let mut text = String::new();
         let _ = writeln!(
             text,
-            "vu2f load: {} tokens against {} ({})",
+            "vu2f load: {} tokens ({}) against {} ({})",
             self.tokens,
+            population_text(self),
             self.server,
             model_text(self.model)
         );
@@ -98,16 +141,16 @@ impl LoadReport {
             self.failed,
             self.setup_s
         );
+        if self.summary.methods.len() > 1 {
+            let _ = writeln!(text, "by method: {}", by_method_text(self));
+        }
         let _ = writeln!(
             text,
             "\n{:<18} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max"
         );
-        let _ = writeln!(text, "{}", percentile_row("logon", &self.summary.logon));
-        for name in std::iter::once("endpoint session").chain(STEPS) {
-            if let Some(p) = self.summary.steps.get(name) {
-                let _ = writeln!(text, "{}", percentile_row(name, p));
-            }
+        for (name, p) in latency_rows(self) {
+            let _ = writeln!(text, "{}", percentile_row(&name, p));
         }
         if !self.summary.errors.is_empty() {
             let _ = writeln!(text, "\nerrors:");
@@ -129,26 +172,28 @@ impl LoadReport {
         let _ = writeln!(page, "<h1>vu2f load report</h1>");
         let _ = writeln!(
             page,
-            "<p>{} tokens against {} ({}).<br>{} logons in {:.1} s: <b>{:.0}/s</b> achieved, {:.0}/s offered; {} failed.</p>",
+            "<p>{} tokens ({}) against {} ({}).<br>{} logons in {:.1} s: <b>{:.0}/s</b> achieved, {:.0}/s offered; {} failed.{}</p>",
             self.tokens,
+            html_escape(&population_text(self)),
             html_escape(&self.server),
             model_text(self.model),
             self.completed,
             self.elapsed_s,
             self.logons_per_s,
             self.offered_per_s,
-            self.failed
+            self.failed,
+            if self.summary.methods.len() > 1 {
+                format!("<br>By method: {}.", html_escape(&by_method_text(self)))
+            } else {
+                String::new()
+            }
         );
         let _ = writeln!(
             page,
             "<table><tr><th>latency (ms)</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>"
         );
-        let rows = std::iter::once(("logon", &self.summary.logon)).chain(
-            std::iter::once("endpoint session")
-                .chain(STEPS)
-                .filter_map(|name| self.summary.steps.get(name).map(|p| (name, p))),
-        );
-        for (name, p) in rows {
+        for (name, p) in latency_rows(self) {
+            let name = html_escape(&name);
             let _ = writeln!(
                 page,
                 "<tr><td>{name}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>",

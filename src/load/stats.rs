@@ -7,8 +7,26 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// The steps of one logon, in order.
+/// The steps of one `U2F:1` logon, in order.
 pub const STEPS: [&str; 5] = ["chains", "start", "gather", "sign", "answer"];
+
+/// The steps of one `FIDO2:1` logon, in order: the login exchange's options request and its
+/// result come around the token's getAssertion (PROTOCOLS.md 1.9).
+pub const FIDO2_STEPS: [&str; 7] = [
+    "chains", "start", "gather", "options", "sign", "result", "answer",
+];
+
+/// Every step, in the order reports show them.
+pub const ALL_STEPS: [&str; 7] = FIDO2_STEPS;
+
+/// The steps of a logon that completed `method` (`FIDO2:1`, else those of `U2F:1`).
+pub fn steps_of(method: &str) -> &'static [&'static str] {
+    if method == crate::aa::FIDO2 {
+        &FIDO2_STEPS
+    } else {
+        &STEPS
+    }
+}
 
 /// Highest latency the histograms hold exactly (longer ones are clamped): 10 minutes in µs.
 const MAX_MICROS: u64 = 600_000_000;
@@ -105,10 +123,19 @@ impl SecondRecord {
     }
 }
 
+/// The logons of one method.
+struct MethodRecord {
+    logon: Histogram<u64>,
+    failed: u64,
+}
+
 /// Everything recorded during a run.
 pub struct Recorder {
     logon: Histogram<u64>,
+    /// In [`ALL_STEPS`] order.
     steps: Vec<Histogram<u64>>,
+    /// By the method each logon was run for (`U2F:1`, `FIDO2:1`).
+    methods: BTreeMap<String, MethodRecord>,
     endpoint_session: Histogram<u64>,
     timeline: Vec<SecondRecord>,
     /// Every second before this one is closed.
@@ -127,7 +154,8 @@ impl Recorder {
     pub fn new() -> Self {
         Self {
             logon: histogram(),
-            steps: STEPS.iter().map(|_| histogram()).collect(),
+            steps: ALL_STEPS.iter().map(|_| histogram()).collect(),
+            methods: BTreeMap::new(),
             endpoint_session: histogram(),
             timeline: Vec::new(),
             closed_until: 0,
@@ -157,13 +185,25 @@ impl Recorder {
         self.second(at).started += 1;
     }
 
-    /// A logon completed `at` after the run began, `latency` after it was meant to start, with
-    /// these step durations (in [`STEPS`] order).
-    pub fn completed(&mut self, at: Duration, latency: Duration, steps: &[Duration]) {
+    fn method(&mut self, method: &str) -> &mut MethodRecord {
+        self.methods
+            .entry(method.to_owned())
+            .or_insert_with(|| MethodRecord {
+                logon: histogram(),
+                failed: 0,
+            })
+    }
+
+    /// A logon of `method` completed `at` after the run began, `latency` after it was meant to
+    /// start, with these step durations (in the order of [`steps_of`] `method`).
+    pub fn completed(&mut self, method: &str, at: Duration, latency: Duration, steps: &[Duration]) {
         let latency = micros(latency);
         let _ = self.logon.record(latency);
-        for (histogram, step) in self.steps.iter_mut().zip(steps) {
-            let _ = histogram.record(micros(*step));
+        let _ = self.method(method).logon.record(latency);
+        for (name, step) in steps_of(method).iter().zip(steps) {
+            if let Some(index) = ALL_STEPS.iter().position(|n| n == name) {
+                let _ = self.steps[index].record(micros(*step));
+            }
         }
         let second = self.second(at);
         second.completed += 1;
@@ -175,9 +215,13 @@ impl Recorder {
         }
     }
 
-    /// A logon failed `at` after the run began, for a reason of this `kind`.
-    pub fn failed(&mut self, at: Duration, kind: String) {
+    /// A logon failed `at` after the run began, for a reason of this `kind`; of `method` when it
+    /// had a user (a run out of idle users has none to give the logon).
+    pub fn failed(&mut self, method: Option<&str>, at: Duration, kind: String) {
         *self.errors.entry(kind).or_default() += 1;
+        if let Some(method) = method {
+            self.method(method).failed += 1;
+        }
         self.second(at).failed += 1;
     }
 
@@ -218,11 +262,26 @@ impl Recorder {
             "endpoint session".to_owned(),
             Percentiles::of(&self.endpoint_session),
         );
-        for (name, histogram) in STEPS.iter().zip(&self.steps) {
-            steps.insert((*name).to_owned(), Percentiles::of(histogram));
+        // The steps of U2F:1 always, FIDO2:1's own only when a FIDO2:1 logon completed.
+        for (name, histogram) in ALL_STEPS.iter().zip(&self.steps) {
+            if STEPS.contains(name) || !histogram.is_empty() {
+                steps.insert((*name).to_owned(), Percentiles::of(histogram));
+            }
         }
         Summary {
             logon: Percentiles::of(&self.logon),
+            methods: self
+                .methods
+                .iter()
+                .map(|(method, record)| {
+                    let summary = MethodSummary {
+                        completed: record.logon.len(),
+                        failed: record.failed,
+                        logon: Percentiles::of(&record.logon),
+                    };
+                    (method.clone(), summary)
+                })
+                .collect(),
             steps,
             errors: self.errors.clone(),
             timeline: self
@@ -243,11 +302,24 @@ impl Recorder {
     }
 }
 
+/// The logons of one method.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodSummary {
+    /// Logons that ended in `OK`.
+    pub completed: u64,
+    /// Logons that failed.
+    pub failed: u64,
+    /// Their whole-logon latencies.
+    pub logon: Percentiles,
+}
+
 /// What the recorder saw.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     /// The whole logon, from its intended start to `OK`.
     pub logon: Percentiles,
+    /// By method (`U2F:1`, `FIDO2:1`): the logons of the users of each.
+    pub methods: BTreeMap<String, MethodSummary>,
     /// Each step.
     pub steps: BTreeMap<String, Percentiles>,
     /// Failed logons by kind.
@@ -267,7 +339,7 @@ mod tests {
         for second in 0..100u64 {
             let at = Duration::from_secs(second) + Duration::from_millis(500);
             for _ in 0..10 {
-                recorder.completed(at, Duration::from_millis(second + 1), &[]);
+                recorder.completed(crate::aa::U2F, at, Duration::from_millis(second + 1), &[]);
             }
         }
         let live = recorder

@@ -73,6 +73,41 @@ impl Drop for Running {
     }
 }
 
+/// A running `vu2f aa-sim` on a loopback port, killed on drop.
+pub struct Sim {
+    pub process: Running,
+    pub url: String,
+    /// With `--tls`: the generated certificate, for clients' `--ca`.
+    pub certificate: Option<String>,
+}
+
+impl Sim {
+    /// An emulator with its default configuration, over HTTPS when `tls`.
+    pub fn start(data: &Path, tls: bool) -> Sim {
+        Sim::configured(data, tls, None)
+    }
+
+    /// An emulator with the configuration `config` (a JSON file), or its default.
+    pub fn configured(data: &Path, tls: bool, config: Option<&Path>) -> Sim {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vu2f"));
+        command
+            .args(["--json", "aa-sim", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data);
+        if tls {
+            command.arg("--tls");
+        }
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let (process, lines) = Running::start(command, 1);
+        Sim {
+            process,
+            url: lines[0]["url"].as_str().unwrap().to_owned(),
+            certificate: lines[0]["certificate"].as_str().map(str::to_owned),
+        }
+    }
+}
+
 /// A running `vu2f serve --udp 127.0.0.1:0`, killed on drop.
 pub struct Server {
     pub process: Running,
@@ -91,6 +126,18 @@ impl Server {
         presence: &str,
         env: &[(&str, &str)],
     ) -> Server {
+        Server::start_with(store, tokens, presence, env, &[])
+    }
+
+    /// As [`Server::start`], with these environment variables and these more arguments of
+    /// `serve` (`--uv auto`).
+    pub fn start_with(
+        store: &Path,
+        tokens: &[&str],
+        presence: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Server {
         let mut command = vu2f(store);
         command.envs(env.iter().copied());
         command.args([
@@ -101,6 +148,7 @@ impl Server {
             "--presence",
             presence,
         ]);
+        command.args(args);
         for t in tokens {
             command.args(["--token", t]);
         }
