@@ -309,7 +309,17 @@ fn get_info_says_what_the_token_is() {
     let options = member(&info, 4).unwrap().as_map().unwrap();
     assert_eq!(text_member(options, "rk"), Some(&Value::Bool(true)));
     assert_eq!(text_member(options, "uv"), None, "no built-in UV");
-    assert_eq!(text_member(options, "clientPin"), None, "no PIN yet");
+    assert_eq!(
+        text_member(options, "clientPin"),
+        Some(&Value::Bool(false)),
+        "a PIN is possible, none is set yet"
+    );
+    assert_eq!(
+        text_member(options, "pinUvAuthToken"),
+        Some(&Value::Bool(true))
+    );
+    assert_eq!(member(&info, 6), Some(&Value::Array(vec![int(2), int(1)])));
+    assert_eq!(member(&info, 0x0D), Some(&int(4)), "minPINLength");
     assert_eq!(member(&info, 0x14), Some(&int(3)));
 }
 

@@ -13,8 +13,8 @@ use std::cell::RefCell;
 use std::time::Instant;
 
 use checks::{
-    cbor_request, check_ctap2_reply, ctap2_status_listed, make_credential_params, FUZZ_RP,
-    GET_ASSERTION, GET_INFO, GET_NEXT_ASSERTION, MAKE_CREDENTIAL, SELECTION,
+    cbor_request, check_ctap2_reply, ctap2_status_listed, make_credential_params, CLIENT_PIN,
+    FUZZ_RP, GET_ASSERTION, GET_INFO, GET_NEXT_ASSERTION, MAKE_CREDENTIAL, SELECTION,
 };
 use ciborium::value::Value;
 use proptest::prelude::*;
@@ -26,10 +26,11 @@ const INVALID_COMMAND: u8 = 0x01;
 const CBOR_UNEXPECTED_TYPE: u8 = 0x11;
 const INVALID_CBOR: u8 = 0x12;
 const MISSING_PARAMETER: u8 = 0x14;
-const COMMANDS: [u8; 5] = [
+const COMMANDS: [u8; 6] = [
     MAKE_CREDENTIAL,
     GET_ASSERTION,
     GET_INFO,
+    CLIENT_PIN,
     GET_NEXT_ASSERTION,
     SELECTION,
 ];
@@ -259,7 +260,8 @@ proptest! {
     }
 
     /// Any CBOR value after any command byte: the same; an unknown command is INVALID_COMMAND,
-    /// and makeCredential or getAssertion parameters that are not a map CBOR_UNEXPECTED_TYPE.
+    /// and makeCredential, getAssertion or clientPIN parameters that are not a map
+    /// CBOR_UNEXPECTED_TYPE.
     #[test]
     fn any_cbor_after_any_command_gets_a_status_of_the_spec(
         command in command(),
@@ -270,7 +272,7 @@ proptest! {
         let reply = reply_to(&request);
         if !COMMANDS.contains(&command) {
             prop_assert_eq!(reply, [INVALID_COMMAND]);
-        } else if matches!(command, MAKE_CREDENTIAL | GET_ASSERTION) && !value.is_map() {
+        } else if matches!(command, MAKE_CREDENTIAL | GET_ASSERTION | CLIENT_PIN) && !value.is_map() {
             prop_assert_eq!(reply, [CBOR_UNEXPECTED_TYPE]);
         }
     }

@@ -12,7 +12,8 @@
 //!                 ├ tree "tokens"        name -> TokenRecord (master key, optional own certificate,
 //!                 │                       profile, discoverable credential limit)
 //!                 ├ tree "counters"      name -> persisted counter ceiling (u32, big-endian)
-//!                 └ tree "discoverable"  name ‖ 0x00 ‖ sequence -> one discoverable credential
+//!                 ├ tree "discoverable"  name ‖ 0x00 ‖ sequence -> one discoverable credential
+//!                 └ tree "pins"          name -> the token's PIN hash and retry count
 //! ```
 //!
 //! * [`key_handle`]: credential private keys are not stored; they are sealed into the key handle with
@@ -20,6 +21,8 @@
 //!   key handles and CTAP2 ES256 credential ids are the same 126-byte handles; Ed25519 credential
 //!   ids are 61 bytes.
 //! * [`discoverable`]: the records of discoverable credentials (CTAP 2.1 "rk"), per token.
+//! * [`pin`]: a token's clientPIN: LEFT(SHA-256(PIN), 16) and its retry count, lowered durably
+//!   before every comparison.
 //! * [`profile`]: whether a token is a FIDO2 authenticator or a U2F-only key.
 //! * [`counter`]: one global signature counter per token that never repeats and never goes back, even
 //!   across `kill -9`, with one flush per block of values rather than one per signature.
@@ -37,6 +40,7 @@ pub mod error;
 mod hex;
 pub mod key_handle;
 pub mod lock;
+pub mod pin;
 pub mod profile;
 pub mod store;
 
@@ -52,5 +56,6 @@ pub use key_handle::{
     ED25519_HANDLE_LEN, KEY_HANDLE_LEN,
 };
 pub use lock::Passphrase;
+pub use pin::{PinCheck, PinState, MAX_PIN_RETRIES, PIN_HASH_LEN};
 pub use profile::{AttestationType, Profile, UnknownAttestationType, UnknownProfile};
 pub use store::{Store, TokenInfo, TokenKeys, TokenOptions};

@@ -99,15 +99,29 @@ fn describe_one(t: &TokenInfo) -> String {
          attestation     {}\n\
          aaguid          {}\n\
          counter ceiling {}\n\
-         discoverable    {} of {}\n",
+         discoverable    {} of {}\n\
+         pin             {}\n",
         t.name,
         t.profile,
         attestation(t),
         t.aaguid,
         t.counter_ceiling,
         t.discoverable,
-        t.discoverable_limit
+        t.discoverable_limit,
+        pin_state(t)
     )
+}
+
+/// Whether the token has a PIN and how many attempts it has left (never the PIN).
+fn pin_state(t: &TokenInfo) -> String {
+    match (t.pin_set, t.pin_retries) {
+        (false, _) => "not set".to_owned(),
+        (true, 0) => "set, blocked (no attempt left)".to_owned(),
+        (true, retries) => format!(
+            "set, {retries} of {} attempts left",
+            keystore::MAX_PIN_RETRIES
+        ),
+    }
 }
 
 pub(super) fn run(global: &Global, command: TokenCommand) -> anyhow::Result<()> {

@@ -20,6 +20,7 @@ use ring::digest::{digest, SHA256};
 use ring::rand::SystemRandom;
 
 use super::cbor::{self, Arena, Parameters, ReplyEncoder, ReplyWriter, WriteResult};
+use super::client_pin::{ClientPinState, TokenUse, UvTokenGrant};
 use super::get_assertion::AssertionQueue;
 use super::get_info::{self, Facts};
 use super::make_credential::Creation;
@@ -40,6 +41,8 @@ pub enum Command {
     GetAssertion = 0x02,
     /// authenticatorGetInfo.
     GetInfo = 0x04,
+    /// authenticatorClientPIN.
+    ClientPin = 0x06,
     /// authenticatorGetNextAssertion.
     GetNextAssertion = 0x08,
     /// authenticatorSelection.
@@ -53,6 +56,7 @@ impl TryFrom<u8> for Command {
             0x01 => Ok(Self::MakeCredential),
             0x02 => Ok(Self::GetAssertion),
             0x04 => Ok(Self::GetInfo),
+            0x06 => Ok(Self::ClientPin),
             0x08 => Ok(Self::GetNextAssertion),
             0x0B => Ok(Self::Selection),
             _ => Err(Status::InvalidCommand),
@@ -79,12 +83,19 @@ pub(super) enum Operation {
     Excluded,
     /// authenticatorSelection: the user picked this token.
     Selection,
+    /// A zero-length pinUvAuthParam (CTAP 2.1 §6.1.2 step 1): once touched, `PIN_NOT_SET` or
+    /// `PIN_INVALID`; declined or timed out, `OPERATION_DENIED`.
+    PinProbe,
+    /// getPinUvAuthTokenUsingUvWithPermissions: the token, once built-in UV verified the user.
+    UvToken(Box<UvTokenGrant>),
 }
 
 struct Pending {
     operation: Operation,
     /// Whether the user must be verified (built-in UV), not only present.
     verify: bool,
+    /// The pinUvAuthToken that verified the user for this request, if one did.
+    token: Option<TokenUse>,
     deadline: Instant,
 }
 
@@ -111,6 +122,8 @@ pub struct Authenticator {
     pub(super) last_rp_id: LastRpId,
     /// Where requests are read: emptied after each, so that reading allocates nothing.
     arena: Arena,
+    /// clientPIN's state of this power-up: key-agreement keys, pinUvAuthTokens, mismatches.
+    pub(super) pin: ClientPinState,
 }
 
 /// The most an emptied arena keeps: a request many times larger than any a host sends (a hostile
@@ -166,12 +179,14 @@ impl Authenticator {
     /// verification (none: the token has none); it shares the token's button.
     pub fn new(u2f: u2f::Authenticator, uv: Option<PresencePolicy>) -> Self {
         let uv = uv.map(|policy| Presence::with_button(policy, u2f.presence().button().clone()));
+        let rng = SystemRandom::new();
         Self {
             u2f,
             uv,
             pending: None,
             next_assertions: None,
-            rng: SystemRandom::new(),
+            pin: ClientPinState::power_up(&rng),
+            rng,
             user_action_timeout: USER_ACTION_TIMEOUT,
             last_rp_id: LastRpId::default(),
             arena: Arena::new(),
@@ -220,6 +235,8 @@ impl Authenticator {
                 .and_then(|params| self.make_credential(&params, now)),
             Command::GetAssertion => Parameters::decode(parameters, &arena)
                 .and_then(|params| self.get_assertion(&params, now)),
+            Command::ClientPin => Parameters::decode(parameters, &arena)
+                .and_then(|params| self.client_pin(&params, now)),
         };
         arena.reset();
         if arena.allocated_bytes() <= ARENA_KEPT {
@@ -247,14 +264,14 @@ impl Authenticator {
     /// The token lost power and got it back (`vu2f replug`): everything volatile is forgotten,
     /// as at power-up. The pending request is dropped without a reply (none is owed after a
     /// power cycle), the getNextAssertion queue is emptied (`NOT_ALLOWED` follows), and the
-    /// touch and the U2F key cache go (see [`u2f::Authenticator::power_cycle`]). The keys, the
-    /// credentials and the counter are durable and stay.
-    ///
-    /// Whatever else a power-up resets belongs here: CTAP 2.1's clientPIN, when it comes, drops
-    /// its pinUvAuthToken and restores the PIN retries allowed per power-up in this method.
+    /// touch and the U2F key cache go (see [`u2f::Authenticator::power_cycle`]). clientPIN makes
+    /// new key-agreement keys and pinUvAuthTokens (the old token no longer verifies) and forgets
+    /// its consecutive wrong PINs (`PIN_AUTH_BLOCKED` lifts). The keys, the credentials, the
+    /// counter, the PIN and its retry count are durable and stay.
     pub fn power_cycle(&mut self) {
         self.pending = None;
         self.next_assertions = None;
+        self.pin = ClientPinState::power_up(&self.rng);
         if let Some(uv) = self.uv.as_mut() {
             uv.power_cycle();
         }
@@ -266,6 +283,7 @@ impl Authenticator {
         let facts = Facts {
             aaguid: keys.aaguid,
             built_in_uv: self.uv.is_some(),
+            pin_set: keys.pin.is_set(),
             remaining_discoverable: keys.discoverable.remaining(),
         };
         Step::Done(body(get_info::info(&facts)))
@@ -273,9 +291,23 @@ impl Authenticator {
 
     /// Leaves `operation` waiting for the user (verified when `verify`), and tries it at once.
     pub(super) fn wait(&mut self, operation: Operation, verify: bool, now: Instant) -> Step {
+        self.wait_verified(operation, verify, None, now)
+    }
+
+    /// Leaves `operation` waiting as [`Self::wait`] does, for a request whose pinUvAuthToken
+    /// (`token`) verified the user: no built-in UV then, and no touch either when the token
+    /// vouches for the user's presence.
+    pub(super) fn wait_verified(
+        &mut self,
+        operation: Operation,
+        verify: bool,
+        token: Option<TokenUse>,
+        now: Instant,
+    ) -> Step {
         let pending = Pending {
             operation,
             verify,
+            token,
             deadline: now + self.user_action_timeout,
         };
         self.advance(pending, now)
@@ -301,8 +333,12 @@ impl Authenticator {
     }
 
     fn advance(&mut self, pending: Pending, now: Instant) -> Step {
-        let outcome = match self.user_action(pending.verify, now) {
-            UserAction::Done => Ok(pending.verify),
+        let action = match pending.token {
+            Some(TokenUse { user_present: true }) => UserAction::Done,
+            _ => self.user_action(pending.verify, now),
+        };
+        let outcome = match action {
+            UserAction::Done => Ok(pending.verify || pending.token.is_some()),
             UserAction::Denied => Err(Status::OperationDenied),
             UserAction::Waiting if now >= pending.deadline => {
                 self.presence_for(pending.verify).abandon();
@@ -313,10 +349,17 @@ impl Authenticator {
                 return Step::WaitingForUser;
             }
         };
+        if pending.token.is_some() && outcome.is_ok() {
+            self.pin.spend_after_presence();
+        }
         let result = match (pending.operation, outcome) {
             (Operation::Excluded, _) => Err(Status::CredentialExcluded),
+            (Operation::PinProbe, Err(_)) => Err(Status::OperationDenied),
             (_, Err(status)) => Err(status),
             (Operation::Selection, Ok(_)) => Ok(Vec::new()),
+            (Operation::PinProbe, Ok(_)) if self.u2f.keys().pin.is_set() => Err(Status::PinInvalid),
+            (Operation::PinProbe, Ok(_)) => Err(Status::PinNotSet),
+            (Operation::UvToken(grant), Ok(_)) => Ok(self.finish_uv_token(*grant, now)),
             (Operation::Make(creation), Ok(verified)) => self.finish_make(*creation, verified),
             (Operation::Get(queue), Ok(verified)) => self.finish_get(queue, verified, now),
         };

@@ -21,10 +21,10 @@ use ring::signature::Signature;
 use super::auth_data::{self, USER_PRESENT, USER_VERIFIED};
 use super::authenticator::{reply, written, Authenticator, Operation, Step};
 use super::cbor::{Parameters, ReplyEncoder, WriteResult};
+use super::client_pin::permission;
 use super::cose::PUBLIC_KEY;
 use super::credential::SigningKey;
-use super::make_credential::check_pin_uv_auth;
-use super::request::{CredentialList, GetAssertion};
+use super::request::{CredentialList, GetAssertion, PinUvAuth};
 use super::status::Status;
 
 /// How long getNextAssertion may follow the last getAssertion or getNextAssertion.
@@ -65,14 +65,27 @@ impl Authenticator {
         now: Instant,
     ) -> Result<Step, Status> {
         let request = GetAssertion::try_from(params)?;
-        check_pin_uv_auth(request.pin_uv_auth)?;
+        if request.pin_uv_auth == PinUvAuth::Empty {
+            return Ok(self.wait(Operation::PinProbe, false, now));
+        }
+        let pin_uv_auth = Self::pin_uv_auth_protocol(request.pin_uv_auth)?;
         if request.options.rk.is_some() {
             return Err(Status::UnsupportedOption);
         }
-        let verify = request.options.uv.unwrap_or(false);
+        let verify = request.options.uv.unwrap_or(false) && pin_uv_auth.is_none();
         if verify && self.uv.is_none() {
             return Err(Status::InvalidOption);
         }
+        let token = match pin_uv_auth {
+            Some(auth) => Some(self.use_token(
+                auth,
+                &request.client_data_hash,
+                permission::GET_ASSERTION,
+                request.rp_id,
+                now,
+            )?),
+            None => None,
+        };
         let user_present = request.options.up.unwrap_or(true);
         let rp_id_hash = self.last_rp_id.hash(request.rp_id);
         let credentials = self.locate(request.allow_list, &rp_id_hash);
@@ -89,9 +102,13 @@ impl Authenticator {
             expires: now,
         };
         if user_present || verify {
-            return Ok(self.wait(Operation::Get(queue), verify, now));
+            return Ok(self.wait_verified(Operation::Get(queue), verify, token, now));
         }
-        Ok(Step::Done(reply(self.finish_get(queue, false, now))))
+        Ok(Step::Done(reply(self.finish_get(
+            queue,
+            token.is_some(),
+            now,
+        ))))
     }
 
     /// The credentials that may sign: the first listed one that is ours, or without a list the

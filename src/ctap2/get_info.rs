@@ -4,18 +4,28 @@
 //! ```text
 //!  0x01 versions          ["U2F_V2", "FIDO_2_0", "FIDO_2_1"]
 //!  0x03 aaguid            the store's AAGUID (16 bytes)
-//!  0x04 options           {rk: true, up: true, uv: true (only with built-in UV), plat: false}
+//!  0x04 options           {rk: true, up: true, uv: true (only with built-in UV), plat: false,
+//!                          clientPin: whether a PIN is set, pinUvAuthToken: true,
+//!                          makeCredUvNotRqd: true}
 //!  0x05 maxMsgSize        1200
+//!  0x06 pinUvAuthProtocols [2, 1]
 //!  0x07 maxCredentialCountInList, 0x08 maxCredentialIdLength
 //!  0x09 transports        ["usb"]
 //!  0x0A algorithms        [{alg: -7, type: "public-key"}, {alg: -8, type: "public-key"}]
+//!  0x0D minPINLength      4
 //!  0x0E firmwareVersion   the crate's version, as MMmmpp
 //!  0x14 remainingDiscoverableCredentials
 //! ```
-//! No `clientPin` option and no `pinUvAuthProtocols` until the token has a PIN; `uv` only when the
-//! token has built-in user verification (python-fido2 takes `uv: false` for "not configured").
+//! `clientPin` is `false` on a token without a PIN (it can have one: CTAP 2.1 §6.4), which
+//! python-fido2's Fido2Client takes for "user verification supported but not configured" and
+//! refuses `userVerification: "preferred"` on, as on any such key; `uv` only when the token has
+//! built-in user verification (python-fido2 takes `uv: false` for "not configured").
+//! `makeCredUvNotRqd`: a token with a PIN makes non-discoverable credentials without one, as
+//! CTAP 2.1 says it SHOULD, so that browsers need not fall back to U2F for them.
 use super::cbor::{text_map, uint_map, Value};
+use super::client_pin::MIN_PIN_LENGTH;
 use super::cose::Algorithm;
+use super::pin_protocol::PinUvAuthProtocol;
 
 /// The largest request the token takes, as getInfo announces it.
 pub const MAX_MSG_SIZE: u64 = 1200;
@@ -28,6 +38,8 @@ pub struct Facts {
     pub aaguid: [u8; 16],
     /// Whether the token has built-in user verification.
     pub built_in_uv: bool,
+    /// Whether the token has a PIN.
+    pub pin_set: bool,
     /// How many more discoverable credentials fit.
     pub remaining_discoverable: usize,
 }
@@ -53,11 +65,18 @@ pub fn info(facts: &Facts) -> Value {
     if facts.built_in_uv {
         options.push(("uv", Value::Bool(true)));
     }
+    options.push(("clientPin", Value::Bool(facts.pin_set)));
+    options.push(("pinUvAuthToken", Value::Bool(true)));
+    options.push(("makeCredUvNotRqd", Value::Bool(true)));
+    let protocols = PinUvAuthProtocol::SUPPORTED
+        .map(|p| Value::Integer((p as u8).into()))
+        .to_vec();
     uint_map([
         (0x01, Value::Array(versions)),
         (0x03, Value::Bytes(facts.aaguid.to_vec())),
         (0x04, text_map(options)),
         (0x05, Value::Integer(MAX_MSG_SIZE.into())),
+        (0x06, Value::Array(protocols)),
         (0x07, Value::Integer(MAX_CREDENTIAL_COUNT_IN_LIST.into())),
         (
             0x08,
@@ -68,6 +87,7 @@ pub fn info(facts: &Facts) -> Value {
             0x0A,
             Value::Array(Algorithm::SUPPORTED.map(Algorithm::parameters).to_vec()),
         ),
+        (0x0D, Value::Integer((MIN_PIN_LENGTH as u64).into())),
         (0x0E, Value::Integer(firmware_version().into())),
         (
             0x14,
@@ -86,6 +106,7 @@ mod tests {
         let facts = Facts {
             aaguid: [7; 16],
             built_in_uv: false,
+            pin_set: false,
             remaining_discoverable: 100,
         };
         let arena = cbor::Arena::new();
@@ -102,5 +123,34 @@ mod tests {
         let with_uv = Parameters::decode(&encoded, &arena).unwrap();
         let options = cbor::map(with_uv.get(4).unwrap()).unwrap();
         assert_eq!(cbor::member(options, "uv"), Some(&Item::Bool(true)));
+    }
+
+    #[test]
+    fn info_tells_the_pin_state_and_the_protocols() {
+        let facts = |pin_set| Facts {
+            aaguid: [7; 16],
+            built_in_uv: false,
+            pin_set,
+            remaining_discoverable: 1,
+        };
+        let arena = cbor::Arena::new();
+        for pin_set in [false, true] {
+            let encoded = cbor::encode(&info(&facts(pin_set)));
+            let params = Parameters::decode(&encoded, &arena).unwrap();
+            let options = cbor::map(params.get(4).unwrap()).unwrap();
+            assert_eq!(
+                cbor::member(options, "clientPin"),
+                Some(&Item::Bool(pin_set))
+            );
+            assert_eq!(
+                cbor::member(options, "pinUvAuthToken"),
+                Some(&Item::Bool(true))
+            );
+            assert_eq!(
+                params.get(6),
+                Some(&Item::Array(&[Item::Unsigned(2), Item::Unsigned(1)]))
+            );
+            assert_eq!(params.get(0x0D), Some(&Item::Unsigned(4)));
+        }
     }
 }

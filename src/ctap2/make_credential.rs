@@ -7,12 +7,16 @@
 //!  self   attStmt {alg: the credential's, sig}        sig = the new credential's own signature
 //! ```
 //! Which one is the token's choice at creation (`token create --attestation batch|self`).
-//! Before the touch: the pinUvAuthParam (no PIN protocol yet: absent protocol
-//! `MISSING_PARAMETER`, any other `INVALID_PARAMETER`), the algorithm (`UNSUPPORTED_ALGORITHM`),
-//! the options (`uv` without built-in UV or `up: false`: `INVALID_OPTION`), enterprise
-//! attestation (`INVALID_PARAMETER`), room for a discoverable credential (`KEY_STORE_FULL`), and
-//! the excludeList (one of ours: a touch, then `CREDENTIAL_EXCLUDED`). After it: the key, the
-//! counter, the attestation, and a discoverable credential stored durably before the reply.
+//! Before the touch: a zero-length pinUvAuthParam (a touch, then `PIN_NOT_SET` or
+//! `PIN_INVALID`), the pinUvAuthProtocol (absent `MISSING_PARAMETER`, unsupported
+//! `INVALID_PARAMETER`), the algorithm (`UNSUPPORTED_ALGORITHM`), the options (`uv` without
+//! built-in UV or `up: false`: `INVALID_OPTION`), enterprise attestation (`INVALID_PARAMETER`),
+//! a discoverable credential on a token with a PIN or built-in UV made without either
+//! (`PUAT_REQUIRED`: makeCredUvNotRqd spares only non-discoverable ones), the pinUvAuthParam
+//! against the pinUvAuthToken (`PIN_AUTH_INVALID`; UV set when it holds), room for a
+//! discoverable credential (`KEY_STORE_FULL`), and the excludeList (one of ours: a touch, then
+//! `CREDENTIAL_EXCLUDED`). After it: the key, the counter, the attestation, and a discoverable
+//! credential stored durably before the reply.
 use std::time::Instant;
 
 use keystore::{AttestationType, DiscoverableCredential, Residency};
@@ -20,6 +24,7 @@ use keystore::{AttestationType, DiscoverableCredential, Residency};
 use super::auth_data::{self, AttestedCredential, USER_PRESENT, USER_VERIFIED};
 use super::authenticator::{store_failure, written, Authenticator, Operation, Step};
 use super::cbor::{self, Parameters, ReplyEncoder, WriteResult};
+use super::client_pin::permission;
 use super::cose::{choose_algorithm, Algorithm};
 use super::credential::{self, SigningKey};
 use super::request::{MakeCredential, PinUvAuth, User};
@@ -54,16 +59,6 @@ impl Account {
     }
 }
 
-/// The checks of a pinUvAuthParam while the token has no PIN protocol (CTAP 2.1 section 6.1.2,
-/// step 2): the protocol is missing, or not one the token supports.
-pub(super) fn check_pin_uv_auth(pin_uv_auth: PinUvAuth) -> Result<(), Status> {
-    match pin_uv_auth {
-        PinUvAuth::Absent => Ok(()),
-        PinUvAuth::Empty | PinUvAuth::Given { protocol: None } => Err(Status::MissingParameter),
-        PinUvAuth::Given { protocol: Some(_) } => Err(Status::InvalidParameter),
-    }
-}
-
 impl Authenticator {
     pub(super) fn make_credential(
         &mut self,
@@ -71,17 +66,34 @@ impl Authenticator {
         now: Instant,
     ) -> Result<Step, Status> {
         let request = MakeCredential::try_from(params)?;
-        check_pin_uv_auth(request.pin_uv_auth)?;
+        if request.pin_uv_auth == PinUvAuth::Empty {
+            return Ok(self.wait(Operation::PinProbe, false, now));
+        }
+        let pin_uv_auth = Self::pin_uv_auth_protocol(request.pin_uv_auth)?;
         let algorithm = choose_algorithm(request.algorithms)?;
-        let verify = request.options.uv.unwrap_or(false);
+        // A pinUvAuthParam stands for the uv option (§6.1.2 step 5).
+        let verify = request.options.uv.unwrap_or(false) && pin_uv_auth.is_none();
         if (verify && self.uv.is_none()) || request.options.up == Some(false) {
             return Err(Status::InvalidOption);
         }
         if request.enterprise_attestation.is_some() {
             return Err(Status::InvalidParameter);
         }
-        let rp_id_hash = self.last_rp_id.hash(request.rp.id);
         let discoverable = request.options.rk.unwrap_or(false);
+        if discoverable && !verify && pin_uv_auth.is_none() && self.protected_by_uv() {
+            return Err(Status::PuatRequired);
+        }
+        let token = match pin_uv_auth {
+            Some(auth) => Some(self.use_token(
+                auth,
+                &request.client_data_hash,
+                permission::MAKE_CREDENTIAL,
+                request.rp.id,
+                now,
+            )?),
+            None => None,
+        };
+        let rp_id_hash = self.last_rp_id.hash(request.rp.id);
         let stored = &self.u2f.keys().discoverable;
         let replaces = || {
             stored
@@ -97,7 +109,7 @@ impl Authenticator {
             .ids()
             .any(|id| self.is_ours(id, &rp_id_hash))
         {
-            return Ok(self.wait(Operation::Excluded, false, now));
+            return Ok(self.wait_verified(Operation::Excluded, false, token, now));
         }
         let creation = Creation {
             client_data_hash: request.client_data_hash,
@@ -105,7 +117,7 @@ impl Authenticator {
             rp_id_hash,
             account: discoverable.then(|| Account::of(request.rp.id, &request.user)),
         };
-        Ok(self.wait(Operation::Make(Box::new(creation)), verify, now))
+        Ok(self.wait_verified(Operation::Make(Box::new(creation)), verify, token, now))
     }
 
     /// Whether `id` is one of this token's credentials for the RP: opened lately (in the U2F

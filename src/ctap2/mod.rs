@@ -9,6 +9,8 @@
 //! * [`get_info`]: authenticatorGetInfo (6.4).
 //! * [`make_credential`]: authenticatorMakeCredential (6.1) and `packed` attestation.
 //! * [`get_assertion`]: authenticatorGetAssertion and GetNextAssertion (6.2, 6.3).
+//! * [`client_pin`]: authenticatorClientPIN and the pinUvAuthToken (6.5).
+//! * [`pin_protocol`]: PIN/UV auth protocols one and two (6.5.6, 6.5.7).
 //! * [`request`]: the requests of those commands, decoded and typed.
 //! * [`credential`]: credential keys (ES256, EdDSA) sealed into credential ids.
 //! * [`auth_data`]: the authenticator data layout.
@@ -18,11 +20,13 @@
 pub mod auth_data;
 pub mod authenticator;
 pub mod cbor;
+pub mod client_pin;
 pub mod cose;
 pub mod credential;
 pub mod get_assertion;
 pub mod get_info;
 pub mod make_credential;
+pub mod pin_protocol;
 pub mod request;
 pub mod status;
 

@@ -41,7 +41,7 @@ pub struct User<'a> {
 
 /// Whether, and how, a request carried a pinUvAuthParam.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinUvAuth {
+pub enum PinUvAuth<'a> {
     /// No pinUvAuthParam.
     Absent,
     /// A zero-length pinUvAuthParam: a platform asking the user to pick this token.
@@ -50,6 +50,8 @@ pub enum PinUvAuth {
     Given {
         /// The pinUvAuthProtocol.
         protocol: Option<i64>,
+        /// The pinUvAuthParam: authenticate(pinUvAuthToken, clientDataHash).
+        param: &'a [u8],
     },
 }
 
@@ -80,7 +82,7 @@ pub struct MakeCredential<'a> {
     /// The options.
     pub options: Options,
     /// The pinUvAuthParam.
-    pub pin_uv_auth: PinUvAuth,
+    pub pin_uv_auth: PinUvAuth<'a>,
     /// `enterpriseAttestation`, if asked for.
     pub enterprise_attestation: Option<i64>,
 }
@@ -97,7 +99,7 @@ pub struct GetAssertion<'a> {
     /// The options.
     pub options: Options,
     /// The pinUvAuthParam.
-    pub pin_uv_auth: PinUvAuth,
+    pub pin_uv_auth: PinUvAuth<'a>,
 }
 
 impl<'a> TryFrom<&'a Parameters<'a>> for MakeCredential<'a> {
@@ -231,12 +233,15 @@ fn options(value: Option<&Item>) -> Result<Options, Status> {
     })
 }
 
-fn pin_uv_auth(param: Option<&Item>, protocol: Option<&Item>) -> Result<PinUvAuth, Status> {
+fn pin_uv_auth<'a>(
+    param: Option<&Item<'a>>,
+    protocol: Option<&Item>,
+) -> Result<PinUvAuth<'a>, Status> {
     let protocol = protocol.map(cbor::integer).transpose()?;
     match param.map(cbor::bytes).transpose()? {
         None => Ok(PinUvAuth::Absent),
         Some([]) => Ok(PinUvAuth::Empty),
-        Some(_) => Ok(PinUvAuth::Given { protocol }),
+        Some(param) => Ok(PinUvAuth::Given { protocol, param }),
     }
 }
 
@@ -353,7 +358,10 @@ mod tests {
         decoded(members, |request| {
             assert_eq!(
                 request.unwrap().pin_uv_auth,
-                PinUvAuth::Given { protocol: Some(1) }
+                PinUvAuth::Given {
+                    protocol: Some(1),
+                    param: &[1; 16]
+                }
             );
         });
     }

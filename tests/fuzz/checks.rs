@@ -410,6 +410,7 @@ pub fn ctap2_status_listed(byte: u8) -> bool {
 pub const MAKE_CREDENTIAL: u8 = 0x01;
 pub const GET_ASSERTION: u8 = 0x02;
 pub const GET_INFO: u8 = 0x04;
+pub const CLIENT_PIN: u8 = 0x06;
 pub const GET_NEXT_ASSERTION: u8 = 0x08;
 pub const SELECTION: u8 = 0x0B;
 /// The RP of the fuzzed credentials.
@@ -600,9 +601,8 @@ pub fn check_ctap2_reply(
     }
     let command = request.first().copied();
     if body.is_empty() {
-        assert_eq!(
-            command,
-            Some(SELECTION),
+        assert!(
+            matches!(command, Some(SELECTION | CLIENT_PIN)),
             "a success without a body (request {request:02x?})"
         );
         return None;
@@ -673,9 +673,15 @@ impl Ctap2Engine {
             eddsa: Vec::new(),
             u2f_handle: Vec::new(),
         };
-        let rk = [("rk", true)];
-        engine.make(&make_credential_request(FUZZ_RP, &[1], ES256, &rk, &[]));
-        engine.make(&make_credential_request(FUZZ_RP, &[2], EDDSA, &rk, &[]));
+        // A token with built-in UV makes discoverable credentials only for a verified user
+        // (CTAP 2.1 §6.1.2 step 7).
+        let rk: &[(&str, bool)] = if uv.is_some() {
+            &[("rk", true), ("uv", true)]
+        } else {
+            &[("rk", true)]
+        };
+        engine.make(&make_credential_request(FUZZ_RP, &[1], ES256, rk, &[]));
+        engine.make(&make_credential_request(FUZZ_RP, &[2], EDDSA, rk, &[]));
         engine.es256 = engine.make(&make_credential_request(FUZZ_RP, &[3], ES256, &[], &[]));
         engine.eddsa = engine.make(&make_credential_request(FUZZ_RP, &[4], EDDSA, &[], &[]));
         let request = messages::register_request(&[1; 32], &messages::app_param(APP));
@@ -795,6 +801,8 @@ fn structured_outcomes(selector: u8) -> Option<&'static [u8]> {
     let bit = |n: u8| selector & (1 << n) != 0;
     Some(match selector & 0x07 {
         0 if bit(6) && !uv_engine => &[0x2C],
+        // Built-in UV protects the token: a discoverable credential needs the user verified.
+        0 if bit(3) && uv_engine && !bit(6) => &[0x36],
         0 if bit(5) => &[0x19],
         // A full store refuses a new discoverable credential.
         0 if bit(3) => &[OK, 0x28],
@@ -802,10 +810,14 @@ fn structured_outcomes(selector: u8) -> Option<&'static [u8]> {
         1 | 2 | 6 if bit(6) && !uv_engine => &[0x2C],
         0..=4 | 6 => &[OK],
         5 => return None,
-        _ if bit(3) => &[0x14],
-        _ if bit(4) => &[0x02],
+        // The zero-length pinUvAuthParam: a touch, then "no PIN is set".
+        _ if bit(3) => &[0x35],
         _ if bit(6) => &[0x26],
         _ if bit(5) => &[0x02],
+        // A pinUvAuthParam of protocol 1: no PIN to have a token with, or (built-in UV) no
+        // token in use.
+        _ if bit(4) && uv_engine => &[0x33],
+        _ if bit(4) => &[0x35],
         _ => &[OK],
     })
 }

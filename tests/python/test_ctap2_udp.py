@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fido2.attestation import AttestationType, AttestationVerifier, PackedAttestation
-from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client
+from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client, UserInteraction
 from fido2.cose import ES256, EdDSA
 from fido2.ctap import CtapError
 from fido2.ctap1 import Ctap1
@@ -86,7 +86,7 @@ class RelyingParty:
     `fmt` (packed for CTAP2, fido-u2f for a U2F-only token), verified up to the store's CA."""
 
     def __init__(self, device, facts: StoreFacts, fmt: str = "packed", algorithms=None,
-                 self_attested=False):
+                 self_attested=False, user_interaction=None):
         self.fmt = fmt
         self.self_attested = self_attested
         self.verifier = TrustStoreCa(facts.ca)
@@ -97,7 +97,8 @@ class RelyingParty:
             self.server.allowed_algorithms = [
                 PublicKeyCredentialParameters(type=PublicKeyCredentialType.PUBLIC_KEY, alg=alg)
                 for alg in algorithms]
-        self.client = Fido2Client(device, client_data_collector=DefaultClientDataCollector(ORIGIN))
+        self.client = Fido2Client(device, client_data_collector=DefaultClientDataCollector(ORIGIN),
+                                  user_interaction=user_interaction or UserInteraction())
         self.attestations = []
 
     def verify_attestation(self, attestation_object, client_data_hash):
@@ -122,8 +123,11 @@ class RelyingParty:
                 attestation_object.auth_data.credential_data.aaguid
         self.attestations.append(attestation_object)
 
-    def register(self, user, exclude=None, resident_key=None, user_verification=None):
-        """Registers through Fido2Client; returns the verified authenticator data."""
+    def register(self, user, exclude=None, resident_key=None, user_verification="discouraged"):
+        """Registers through Fido2Client; returns the verified authenticator data. The token
+        can have a PIN (getInfo's clientPin is there, false until one is set), and python-fido2's
+        client refuses "preferred" (WebAuthn's default) on such a key until it has one, as it
+        does with any hardware key: the tests say what they want."""
         options, state = self.server.register_begin(
             user, credentials=exclude, resident_key_requirement=resident_key,
             user_verification=user_verification)
@@ -132,7 +136,7 @@ class RelyingParty:
         assert self.attestations[-1].auth_data == auth_data  # the attestation was checked
         return auth_data
 
-    def authenticate(self, credentials, allow=True, user_verification=None):
+    def authenticate(self, credentials, allow=True, user_verification="discouraged"):
         """Gets assertions through Fido2Client (with an allowList of `credentials` unless not
         `allow`); verifies each with the server; returns [(assertion, credential it verified)]."""
         options, state = self.server.authenticate_begin(
@@ -192,7 +196,10 @@ def test_get_info_claims_fido_2_1_beside_u2f(served):
     assert bytes(info.aaguid) == facts.aaguid
     assert info.options["rk"] is True
     assert "uv" not in info.options  # no built-in UV without --uv: absent, not false
-    assert "clientPin" not in info.options  # no PIN yet: claim none
+    assert info.options["clientPin"] is False  # a PIN is possible, none is set yet
+    assert info.options["pinUvAuthToken"] is True
+    assert info.pin_uv_protocols == [2, 1]
+    assert info.min_pin_length == 4
     assert info.algorithms == [ES256_PARAM, EDDSA_PARAM]  # ES256 first
     assert info.remaining_disc_creds == facts.discoverable_limit > 0  # none stored yet
     assert info.max_msg_size >= 1024
@@ -457,14 +464,10 @@ def test_built_in_uv_sets_uv_and_returns_user_names(served):
     assert present.user == {"id": user(7)["id"]}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "python-fido2's Fido2Client asks for UV through a PIN/UV auth protocol "
-    "(getPinUvAuthTokenUsingUvWithPermissions), which the token gains with clientPIN (issue 18); "
-    "Ctap2 with options uv=True works (test_built_in_uv_sets_uv_and_returns_user_names). "
-    "strict: once it passes, CI fails until this mark goes"))
 def test_fido2_client_uses_built_in_uv_when_required(served):
     """Fido2Client with userVerification "required", judged by Fido2Server (which refuses a
-    response without the UV flag)."""
+    response without the UV flag): python-fido2 gets a pinUvAuthToken through built-in UV
+    (clientPIN's getPinUvAuthTokenUsingUvWithPermissions) and signs the requests with it."""
     device, facts = fido2_device(served, uv="auto")
     rp = RelyingParty(device, facts)
     auth_data = rp.register(user(8), resident_key="required", user_verification="required")

@@ -25,6 +25,7 @@ use crate::discoverable::{
 use crate::error::{Result, StoreError};
 use crate::key_handle::KeyWrapper;
 use crate::lock::{LockRecord, Passphrase, Vault};
+use crate::pin::{self, PinState, PINS};
 use crate::profile::{AttestationType, Profile};
 
 mod files;
@@ -86,6 +87,10 @@ pub struct TokenInfo {
     pub discoverable_limit: u32,
     /// How its CTAP2 credentials are attested.
     pub attestation: AttestationType,
+    /// Whether the token has a clientPIN (the PIN itself is never told).
+    pub pin_set: bool,
+    /// PIN attempts left (8 without a PIN; 0: blocked).
+    pub pin_retries: u8,
 }
 
 /// A token as the `tokens` tree keeps it (JSON).
@@ -152,6 +157,8 @@ pub struct TokenKeys {
     pub attestation_type: AttestationType,
     /// The token's discoverable credentials.
     pub discoverable: DiscoverableCredentials,
+    /// The token's clientPIN and its retry count.
+    pub pin: PinState,
 }
 
 /// Marks a token as loaded in this process until dropped (inside its [`Counter`]).
@@ -175,6 +182,7 @@ pub struct Store {
     tokens: sled::Tree,
     counters: sled::Tree,
     discoverable: sled::Tree,
+    pins: sled::Tree,
     attestation: Attestation,
     rng: SystemRandom,
     in_use: Arc<Mutex<HashSet<String>>>,
@@ -277,6 +285,7 @@ impl Store {
             tokens: db.open_tree(TOKENS)?,
             counters: db.open_tree(COUNTERS)?,
             discoverable: db.open_tree(DISCOVERABLE)?,
+            pins: db.open_tree(PINS)?,
             attestation: Attestation::load(&stored, &rng)?,
             db,
             rng,
@@ -365,6 +374,8 @@ impl Store {
                 discoverable: 0,
                 discoverable_limit: options.discoverable_limit,
                 attestation: options.attestation,
+                pin_set: false,
+                pin_retries: crate::pin::MAX_PIN_RETRIES,
             });
         }
         self.tokens.apply_batch(batch)?;
@@ -398,6 +409,7 @@ impl Store {
     }
 
     fn info_of(&self, name: &str, record: &TokenRecord) -> Result<TokenInfo> {
+        let pin = pin::peek(&self.pins, &self.vault, name)?;
         Ok(TokenInfo {
             name: name.to_owned(),
             created_unix: record.created_unix,
@@ -408,6 +420,8 @@ impl Store {
             discoverable: discoverable::count(&self.discoverable, name)?,
             discoverable_limit: record.discoverable_limit,
             attestation: record.attestation,
+            pin_set: pin.is_some(),
+            pin_retries: pin.unwrap_or(crate::pin::MAX_PIN_RETRIES),
         })
     }
 
@@ -449,8 +463,8 @@ impl Store {
         self.names()?.iter().map(|name| self.info(name)).collect()
     }
 
-    /// Deletes a token: its master key, counter and discoverable credentials are gone (in one
-    /// transaction), and so is every credential it made.
+    /// Deletes a token: its master key, counter, discoverable credentials and PIN are gone (in
+    /// one transaction), and so is every credential it made.
     pub fn remove(&self, name: &str) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError, TransactionError};
         use sled::Transactional;
@@ -464,14 +478,15 @@ impl Store {
             .scan_prefix(discoverable::prefix(name))
             .keys()
             .collect::<sled::Result<Vec<_>>>()?;
-        (&self.tokens, &self.counters, &self.discoverable)
-            .transaction(|(tokens, counters, credentials)| {
+        (&self.tokens, &self.counters, &self.discoverable, &self.pins)
+            .transaction(|(tokens, counters, credentials, pins)| {
                 if tokens.remove(name.as_bytes())?.is_none() {
                     return Err(ConflictableTransactionError::Abort(
                         StoreError::NoSuchToken(name.to_owned()),
                     ));
                 }
                 counters.remove(name.as_bytes())?;
+                pins.remove(name.as_bytes())?;
                 for key in &records {
                     credentials.remove(key.clone())?;
                 }
@@ -552,6 +567,7 @@ impl Store {
             fido2_attestation,
             attestation_type: record.attestation,
             discoverable,
+            pin: PinState::load(self.pins.clone(), name, Arc::clone(&self.vault))?,
         })
     }
 }

@@ -1,11 +1,13 @@
 //! Locking, changing or removing a store's passphrase (issue 6, "Secrets at rest"; [`crate::lock`]):
 //! [`Store::set_passphrase`] rewrites the whole database, and its tests scan the files it leaves.
 //! What it seals anew: token master keys and certificate keys, the attestation keys (the FIDO2
-//! batch's included), and the records of discoverable credentials ([`crate::discoverable`]).
+//! batch's included), the records of discoverable credentials ([`crate::discoverable`]) and the
+//! PIN records ([`crate::pin`]).
 use crate::attestation::StoredAttestation;
 use crate::discoverable::{self, DISCOVERABLE};
 use crate::error::{Result, StoreError};
 use crate::lock::{Passphrase, Vault};
+use crate::pin::{self, PINS};
 
 use super::files::{open_db, swap_in_rewrite, NEXT_DB};
 use super::{
@@ -55,7 +57,7 @@ impl Store {
         // Everything but the secrets as it is; the secrets written once, sealed anew: a value
         // written and then overwritten would stay in the new log too.
         for name in self.db.tree_names() {
-            if name == TOKENS || name == DISCOVERABLE {
+            if name == TOKENS || name == DISCOVERABLE || name == PINS {
                 continue;
             }
             let to = next.open_tree(&name)?;
@@ -93,8 +95,16 @@ impl Store {
             let value = discoverable::reseal(&key, &value, &self.vault, &vault, &self.rng)?;
             credentials.insert(key, value)?;
         }
+        let pins = next.open_tree(PINS)?;
+        for entry in self.pins.iter() {
+            let (key, value) = entry?;
+            pins.insert(
+                key.clone(),
+                pin::reseal(&key, &value, &self.vault, &vault, &self.rng)?,
+            )?;
+        }
         next.flush()?;
-        drop((meta, tokens, credentials, next));
+        drop((meta, tokens, credentials, pins, next));
         // The database closes; the lock file stays held across the swap.
         let Store {
             dir,
@@ -104,9 +114,10 @@ impl Store {
             tokens,
             counters,
             discoverable,
+            pins,
             ..
         } = self;
-        drop((tokens, counters, discoverable, db));
+        drop((tokens, counters, discoverable, pins, db));
         swap_in_rewrite(&dir).map_err(|source| StoreError::Dir {
             path: dir.clone(),
             source,
@@ -252,6 +263,47 @@ mod tests {
             secrets(&plain),
             plain_secrets,
             "the same secrets, unsealed again"
+        );
+    }
+
+    /// A PIN set before locking: its hash is nowhere in the files of the locked store, the
+    /// retry count survives, and the PIN still checks after unlocking; a removed token takes
+    /// its PIN with it.
+    #[test]
+    fn a_pin_is_sealed_by_locking_and_goes_with_its_token() {
+        let (_dir, path, store) = store_with_token_a();
+        let digest = ring::digest::digest(&ring::digest::SHA256, b"4711");
+        let hash: [u8; 16] = digest.as_ref()[..16].try_into().unwrap();
+        let mut keys = store.load("a").unwrap();
+        keys.pin.set(&hash, 4).unwrap();
+        assert_eq!(
+            keys.pin.check(&[0; 16]).unwrap(),
+            crate::PinCheck::Wrong { retries: 7 }
+        );
+        drop(keys);
+        let info = store.info("a").unwrap();
+        assert_eq!((info.pin_set, info.pin_retries), (true, 7));
+        let locked = store.set_passphrase(Some(&passphrase("p"))).unwrap();
+        drop(locked);
+        let hex = hex::encode(hash);
+        for (file, bytes) in contents(&path) {
+            assert!(
+                !bytes.windows(16).any(|w| w == hash)
+                    && !bytes.windows(32).any(|w| w == hex.as_bytes()),
+                "the PIN hash is readable in {}",
+                file.display()
+            );
+        }
+        let unlocked = Store::open_unlocking(&path, || Ok(passphrase("p"))).unwrap();
+        let mut keys = unlocked.load("a").unwrap();
+        assert_eq!(keys.pin.retries(), 7);
+        assert_eq!(keys.pin.check(&hash).unwrap(), crate::PinCheck::Correct);
+        drop(keys);
+        unlocked.remove("a").unwrap();
+        unlocked.create_token("a", TokenOptions::default()).unwrap();
+        assert!(
+            !unlocked.load("a").unwrap().pin.is_set(),
+            "a new token a has no PIN"
         );
     }
 
