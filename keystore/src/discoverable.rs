@@ -344,6 +344,40 @@ impl DiscoverableCredentials {
         Ok(true)
     }
 
+    /// Replaces the user's name and display name of the credential whose id is `credential_id`
+    /// (credentialManagement's updateUserInformation: an absent one is removed), in place (its
+    /// order stays), durably (flushed); `false` when there is none.
+    pub fn update_user(
+        &mut self,
+        credential_id: &[u8],
+        user_name: Option<String>,
+        user_display_name: Option<String>,
+    ) -> Result<bool> {
+        let Some(entry) = self
+            .entries
+            .iter_mut()
+            .find(|e| e.credential.credential_id == credential_id)
+        else {
+            return Ok(false);
+        };
+        let mut updated = entry.credential.clone();
+        updated.user_name = user_name;
+        updated.user_display_name = user_display_name;
+        let json = serde_json::to_vec(&updated)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| StoreError::Crypto(e.to_string()))?;
+        let value = seal_value(&self.vault, &json, &self.token, entry.sequence, &self.rng)?;
+        self.tree.insert(key(&self.token, entry.sequence), value)?;
+        entry.credential = updated;
+        self.tree.flush()?;
+        Ok(true)
+    }
+
+    /// Forgets every record in memory: they were removed from the store (authenticatorReset).
+    pub(crate) fn forget_all(&mut self) {
+        self.entries.clear();
+    }
+
     /// How many credentials are stored.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -439,6 +473,25 @@ mod tests {
         let resealed = reseal(&key("t", 3), &value, &vault, &Vault::Plain, &rng).unwrap();
         assert_eq!(resealed[0], PLAIN);
         assert_eq!(&resealed[1..], json.as_slice());
+    }
+
+    #[test]
+    fn a_user_update_keeps_the_order_and_survives_a_reload() {
+        let tree = temporary_tree();
+        let mut creds = open(&tree, "t", 10);
+        creds.store(credential("x.example", b"1", 1)).unwrap();
+        creds.store(credential("x.example", b"2", 2)).unwrap();
+        assert!(creds
+            .update_user(&[1; 61], Some("new".into()), None)
+            .unwrap());
+        assert!(!creds.update_user(&[9; 61], None, None).unwrap());
+        let reloaded = open(&tree, "t", 10);
+        let ids: Vec<u8> = reloaded.iter().map(|c| c.credential_id[0]).collect();
+        assert_eq!(ids, vec![2, 1], "newest first, as before the update");
+        let updated = reloaded.find(&[1; 61]).unwrap();
+        assert_eq!(updated.user_name.as_deref(), Some("new"));
+        assert_eq!(updated.user_display_name, None);
+        assert_eq!(updated.user_id, b"1");
     }
 
     #[derive(Debug, Clone)]

@@ -13,7 +13,9 @@
 //!                 │                       profile, discoverable credential limit)
 //!                 ├ tree "counters"      name -> persisted counter ceiling (u32, big-endian)
 //!                 ├ tree "discoverable"  name ‖ 0x00 ‖ sequence -> one discoverable credential
-//!                 └ tree "pins"          name -> the token's PIN hash and retry count
+//!                 ├ tree "pins"          name -> the token's PIN hash and retry count
+//!                 └ tree "config"        name -> authenticatorConfig's settings (alwaysUv, minimum
+//!                                         PIN length and its RP IDs, forcePINChange), plain
 //! ```
 //!
 //! * [`key_handle`]: credential private keys are not stored; they are sealed into the key handle with
@@ -23,6 +25,7 @@
 //! * [`discoverable`]: the records of discoverable credentials (CTAP 2.1 "rk"), per token.
 //! * [`pin`]: a token's clientPIN: LEFT(SHA-256(PIN), 16) and its retry count, lowered durably
 //!   before every comparison.
+//! * [`config`]: a token's authenticatorConfig settings.
 //! * [`profile`]: whether a token is a FIDO2 authenticator or a U2F-only key.
 //! * [`counter`]: one global signature counter per token that never repeats and never goes back, even
 //!   across `kill -9`, with one flush per block of values rather than one per signature.
@@ -33,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod attestation;
+pub mod config;
 pub mod counter;
 mod dirs;
 pub mod discoverable;
@@ -45,6 +49,7 @@ pub mod profile;
 pub mod store;
 
 pub use attestation::{Attestation, AttestationKey};
+pub use config::{ConfigState, TokenConfig, DEFAULT_MIN_PIN_LENGTH, MAX_MIN_PIN_LENGTH_RP_IDS};
 pub use counter::{Counter, DEFAULT_COUNTER_BLOCK};
 pub use dirs::default_store_dir;
 pub use discoverable::{

@@ -236,6 +236,11 @@ impl PinState {
             .is_some_and(|r| bool::from(r.hash.ct_eq(candidate)))
     }
 
+    /// Forgets the PIN in memory: its record was removed from the store (authenticatorReset).
+    pub(crate) fn forget(&mut self) {
+        self.record = None;
+    }
+
     /// Writes `record` and flushes it. The view in memory takes it first: if the write or the
     /// flush fails, this process still counts the attempt.
     fn write(&mut self, record: PinRecord) -> Result<()> {

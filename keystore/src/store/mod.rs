@@ -18,6 +18,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::attestation::{
     uuid_string, Attestation, AttestationKey, StoredAttestation, StoredCertificate,
 };
+use crate::config::{self, ConfigState, TokenConfig, CONFIG};
 use crate::counter::{self, Counter, DEFAULT_COUNTER_BLOCK};
 use crate::discoverable::{
     self, DiscoverableCredentials, DEFAULT_DISCOVERABLE_LIMIT, DISCOVERABLE,
@@ -29,7 +30,10 @@ use crate::pin::{self, PinState, PINS};
 use crate::profile::{AttestationType, Profile};
 
 mod files;
+mod reset;
 mod rewrite;
+
+pub(crate) use reset::ResetHandle;
 
 use files::{
     check_is_store, check_private, finish_rewrite, open_db, restrict_permissions, take_lock, DB,
@@ -91,6 +95,8 @@ pub struct TokenInfo {
     pub pin_set: bool,
     /// PIN attempts left (8 without a PIN; 0: blocked).
     pub pin_retries: u8,
+    /// What authenticatorConfig set (alwaysUv, the minimum PIN length, forcePINChange).
+    pub config: TokenConfig,
 }
 
 /// A token as the `tokens` tree keeps it (JSON).
@@ -159,6 +165,10 @@ pub struct TokenKeys {
     pub discoverable: DiscoverableCredentials,
     /// The token's clientPIN and its retry count.
     pub pin: PinState,
+    /// The token's authenticatorConfig settings.
+    pub config: ConfigState,
+    /// What [`TokenKeys::factory_reset`] rewrites.
+    pub(crate) reset: ResetHandle,
 }
 
 /// Marks a token as loaded in this process until dropped (inside its [`Counter`]).
@@ -183,6 +193,7 @@ pub struct Store {
     counters: sled::Tree,
     discoverable: sled::Tree,
     pins: sled::Tree,
+    config: sled::Tree,
     attestation: Attestation,
     rng: SystemRandom,
     in_use: Arc<Mutex<HashSet<String>>>,
@@ -286,6 +297,7 @@ impl Store {
             counters: db.open_tree(COUNTERS)?,
             discoverable: db.open_tree(DISCOVERABLE)?,
             pins: db.open_tree(PINS)?,
+            config: db.open_tree(CONFIG)?,
             attestation: Attestation::load(&stored, &rng)?,
             db,
             rng,
@@ -376,6 +388,7 @@ impl Store {
                 attestation: options.attestation,
                 pin_set: false,
                 pin_retries: crate::pin::MAX_PIN_RETRIES,
+                config: TokenConfig::default(),
             });
         }
         self.tokens.apply_batch(batch)?;
@@ -422,6 +435,7 @@ impl Store {
             attestation: record.attestation,
             pin_set: pin.is_some(),
             pin_retries: pin.unwrap_or(crate::pin::MAX_PIN_RETRIES),
+            config: config::read(&self.config, name)?,
         })
     }
 
@@ -463,8 +477,8 @@ impl Store {
         self.names()?.iter().map(|name| self.info(name)).collect()
     }
 
-    /// Deletes a token: its master key, counter, discoverable credentials and PIN are gone (in
-    /// one transaction), and so is every credential it made.
+    /// Deletes a token: its master key, counter, discoverable credentials, PIN and settings are
+    /// gone (in one transaction), and so is every credential it made.
     pub fn remove(&self, name: &str) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError, TransactionError};
         use sled::Transactional;
@@ -478,8 +492,15 @@ impl Store {
             .scan_prefix(discoverable::prefix(name))
             .keys()
             .collect::<sled::Result<Vec<_>>>()?;
-        (&self.tokens, &self.counters, &self.discoverable, &self.pins)
-            .transaction(|(tokens, counters, credentials, pins)| {
+        let trees = (
+            &self.tokens,
+            &self.counters,
+            &self.discoverable,
+            &self.pins,
+            &self.config,
+        );
+        trees
+            .transaction(|(tokens, counters, credentials, pins, config)| {
                 if tokens.remove(name.as_bytes())?.is_none() {
                     return Err(ConflictableTransactionError::Abort(
                         StoreError::NoSuchToken(name.to_owned()),
@@ -487,6 +508,7 @@ impl Store {
                 }
                 counters.remove(name.as_bytes())?;
                 pins.remove(name.as_bytes())?;
+                config.remove(name.as_bytes())?;
                 for key in &records {
                     credentials.remove(key.clone())?;
                 }
@@ -568,6 +590,15 @@ impl Store {
             attestation_type: record.attestation,
             discoverable,
             pin: PinState::load(self.pins.clone(), name, Arc::clone(&self.vault))?,
+            config: ConfigState::load(self.config.clone(), name)?,
+            reset: ResetHandle {
+                db: self.db.clone(),
+                tokens: self.tokens.clone(),
+                discoverable: self.discoverable.clone(),
+                pins: self.pins.clone(),
+                config: self.config.clone(),
+                vault: Arc::clone(&self.vault),
+            },
         })
     }
 }

@@ -115,9 +115,10 @@ impl Store {
             counters,
             discoverable,
             pins,
+            config,
             ..
         } = self;
-        drop((tokens, counters, discoverable, pins, db));
+        drop((tokens, counters, discoverable, pins, config, db));
         swap_in_rewrite(&dir).map_err(|source| StoreError::Dir {
             path: dir.clone(),
             source,
