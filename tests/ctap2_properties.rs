@@ -26,13 +26,17 @@ const INVALID_COMMAND: u8 = 0x01;
 const CBOR_UNEXPECTED_TYPE: u8 = 0x11;
 const INVALID_CBOR: u8 = 0x12;
 const MISSING_PARAMETER: u8 = 0x14;
-const COMMANDS: [u8; 6] = [
+const COMMANDS: [u8; 10] = [
     MAKE_CREDENTIAL,
     GET_ASSERTION,
     GET_INFO,
     CLIENT_PIN,
+    0x07,
     GET_NEXT_ASSERTION,
+    0x0A,
     SELECTION,
+    0x0D,
+    0x41,
 ];
 
 /// A `fido2` token with presence `auto` and no built-in UV, and the highest counter it signed.
@@ -260,7 +264,8 @@ proptest! {
     }
 
     /// Any CBOR value after any command byte: the same; an unknown command is INVALID_COMMAND,
-    /// and makeCredential, getAssertion or clientPIN parameters that are not a map
+    /// and makeCredential, getAssertion, clientPIN, credentialManagement or authenticatorConfig
+    /// parameters that are not a map
     /// CBOR_UNEXPECTED_TYPE.
     #[test]
     fn any_cbor_after_any_command_gets_a_status_of_the_spec(
@@ -272,7 +277,9 @@ proptest! {
         let reply = reply_to(&request);
         if !COMMANDS.contains(&command) {
             prop_assert_eq!(reply, [INVALID_COMMAND]);
-        } else if matches!(command, MAKE_CREDENTIAL | GET_ASSERTION | CLIENT_PIN) && !value.is_map() {
+        } else if matches!(command, MAKE_CREDENTIAL | GET_ASSERTION | CLIENT_PIN | 0x0A | 0x0D | 0x41)
+            && !value.is_map()
+        {
             prop_assert_eq!(reply, [CBOR_UNEXPECTED_TYPE]);
         }
     }

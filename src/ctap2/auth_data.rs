@@ -17,6 +17,8 @@ pub const USER_PRESENT: u8 = 0x01;
 pub const USER_VERIFIED: u8 = 0x04;
 /// Flag: attested credential data follows the counter.
 pub const ATTESTED: u8 = 0x40;
+/// ED: extension outputs follow.
+pub const EXTENSION_DATA: u8 = 0x80;
 
 /// The credential a makeCredential attests: its AAGUID, id and public key.
 pub struct AttestedCredential<'a> {
@@ -56,6 +58,12 @@ pub fn attested(
     data.extend_from_slice(credential.id);
     data.extend_from_slice(&cbor::encode(credential.public_key));
     data
+}
+
+/// Appends the extension outputs `extensions` (a CBOR map) to `data` and sets the ED flag.
+pub fn extend(data: &mut Vec<u8>, extensions: Value) {
+    data[32] |= EXTENSION_DATA;
+    cbor::encode_into(&extensions, data);
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use ring::rand::SystemRandom;
 
 use super::cbor::{self, Arena, Parameters, ReplyEncoder, ReplyWriter, WriteResult};
 use super::client_pin::{ClientPinState, TokenUse, UvTokenGrant};
+use super::credential_management::Enumeration;
 use super::get_assertion::AssertionQueue;
 use super::get_info::{self, Facts};
 use super::make_credential::Creation;
@@ -43,10 +44,18 @@ pub enum Command {
     GetInfo = 0x04,
     /// authenticatorClientPIN.
     ClientPin = 0x06,
+    /// authenticatorReset.
+    Reset = 0x07,
     /// authenticatorGetNextAssertion.
     GetNextAssertion = 0x08,
+    /// authenticatorCredentialManagement.
+    CredentialManagement = 0x0A,
     /// authenticatorSelection.
     Selection = 0x0B,
+    /// authenticatorConfig.
+    Config = 0x0D,
+    /// authenticatorCredentialManagement as CTAP 2.1's preview numbered it (hosts still send it).
+    CredentialManagementPreview = 0x41,
 }
 
 impl TryFrom<u8> for Command {
@@ -57,8 +66,12 @@ impl TryFrom<u8> for Command {
             0x02 => Ok(Self::GetAssertion),
             0x04 => Ok(Self::GetInfo),
             0x06 => Ok(Self::ClientPin),
+            0x07 => Ok(Self::Reset),
             0x08 => Ok(Self::GetNextAssertion),
+            0x0A => Ok(Self::CredentialManagement),
             0x0B => Ok(Self::Selection),
+            0x0D => Ok(Self::Config),
+            0x41 => Ok(Self::CredentialManagementPreview),
             _ => Err(Status::InvalidCommand),
         }
     }
@@ -88,6 +101,8 @@ pub(super) enum Operation {
     PinProbe,
     /// getPinUvAuthTokenUsingUvWithPermissions: the token, once built-in UV verified the user.
     UvToken(Box<UvTokenGrant>),
+    /// authenticatorReset, once touched.
+    Reset,
 }
 
 struct Pending {
@@ -124,6 +139,10 @@ pub struct Authenticator {
     arena: Arena,
     /// clientPIN's state of this power-up: key-agreement keys, pinUvAuthTokens, mismatches.
     pub(super) pin: ClientPinState,
+    /// When the token got power: authenticatorReset works only shortly after.
+    pub(super) powered_up: Instant,
+    /// What credentialManagement's enumerations have left for their GetNext subcommands.
+    pub(super) enumeration: Option<Enumeration>,
 }
 
 /// The most an emptied arena keeps: a request many times larger than any a host sends (a hostile
@@ -175,8 +194,9 @@ pub(super) fn reply(result: Result<Vec<u8>, Status>) -> Vec<u8> {
 }
 
 impl Authenticator {
-    /// The CTAP2 engine of a token, over its U2F engine. `uv` is the policy of built-in user
-    /// verification (none: the token has none); it shares the token's button.
+    /// The CTAP2 engine of a token, over its U2F engine, powered up now (see
+    /// [`Self::powered_up_at`]). `uv` is the policy of built-in user verification (none: the
+    /// token has none); it shares the token's button.
     pub fn new(u2f: u2f::Authenticator, uv: Option<PresencePolicy>) -> Self {
         let uv = uv.map(|policy| Presence::with_button(policy, u2f.presence().button().clone()));
         let rng = SystemRandom::new();
@@ -190,7 +210,16 @@ impl Authenticator {
             user_action_timeout: USER_ACTION_TIMEOUT,
             last_rp_id: LastRpId::default(),
             arena: Arena::new(),
+            powered_up: Instant::now(),
+            enumeration: None,
         }
+    }
+
+    /// The token got power at `now` rather than when it was made: authenticatorReset's window
+    /// counts from then (sans-IO callers and tests give their own clock).
+    pub fn powered_up_at(mut self, now: Instant) -> Self {
+        self.powered_up = now;
+        self
     }
 
     /// Waits this long for the user instead of [`USER_ACTION_TIMEOUT`].
@@ -226,6 +255,12 @@ impl Authenticator {
         if command != Command::GetNextAssertion {
             self.next_assertions = None;
         }
+        if !matches!(
+            command,
+            Command::CredentialManagement | Command::CredentialManagementPreview
+        ) {
+            self.enumeration = None;
+        }
         let mut arena = std::mem::take(&mut self.arena);
         let started = match command {
             Command::GetInfo => Ok(self.get_info()),
@@ -237,6 +272,13 @@ impl Authenticator {
                 .and_then(|params| self.get_assertion(&params, now)),
             Command::ClientPin => Parameters::decode(parameters, &arena)
                 .and_then(|params| self.client_pin(&params, now)),
+            Command::Reset => Ok(self.reset(now)),
+            Command::CredentialManagement | Command::CredentialManagementPreview => {
+                Parameters::decode(parameters, &arena)
+                    .and_then(|params| self.credential_management(&params, parameters, now))
+            }
+            Command::Config => Parameters::decode(parameters, &arena)
+                .and_then(|params| self.config(&params, parameters, now)),
         };
         arena.reset();
         if arena.allocated_bytes() <= ARENA_KEPT {
@@ -266,11 +308,19 @@ impl Authenticator {
     /// power cycle), the getNextAssertion queue is emptied (`NOT_ALLOWED` follows), and the
     /// touch and the U2F key cache go (see [`u2f::Authenticator::power_cycle`]). clientPIN makes
     /// new key-agreement keys and pinUvAuthTokens (the old token no longer verifies) and forgets
-    /// its consecutive wrong PINs (`PIN_AUTH_BLOCKED` lifts). The keys, the credentials, the
-    /// counter, the PIN and its retry count are durable and stay.
+    /// its consecutive wrong PINs (`PIN_AUTH_BLOCKED` lifts); credentialManagement's
+    /// enumerations end; authenticatorReset's window opens again. The keys, the credentials, the
+    /// counter, the PIN and its retry count, the settings are durable and stay.
     pub fn power_cycle(&mut self) {
+        self.power_cycle_at(Instant::now());
+    }
+
+    /// [`Self::power_cycle`], the power back at `now`.
+    pub fn power_cycle_at(&mut self, now: Instant) {
+        self.powered_up = now;
         self.pending = None;
         self.next_assertions = None;
+        self.enumeration = None;
         self.pin = ClientPinState::power_up(&self.rng);
         if let Some(uv) = self.uv.as_mut() {
             uv.power_cycle();
@@ -285,6 +335,7 @@ impl Authenticator {
             built_in_uv: self.uv.is_some(),
             pin_set: keys.pin.is_set(),
             remaining_discoverable: keys.discoverable.remaining(),
+            settings: keys.config.get().clone(),
         };
         Step::Done(body(get_info::info(&facts)))
     }
@@ -362,6 +413,7 @@ impl Authenticator {
             (Operation::UvToken(grant), Ok(_)) => Ok(self.finish_uv_token(*grant, now)),
             (Operation::Make(creation), Ok(verified)) => self.finish_make(*creation, verified),
             (Operation::Get(queue), Ok(verified)) => self.finish_get(queue, verified, now),
+            (Operation::Reset, Ok(_)) => self.finish_reset(),
         };
         Step::Done(reply(result))
     }

@@ -17,13 +17,17 @@
 //!  0x07 getUVRetries                                → {5}  built-in UV only
 //!  0x09 getPinUvAuthTokenUsingPinWithPermissions    → {2}
 //!
-//!  newPinEnc  = encrypt(shared, PIN ‖ 00… to 64 bytes)    PIN: 4 to 63 bytes of UTF-8, at least
-//!  pinHashEnc = encrypt(shared, LEFT(SHA-256(PIN), 16))    minPINLength (4) code points
+//!  newPinEnc  = encrypt(shared, PIN ‖ 00… to 64 bytes)    PIN: at most 63 bytes of UTF-8, at
+//!  pinHashEnc = encrypt(shared, LEFT(SHA-256(PIN), 16))    least minPINLength code points (4
+//!                                                          unless setMinPINLength raised it)
 //!  permissions  0x01 mc  0x02 ga  0x04 cm  0x08 be  0x10 lbw  0x20 acfg
 //! ```
 //!
 //! Durable: the PIN's hash and the retry count, in the keystore (`keystore::pin`), which lowers
-//! the count and flushes it before any comparison. Volatile, made anew at power-up
+//! the count and flushes it before any comparison; minPINLength and forcePINChange, in the
+//! token's settings (`keystore::config`, set by authenticatorConfig): while forcePINChange holds,
+//! the PIN gives no token (`PIN_POLICY_VIOLATION`, §6.5.5.7) until changePIN sets another one,
+//! which clears it. Volatile, made anew at power-up
 //! ([`ClientPinState::power_up`]): the key-agreement keys, the pinUvAuthTokens and their state
 //! (permissions, RP ID, flags, timers), and the count of consecutive mismatches that answers
 //! `PIN_AUTH_BLOCKED` after three until the token is replugged.
@@ -46,8 +50,6 @@ use super::pin_protocol::{
 use super::request::PinUvAuth;
 use super::status::Status;
 
-/// The shortest PIN, in Unicode code points (CTAP 2.1 §6.4: minPINLength "defaults to 4").
-pub const MIN_PIN_LENGTH: usize = 4;
 /// A padded PIN's length: newPinEnc decrypts to exactly this many bytes, and a PIN fills at
 /// most all but one of them (§6.5.5.5).
 pub const PADDED_PIN_LEN: usize = 64;
@@ -80,9 +82,14 @@ pub mod permission {
     pub const AUTHENTICATOR_CONFIG: u8 = 0x20;
     /// persistentCredentialManagementReadOnly (CTAP 2.2).
     pub const PERSISTENT_CREDENTIAL_MANAGEMENT: u8 = 0x40;
-    /// What this token can grant today: the others belong to commands it does not have yet
+    /// What a PIN can grant: the others belong to commands this token does not have
     /// (`UNAUTHORIZED_PERMISSION`).
-    pub const GRANTABLE: u8 = MAKE_CREDENTIAL | GET_ASSERTION;
+    pub const GRANTABLE: u8 =
+        MAKE_CREDENTIAL | GET_ASSERTION | CREDENTIAL_MANAGEMENT | AUTHENTICATOR_CONFIG;
+    /// What built-in UV can grant: not acfg, as getInfo lists no `uvAcfg` (§6.5.5.8).
+    pub const GRANTABLE_BY_UV: u8 = GRANTABLE & !AUTHENTICATOR_CONFIG;
+    /// What CTAP 2.0's getPinToken grants (§6.5.5.7: "mc and ga").
+    pub const LEGACY: u8 = MAKE_CREDENTIAL | GET_ASSERTION;
 }
 
 /// The subcommands, with their wire values (§6.5.5).
@@ -357,13 +364,18 @@ impl Authenticator {
         if !shared.verify(new_pin_enc, param) {
             return Err(Status::PinAuthInvalid);
         }
-        let (hash, code_points) = new_pin(&shared, new_pin_enc)?;
+        let (hash, code_points) = new_pin(&shared, new_pin_enc, self.min_pin_length())?;
         self.u2f
             .keys_mut()
             .pin
             .set(&hash, code_points)
             .map_err(|_| Status::Other)?;
         Ok(Vec::new())
+    }
+
+    /// The shortest PIN the token takes now, in code points.
+    fn min_pin_length(&self) -> usize {
+        self.u2f.keys().config.get().min_pin_length.into()
     }
 
     /// changePIN (§6.5.5.6).
@@ -379,12 +391,20 @@ impl Authenticator {
             return Err(Status::PinAuthInvalid);
         }
         self.check_pin(protocol, &shared, pin_hash_enc)?;
-        let (hash, code_points) = new_pin(&shared, new_pin_enc)?;
-        self.u2f
-            .keys_mut()
-            .pin
+        let (hash, code_points) = new_pin(&shared, new_pin_enc, self.min_pin_length())?;
+        let keys = self.u2f.keys_mut();
+        let forced = keys.config.get().force_pin_change;
+        if forced && keys.pin.is_current(&hash) {
+            return Err(Status::PinPolicyViolation);
+        }
+        keys.pin
             .set(&hash, code_points)
             .map_err(|_| Status::Other)?;
+        if forced {
+            let mut config = keys.config.get().clone();
+            config.force_pin_change = false;
+            keys.config.set(config).map_err(|_| Status::Other)?;
+        }
         self.pin.reset_tokens(&self.rng);
         Ok(Vec::new())
     }
@@ -401,7 +421,7 @@ impl Authenticator {
             protocol,
             key_agreement,
             pin_hash_enc,
-            permission::GRANTABLE,
+            permission::LEGACY,
             None,
             now,
         )
@@ -417,7 +437,7 @@ impl Authenticator {
         let pin_hash_enc = required(request.pin_hash_enc)?;
         let permissions = required(request.permissions)?;
         let protocol = Self::protocol(request)?;
-        let permissions = check_permissions(permissions)?;
+        let permissions = check_permissions(permissions, permission::GRANTABLE)?;
         let rp_id = request.rp_id.map(str::to_owned);
         self.grant_pin_token(
             protocol,
@@ -430,7 +450,8 @@ impl Authenticator {
     }
 
     /// The steps getPinToken and getPinUvAuthTokenUsingPinWithPermissions share: the PIN
-    /// checked, then a new token in use, encrypted for the platform.
+    /// checked, a forced change refused (`PIN_POLICY_VIOLATION`), then a new token in use,
+    /// encrypted for the platform.
     fn grant_pin_token(
         &mut self,
         protocol: PinUvAuthProtocol,
@@ -443,6 +464,9 @@ impl Authenticator {
         self.pin_usable()?;
         let shared = self.shared_secret(protocol, key_agreement)?;
         self.check_pin(protocol, &shared, pin_hash_enc)?;
+        if self.u2f.keys().config.get().force_pin_change {
+            return Err(Status::PinPolicyViolation);
+        }
         self.pin
             .begin_using(&self.rng, permissions, rp_id, false, now);
         Ok(self.encrypted_token(protocol, &shared))
@@ -456,7 +480,7 @@ impl Authenticator {
         let key_agreement = required(request.key_agreement)?;
         let permissions = required(request.permissions)?;
         let protocol = Self::protocol(request)?;
-        let permissions = check_permissions(permissions)?;
+        let permissions = check_permissions(permissions, permission::GRANTABLE_BY_UV)?;
         let shared = self.shared_secret(protocol, key_agreement)?;
         let grant = UvTokenGrant {
             shared,
@@ -557,6 +581,38 @@ impl Authenticator {
         }
     }
 
+    /// A pinUvAuthParam of credentialManagement or authenticatorConfig (§6.8, §6.11): it must be
+    /// authenticate(pinUvAuthToken, `message`) of the token in use, and the token must have
+    /// `permission`; else `PIN_AUTH_INVALID`. Returns the RP ID the token is bound to, which the
+    /// caller checks as its subcommand wants.
+    pub(super) fn authorize(
+        &mut self,
+        (protocol, param): (PinUvAuthProtocol, &[u8]),
+        message: &[u8],
+        permission: u8,
+        now: Instant,
+    ) -> Result<Option<String>, Status> {
+        let state = &self.pin.token;
+        let authentic = state.in_use(now)
+            && protocol.verify(self.pin.tokens[index(protocol)].as_ref(), message, param);
+        if !authentic || state.permissions & permission == 0 {
+            return Err(Status::PinAuthInvalid);
+        }
+        self.pin.token.used = true;
+        Ok(self.pin.token.rp_id.clone())
+    }
+
+    /// The pinUvAuthParam and pinUvAuthProtocol of a command that requires them (§6.8, §6.11):
+    /// no param `PUAT_REQUIRED`, no protocol `MISSING_PARAMETER`, an unsupported one
+    /// `INVALID_PARAMETER`.
+    pub(super) fn required_pin_uv_auth(
+        param: Option<&[u8]>,
+        protocol: Option<i64>,
+    ) -> Result<(PinUvAuthProtocol, &[u8]), Status> {
+        let param = param.ok_or(Status::PuatRequired)?;
+        Ok((PinUvAuthProtocol::try_from(required(protocol)?)?, param))
+    }
+
     /// Step 11 of makeCredential, step 6 of getAssertion: the pinUvAuthParam must be
     /// authenticate(pinUvAuthToken, clientDataHash) of the token in use, with `permission`, for
     /// `rp_id` (or for no RP yet: the token is bound to it now), the user verified; else
@@ -598,14 +654,14 @@ impl Authenticator {
 }
 
 /// The permissions of a request for a token with permissions: none `INVALID_PARAMETER`; one
-/// this token has no command for (cm, be, lbw, acfg, pcmr) `UNAUTHORIZED_PERMISSION`; bits no
-/// version of the spec defines are ignored.
-fn check_permissions(requested: u64) -> Result<u8, Status> {
+/// outside `grantable` (be, lbw, pcmr: no command for them; acfg by built-in UV)
+/// `UNAUTHORIZED_PERMISSION`; bits no version of the spec defines are ignored.
+fn check_permissions(requested: u64, grantable: u8) -> Result<u8, Status> {
     if requested == 0 {
         return Err(Status::InvalidParameter);
     }
     let known = (requested & 0x7F) as u8;
-    if known & !permission::GRANTABLE != 0 {
+    if known & !grantable != 0 {
         return Err(Status::UnauthorizedPermission);
     }
     if known == 0 {
@@ -616,9 +672,13 @@ fn check_permissions(requested: u64) -> Result<u8, Status> {
 
 /// The new PIN in newPinEnc (§6.5.5.5 steps 6 to 8): it must decrypt (`PIN_AUTH_INVALID`) to
 /// exactly 64 bytes (`INVALID_PARAMETER`); without its trailing zero bytes it must be UTF-8 of
-/// at least [`MIN_PIN_LENGTH`] code points and at most 63 bytes (`PIN_POLICY_VIOLATION`).
+/// at least `min_length` code points and at most 63 bytes (`PIN_POLICY_VIOLATION`).
 /// Returns LEFT(SHA-256(PIN), 16) and the PIN's length in code points; the PIN goes no further.
-fn new_pin(shared: &SharedSecret, new_pin_enc: &[u8]) -> Result<([u8; PIN_HASH_LEN], u8), Status> {
+fn new_pin(
+    shared: &SharedSecret,
+    new_pin_enc: &[u8],
+    min_length: usize,
+) -> Result<([u8; PIN_HASH_LEN], u8), Status> {
     let padded = shared.decrypt(new_pin_enc).ok_or(Status::PinAuthInvalid)?;
     if padded.len() != PADDED_PIN_LEN {
         return Err(Status::InvalidParameter);
@@ -632,7 +692,7 @@ fn new_pin(shared: &SharedSecret, new_pin_enc: &[u8]) -> Result<([u8; PIN_HASH_L
         .map_err(|_| Status::PinPolicyViolation)?
         .chars()
         .count();
-    if code_points < MIN_PIN_LENGTH || pin.len() >= PADDED_PIN_LEN {
+    if code_points < min_length || pin.len() >= PADDED_PIN_LEN {
         return Err(Status::PinPolicyViolation);
     }
     let digest = Zeroizing::new(<[u8; 32]>::from(Sha256::digest(pin)));
@@ -648,22 +708,33 @@ mod tests {
 
     #[test]
     fn permissions_are_refused_as_the_spec_says() {
-        assert_eq!(check_permissions(0), Err(Status::InvalidParameter));
-        assert_eq!(check_permissions(0x03), Ok(0x03));
-        assert_eq!(check_permissions(0x02), Ok(0x02));
-        for unsupported in [0x04, 0x08, 0x10, 0x20, 0x40, 0x05] {
+        let pin = permission::GRANTABLE;
+        assert_eq!(check_permissions(0, pin), Err(Status::InvalidParameter));
+        assert_eq!(check_permissions(0x03, pin), Ok(0x03));
+        assert_eq!(check_permissions(0x02, pin), Ok(0x02));
+        assert_eq!(check_permissions(0x24, pin), Ok(0x24), "cm and acfg");
+        for unsupported in [0x08, 0x10, 0x40, 0x0C] {
             assert_eq!(
-                check_permissions(unsupported),
+                check_permissions(unsupported, pin),
                 Err(Status::UnauthorizedPermission),
                 "{unsupported:#x}"
             );
         }
         assert_eq!(
-            check_permissions(0x81),
+            check_permissions(0x20, permission::GRANTABLE_BY_UV),
+            Err(Status::UnauthorizedPermission),
+            "no uvAcfg"
+        );
+        assert_eq!(
+            check_permissions(0x04, permission::GRANTABLE_BY_UV),
+            Ok(0x04)
+        );
+        assert_eq!(
+            check_permissions(0x81, pin),
             Ok(0x01),
             "an undefined bit is ignored"
         );
-        assert_eq!(check_permissions(0x100), Err(Status::InvalidParameter));
+        assert_eq!(check_permissions(0x100, pin), Err(Status::InvalidParameter));
     }
 
     #[test]

@@ -73,6 +73,7 @@ impl Authenticator {
             return Err(Status::UnsupportedOption);
         }
         let verify = request.options.uv.unwrap_or(false) && pin_uv_auth.is_none();
+        let verify = self.always_uv(verify, pin_uv_auth.is_some())?;
         if verify && self.uv.is_none() {
             return Err(Status::InvalidOption);
         }

@@ -2,18 +2,22 @@
 //! nothing it cannot do (hosts act on every member).
 //!
 //! ```text
-//!  0x01 versions          ["U2F_V2", "FIDO_2_0", "FIDO_2_1"]
+//!  0x01 versions          ["U2F_V2" (not with alwaysUv), "FIDO_2_0", "FIDO_2_1"]
+//!  0x02 extensions        ["minPinLength"]
 //!  0x03 aaguid            the store's AAGUID (16 bytes)
 //!  0x04 options           {rk: true, up: true, uv: true (only with built-in UV), plat: false,
-//!                          clientPin: whether a PIN is set, pinUvAuthToken: true,
-//!                          makeCredUvNotRqd: true}
+//!                          alwaysUv, credMgmt: true, authnrCfg: true, clientPin: whether a PIN
+//!                          is set, pinUvAuthToken: true, setMinPINLength: true,
+//!                          makeCredUvNotRqd: not alwaysUv, credentialMgmtPreview: true}
 //!  0x05 maxMsgSize        1200
 //!  0x06 pinUvAuthProtocols [2, 1]
 //!  0x07 maxCredentialCountInList, 0x08 maxCredentialIdLength
 //!  0x09 transports        ["usb"]
 //!  0x0A algorithms        [{alg: -7, type: "public-key"}, {alg: -8, type: "public-key"}]
-//!  0x0D minPINLength      4
+//!  0x0C forcePINChange    whether the PIN must be changed before it gives a token again
+//!  0x0D minPINLength      4, or what setMinPINLength raised it to
 //!  0x0E firmwareVersion   the crate's version, as MMmmpp
+//!  0x10 maxRPIDsForSetMinPINLength  8
 //!  0x14 remainingDiscoverableCredentials
 //! ```
 //! `clientPin` is `false` on a token without a PIN (it can have one: CTAP 2.1 §6.4), which
@@ -21,11 +25,17 @@
 //! refuses `userVerification: "preferred"` on, as on any such key; `uv` only when the token has
 //! built-in user verification (python-fido2 takes `uv: false` for "not configured").
 //! `makeCredUvNotRqd`: a token with a PIN makes non-discoverable credentials without one, as
-//! CTAP 2.1 says it SHOULD, so that browsers need not fall back to U2F for them.
+//! CTAP 2.1 says it SHOULD, so that browsers need not fall back to U2F for them; with alwaysUv
+//! it does not (§6.11.2), and U2F is off (`shared/spec/CTAP2.md` §12). No `ep`: the token offers
+//! no enterprise attestation, and authenticatorConfig's enableEnterpriseAttestation is refused.
+//! `credentialMgmtPreview` tells hosts that know only the preview command (0x41) that it works
+//! too; "FIDO_2_1_PRE" is not listed, as FIDO_2_1 covers everything the preview had.
 use super::cbor::{text_map, uint_map, Value};
-use super::client_pin::MIN_PIN_LENGTH;
 use super::cose::Algorithm;
 use super::pin_protocol::PinUvAuthProtocol;
+
+/// The minPinLength extension's identifier (CTAP 2.1 §12.4).
+pub const MIN_PIN_LENGTH_EXTENSION: &str = "minPinLength";
 
 /// The largest request the token takes, as getInfo announces it.
 pub const MAX_MSG_SIZE: u64 = 1200;
@@ -42,6 +52,8 @@ pub struct Facts {
     pub pin_set: bool,
     /// How many more discoverable credentials fit.
     pub remaining_discoverable: usize,
+    /// What authenticatorConfig set.
+    pub settings: keystore::TokenConfig,
 }
 
 /// The version numbers of this build as one integer: 1.2.3 is 10203.
@@ -54,9 +66,13 @@ pub fn firmware_version() -> u64 {
 
 /// The getInfo reply's CBOR map.
 pub fn info(facts: &Facts) -> Value {
-    let versions = ["U2F_V2", "FIDO_2_0", "FIDO_2_1"]
+    let settings = &facts.settings;
+    let u2f = (!settings.always_uv).then_some("U2F_V2");
+    let versions = u2f
+        .into_iter()
+        .chain(["FIDO_2_0", "FIDO_2_1"])
         .map(|v| Value::Text(v.into()))
-        .to_vec();
+        .collect();
     let mut options = vec![
         ("rk", Value::Bool(true)),
         ("up", Value::Bool(true)),
@@ -65,14 +81,23 @@ pub fn info(facts: &Facts) -> Value {
     if facts.built_in_uv {
         options.push(("uv", Value::Bool(true)));
     }
+    options.push(("alwaysUv", Value::Bool(settings.always_uv)));
+    options.push(("credMgmt", Value::Bool(true)));
+    options.push(("authnrCfg", Value::Bool(true)));
     options.push(("clientPin", Value::Bool(facts.pin_set)));
     options.push(("pinUvAuthToken", Value::Bool(true)));
-    options.push(("makeCredUvNotRqd", Value::Bool(true)));
+    options.push(("setMinPINLength", Value::Bool(true)));
+    options.push(("makeCredUvNotRqd", Value::Bool(!settings.always_uv)));
+    options.push(("credentialMgmtPreview", Value::Bool(true)));
     let protocols = PinUvAuthProtocol::SUPPORTED
         .map(|p| Value::Integer((p as u8).into()))
         .to_vec();
     uint_map([
         (0x01, Value::Array(versions)),
+        (
+            0x02,
+            Value::Array(vec![Value::Text(MIN_PIN_LENGTH_EXTENSION.into())]),
+        ),
         (0x03, Value::Bytes(facts.aaguid.to_vec())),
         (0x04, text_map(options)),
         (0x05, Value::Integer(MAX_MSG_SIZE.into())),
@@ -87,8 +112,13 @@ pub fn info(facts: &Facts) -> Value {
             0x0A,
             Value::Array(Algorithm::SUPPORTED.map(Algorithm::parameters).to_vec()),
         ),
-        (0x0D, Value::Integer((MIN_PIN_LENGTH as u64).into())),
+        (0x0C, Value::Bool(settings.force_pin_change)),
+        (0x0D, Value::Integer(settings.min_pin_length.into())),
         (0x0E, Value::Integer(firmware_version().into())),
+        (
+            0x10,
+            Value::Integer((keystore::MAX_MIN_PIN_LENGTH_RP_IDS as u64).into()),
+        ),
         (
             0x14,
             Value::Integer((facts.remaining_discoverable as u64).into()),
@@ -108,6 +138,7 @@ mod tests {
             built_in_uv: false,
             pin_set: false,
             remaining_discoverable: 100,
+            settings: keystore::TokenConfig::default(),
         };
         let arena = cbor::Arena::new();
         let encoded = cbor::encode(&info(&facts));
@@ -132,6 +163,7 @@ mod tests {
             built_in_uv: false,
             pin_set,
             remaining_discoverable: 1,
+            settings: keystore::TokenConfig::default(),
         };
         let arena = cbor::Arena::new();
         for pin_set in [false, true] {

@@ -23,10 +23,11 @@ use keystore::{AttestationType, DiscoverableCredential, Residency};
 
 use super::auth_data::{self, AttestedCredential, USER_PRESENT, USER_VERIFIED};
 use super::authenticator::{store_failure, written, Authenticator, Operation, Step};
-use super::cbor::{self, Parameters, ReplyEncoder, WriteResult};
+use super::cbor::{self, text_map, Parameters, ReplyEncoder, Value, WriteResult};
 use super::client_pin::permission;
 use super::cose::{choose_algorithm, Algorithm};
 use super::credential::{self, SigningKey};
+use super::get_info::MIN_PIN_LENGTH_EXTENSION;
 use super::request::{MakeCredential, PinUvAuth, User};
 use super::status::Status;
 
@@ -38,6 +39,8 @@ pub(super) struct Creation {
     rp_id_hash: [u8; 32],
     /// For a discoverable credential, the account stored with it.
     account: Option<Account>,
+    /// The minPinLength extension's output, when asked for by an RP allowed to read it.
+    min_pin_length: Option<u8>,
 }
 
 /// The relying party and user of a discoverable credential about to be made.
@@ -73,6 +76,7 @@ impl Authenticator {
         let algorithm = choose_algorithm(request.algorithms)?;
         // A pinUvAuthParam stands for the uv option (§6.1.2 step 5).
         let verify = request.options.uv.unwrap_or(false) && pin_uv_auth.is_none();
+        let verify = self.always_uv(verify, pin_uv_auth.is_some())?;
         if (verify && self.uv.is_none()) || request.options.up == Some(false) {
             return Err(Status::InvalidOption);
         }
@@ -116,6 +120,10 @@ impl Authenticator {
             algorithm,
             rp_id_hash,
             account: discoverable.then(|| Account::of(request.rp.id, &request.user)),
+            min_pin_length: request
+                .min_pin_length
+                .then(|| self.min_pin_length_for(request.rp.id))
+                .flatten(),
         };
         Ok(self.wait_verified(Operation::Make(Box::new(creation)), verify, token, now))
     }
@@ -145,6 +153,7 @@ impl Authenticator {
             algorithm,
             rp_id_hash,
             account,
+            min_pin_length,
         } = creation;
         let residency = match account {
             Some(_) => Residency::Discoverable,
@@ -167,6 +176,12 @@ impl Authenticator {
             public_key: &public_key,
         };
         let mut auth_data = auth_data::attested(&rp_id_hash, flags, counter, &credential);
+        if let Some(length) = min_pin_length {
+            auth_data::extend(
+                &mut auth_data,
+                text_map([(MIN_PIN_LENGTH_EXTENSION, Value::Integer(length.into()))]),
+            );
+        }
         let length = auth_data.len();
         auth_data.extend_from_slice(&client_data_hash);
         let (alg, signature, certificate) = match keys.attestation_type {
@@ -242,7 +257,7 @@ impl Packed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctap2::cbor::{text_map, uint_map, Value};
+    use crate::ctap2::cbor::uint_map;
 
     #[test]
     fn a_packed_reply_is_written_as_the_canonical_encoder_writes_it() {

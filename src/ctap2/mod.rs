@@ -10,6 +10,9 @@
 //! * [`make_credential`]: authenticatorMakeCredential (6.1) and `packed` attestation.
 //! * [`get_assertion`]: authenticatorGetAssertion and GetNextAssertion (6.2, 6.3).
 //! * [`client_pin`]: authenticatorClientPIN and the pinUvAuthToken (6.5).
+//! * [`reset`]: authenticatorReset (6.6).
+//! * [`credential_management`]: authenticatorCredentialManagement (6.8).
+//! * [`config`]: authenticatorConfig (6.11) and what alwaysUv changes.
 //! * [`pin_protocol`]: PIN/UV auth protocols one and two (6.5.6, 6.5.7).
 //! * [`request`]: the requests of those commands, decoded and typed.
 //! * [`credential`]: credential keys (ES256, EdDSA) sealed into credential ids.
@@ -21,13 +24,16 @@ pub mod auth_data;
 pub mod authenticator;
 pub mod cbor;
 pub mod client_pin;
+pub mod config;
 pub mod cose;
 pub mod credential;
+pub mod credential_management;
 pub mod get_assertion;
 pub mod get_info;
 pub mod make_credential;
 pub mod pin_protocol;
 pub mod request;
+pub mod reset;
 pub mod status;
 
 pub use authenticator::{Authenticator, Step};

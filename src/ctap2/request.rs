@@ -5,7 +5,7 @@
 //!  makeCredential  1 clientDataHash  2 rp {id, name?}  3 user {id, name?, displayName?}
 //!                  4 pubKeyCredParams [{alg, type}]  5 excludeList [{id, type}]  6 extensions
 //!                  7 options {rk, up, uv}  8 pinUvAuthParam  9 pinUvAuthProtocol
-//!                  10 enterpriseAttestation
+//!                  10 enterpriseAttestation       extensions read: minPinLength
 //!  getAssertion    1 rpId  2 clientDataHash  3 allowList [{id, type}]  4 extensions
 //!                  5 options {up, uv, rk}  6 pinUvAuthParam  7 pinUvAuthProtocol
 //! ```
@@ -14,6 +14,7 @@
 //! Unknown members, options and extensions are ignored.
 use super::cbor::{self, Item, Parameters};
 use super::cose::PUBLIC_KEY;
+use super::get_info::MIN_PIN_LENGTH_EXTENSION;
 use super::status::Status;
 
 /// The longest user id a request may carry (WebAuthn: at most 64 bytes).
@@ -85,6 +86,8 @@ pub struct MakeCredential<'a> {
     pub pin_uv_auth: PinUvAuth<'a>,
     /// `enterpriseAttestation`, if asked for.
     pub enterprise_attestation: Option<i64>,
+    /// The minPinLength extension asked for (`"minPinLength": true`).
+    pub min_pin_length: bool,
 }
 
 /// An authenticatorGetAssertion request, borrowing from the request's bytes.
@@ -122,9 +125,12 @@ impl<'a> TryFrom<&'a Parameters<'a>> for MakeCredential<'a> {
         };
         let algorithms = cbor::array(params.required(0x04)?)?;
         let exclude_list = CredentialList::read(params.get(0x05))?;
-        if let Some(extensions) = params.get(0x06) {
-            cbor::map(extensions)?;
-        }
+        let extensions = params.get(0x06).map(cbor::map).transpose()?;
+        let min_pin_length = extensions
+            .and_then(|members| cbor::member(members, MIN_PIN_LENGTH_EXTENSION))
+            .map(cbor::boolean)
+            .transpose()?
+            .unwrap_or(false);
         let enterprise_attestation = params.get(0x0A).map(cbor::integer).transpose()?;
         Ok(Self {
             client_data_hash,
@@ -135,6 +141,7 @@ impl<'a> TryFrom<&'a Parameters<'a>> for MakeCredential<'a> {
             options: options(params.get(0x07))?,
             pin_uv_auth: pin_uv_auth(params.get(0x08), params.get(0x09))?,
             enterprise_attestation,
+            min_pin_length,
         })
     }
 }
@@ -165,7 +172,7 @@ fn client_data_hash(value: &Item) -> Result<[u8; 32], Status> {
 }
 
 /// A text member that may be absent, kept to [`MAX_NAME_LEN`] bytes.
-fn optional_name<'a>(
+pub(super) fn optional_name<'a>(
     members: &[(Item<'a>, Item<'a>)],
     key: &str,
 ) -> Result<Option<&'a str>, Status> {
@@ -213,7 +220,7 @@ impl<'a> CredentialList<'a> {
 }
 
 /// A credential descriptor's id and type.
-fn descriptor<'a>(entry: &Item<'a>) -> Result<(&'a [u8], &'a str), Status> {
+pub(super) fn descriptor<'a>(entry: &Item<'a>) -> Result<(&'a [u8], &'a str), Status> {
     let members = cbor::map(entry)?;
     let id = cbor::bytes(cbor::member(members, "id").ok_or(Status::MissingParameter)?)?;
     let kind = cbor::text(cbor::member(members, "type").ok_or(Status::MissingParameter)?)?;

@@ -117,6 +117,12 @@ impl Authenticator {
         self.key_cache.clear();
     }
 
+    /// Forgets the unwrapped keys of the cache: the credentials they belong to were deleted, or
+    /// the master key changed (CTAP2's credentialManagement and authenticatorReset).
+    pub(crate) fn forget_cached_keys(&mut self) {
+        self.key_cache.clear();
+    }
+
     /// How many times the counter flushed the store so far.
     pub fn counter_flushes(&self) -> u64 {
         self.keys.counter.flushes()
@@ -149,6 +155,11 @@ impl Authenticator {
                 Ok(())
             }
             Instruction::Version => Err(StatusWord::WrongLength),
+            Instruction::Register | Instruction::Authenticate
+                if self.keys.config.get().always_uv =>
+            {
+                Err(StatusWord::CommandNotAllowed)
+            }
             Instruction::Register => self.register(apdu.data, now, out),
             Instruction::Authenticate => self.authenticate(apdu.p1, apdu.data, now, out),
         }

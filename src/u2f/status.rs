@@ -12,6 +12,8 @@ pub enum StatusWord {
     ConditionsNotSatisfied = 0x6985,
     /// Bad key handle: forged, foreign, or bound to another application.
     WrongData = 0x6A80,
+    /// SW_COMMAND_NOT_ALLOWED: U2F is off while CTAP2's alwaysUv is on (CTAP 2.1 §6.11.2).
+    CommandNotAllowed = 0x6986,
     /// The request's length is wrong.
     WrongLength = 0x6700,
     /// Unknown instruction.

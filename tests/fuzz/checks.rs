@@ -413,6 +413,10 @@ pub const GET_INFO: u8 = 0x04;
 pub const CLIENT_PIN: u8 = 0x06;
 pub const GET_NEXT_ASSERTION: u8 = 0x08;
 pub const SELECTION: u8 = 0x0B;
+pub const RESET: u8 = 0x07;
+pub const CREDENTIAL_MANAGEMENT: u8 = 0x0A;
+pub const CONFIG: u8 = 0x0D;
+pub const CREDENTIAL_MANAGEMENT_PREVIEW: u8 = 0x41;
 /// The RP of the fuzzed credentials.
 pub const FUZZ_RP: &str = "fuzz.vu2f.invalid";
 /// A credential id that no token issued.
@@ -602,7 +606,17 @@ pub fn check_ctap2_reply(
     let command = request.first().copied();
     if body.is_empty() {
         assert!(
-            matches!(command, Some(SELECTION | CLIENT_PIN)),
+            matches!(
+                command,
+                Some(
+                    SELECTION
+                        | CLIENT_PIN
+                        | RESET
+                        | CONFIG
+                        | CREDENTIAL_MANAGEMENT
+                        | CREDENTIAL_MANAGEMENT_PREVIEW
+                )
+            ),
             "a success without a body (request {request:02x?})"
         );
         return None;
@@ -935,7 +949,27 @@ pub fn ctap2_request_seeds() -> Vec<(String, Vec<u8>)> {
         ("get_next_assertion", vec![GET_NEXT_ASSERTION]),
         ("selection", vec![SELECTION]),
         ("empty", Vec::new()),
-        ("unknown_command", vec![0x41, 0xA0]),
+        ("unknown_command", vec![0x42, 0xA0]),
+        // getCredsMetadata and enumerateRPsBegin without a pinUvAuthParam, a GetNext. (No
+        // reset or toggleAlwaysUv: the seeds share one token, which the structured ones after
+        // them need as it was.)
+        (
+            "cred_mgmt_metadata",
+            vec![CREDENTIAL_MANAGEMENT, 0xA1, 0x01, 0x01],
+        ),
+        (
+            "cred_mgmt_rps_begin",
+            vec![CREDENTIAL_MANAGEMENT_PREVIEW, 0xA1, 0x01, 0x02],
+        ),
+        (
+            "cred_mgmt_next_rp",
+            vec![CREDENTIAL_MANAGEMENT, 0xA1, 0x01, 0x03],
+        ),
+        // setMinPINLength {1: 6, 3: true}: PIN_NOT_SET, the token has no PIN.
+        (
+            "config_set_min_pin_length",
+            vec![CONFIG, 0xA2, 0x01, 0x03, 0x02, 0xA2, 0x01, 0x06, 0x03, 0xF5],
+        ),
     ]
     .into_iter()
     .map(|(name, bytes)| (name.to_owned(), bytes))

@@ -146,6 +146,37 @@ impl<'a> Parameters<'a> {
     }
 }
 
+/// The bytes, exactly as sent, of the member under the unsigned key `key` of the map `bytes`
+/// holds (one that [`Parameters::decode`] read): what a pinUvAuthParam over a subcommand's
+/// parameters is computed on (CTAP 2.1 §6.8, §6.11). `None` when absent or not a map.
+pub fn raw_member(bytes: &[u8], key: u64) -> Option<&[u8]> {
+    let mut decoder = Decoder::new(bytes);
+    let length = decoder.map().ok()??;
+    for _ in 0..length {
+        let this = match decoder.datatype().ok()? {
+            Type::U8 | Type::U16 | Type::U32 | Type::U64 => decoder.u64().ok(),
+            _ => {
+                decoder.skip().ok()?;
+                None
+            }
+        };
+        let start = decoder.position();
+        decoder.skip().ok()?;
+        if this == Some(key) {
+            return Some(&bytes[start..decoder.position()]);
+        }
+    }
+    None
+}
+
+/// An unsigned integer, or `CBOR_UNEXPECTED_TYPE`.
+pub fn unsigned(item: &Item) -> Result<u64, Status> {
+    match *item {
+        Item::Unsigned(n) => Ok(n),
+        _ => Err(Status::CborUnexpectedType),
+    }
+}
+
 /// Reads the item at the decoder's position into `slot`, `depth` levels down (the outermost is
 /// 1; an array, map or tag deeper than [`MAX_DEPTH`] is refused), the items of an array or map
 /// into `arena`. Each item is written where it stays rather than returned: copying an item just
