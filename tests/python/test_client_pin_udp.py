@@ -151,7 +151,7 @@ def test_the_specs_errors_for_bad_requests(served, protocol):
     pin.set_pin("x" * 63)
     assert pin.get_pin_token("x" * 63, PERMISSION.GET_ASSERTION, RP_ID)
     refused(ERR.UNAUTHORIZED_PERMISSION, pin.get_pin_token, "x" * 63,
-            PERMISSION.CREDENTIAL_MGMT)  # no credential management on this token yet
+            PERMISSION.BIO_ENROLL)  # no bio enrollment on this token
     refused(ERR.INVALID_PARAMETER, ctap2.client_pin, protocol.VERSION,
             ClientPin.CMD.GET_TOKEN_USING_PIN, key_agreement={}, pin_hash_enc=b"\0" * 16,
             permissions=0)
