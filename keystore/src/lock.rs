@@ -46,6 +46,11 @@ impl Passphrase {
         Self::new(bytes)
     }
 
+    /// Its bytes (a secret read the way passphrases are, such as a token's new PIN).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// Whether two passphrases are the same (a new one typed twice).
     pub fn same_as(&self, other: &Passphrase) -> bool {
         self.0.as_slice() == other.0.as_slice()

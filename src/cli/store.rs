@@ -74,23 +74,28 @@ pub(super) fn passphrase(global: &Global, dir: &Path) -> keystore::error::Result
     Err(StoreError::Locked(dir.to_owned()))
 }
 
-fn new_passphrase(file: Option<&Path>) -> anyhow::Result<Passphrase> {
+/// A new secret (`what`: "passphrase", "PIN"): from `file` (`flag`), else `$env`, else asked
+/// twice on the terminal.
+pub(super) fn new_secret(
+    file: Option<&Path>,
+    env: &str,
+    what: &str,
+    flag: &str,
+) -> anyhow::Result<Passphrase> {
     keep_secrets_from_other_processes()?;
     if let Some(file) = file {
         return read_file(file);
     }
-    if let Some(value) = std::env::var_os(NEW_PASSPHRASE_ENV) {
+    if let Some(value) = std::env::var_os(env) {
         return Ok(Passphrase::from_line(value.into_encoded_bytes()));
     }
     if !std::io::stdin().is_terminal() {
-        anyhow::bail!(
-            "no new passphrase: give it with --new-passphrase-file FILE or in {NEW_PASSPHRASE_ENV}"
-        );
+        anyhow::bail!("no new {what}: give it with {flag} FILE or in {env}");
     }
-    let first = prompt("New passphrase: ")?;
-    let again = prompt("New passphrase again: ")?;
+    let first = prompt(&format!("New {what}: "))?;
+    let again = prompt(&format!("New {what} again: "))?;
     if !first.same_as(&again) {
-        anyhow::bail!("the two passphrases differ; nothing changed");
+        anyhow::bail!("the two {what}s differ; nothing changed");
     }
     Ok(first)
 }
@@ -102,7 +107,12 @@ pub(super) fn run(global: &Global, command: StoreCommand) -> anyhow::Result<()> 
         StoreCommand::Lock {
             new_passphrase_file,
         } => {
-            let passphrase = new_passphrase(new_passphrase_file.as_deref())?;
+            let passphrase = new_secret(
+                new_passphrase_file.as_deref(),
+                NEW_PASSPHRASE_ENV,
+                "passphrase",
+                "--new-passphrase-file",
+            )?;
             if passphrase.is_empty() {
                 anyhow::bail!("the new passphrase is empty; nothing changed");
             }

@@ -3,9 +3,18 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use keystore::{AttestationType, Profile, TokenInfo, TokenOptions, DEFAULT_DISCOVERABLE_LIMIT};
+use keystore::{
+    AttestationType, DiscoverableCredential, Profile, TokenConfig, TokenInfo, TokenOptions,
+    DEFAULT_DISCOVERABLE_LIMIT,
+};
 
+use super::store::new_secret;
 use super::{print, Global};
+use crate::ctap2::client_pin::check_new_pin;
+use crate::ctap2::get_info::{self, Facts};
+
+/// The environment variable that may hold a new PIN for `token pin`.
+const PIN_ENV: &str = "VU2F_PIN";
 
 #[derive(Debug, Subcommand)]
 pub(super) enum TokenCommand {
@@ -46,6 +55,31 @@ pub(super) enum TokenCommand {
     Show {
         /// The token's name.
         name: String,
+    },
+    /// Set or change a token's clientPIN, in the store (not while `vu2f serve` holds it).
+    Pin {
+        /// The token's name.
+        name: String,
+        /// Read the new PIN from this file [default: $VU2F_PIN, else asked twice on the
+        /// terminal]. At least the token's minimum PIN length (4 unless raised) in characters,
+        /// at most 63 bytes of UTF-8.
+        #[arg(long, value_name = "FILE")]
+        pin_file: Option<PathBuf>,
+    },
+    /// List a token's discoverable credentials (passkeys): RP, user, credential id, credProtect.
+    Creds {
+        /// The token's name.
+        name: String,
+    },
+    /// Reset a token to its factory state (as CTAP2's authenticatorReset): a new master key, so
+    /// that every credential and U2F registration it made stops working; no discoverable
+    /// credential, no PIN, default settings. The signature counter goes on.
+    Reset {
+        /// The token's name.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
     /// Remove a token: every credential it registered stops working.
     Rm {
@@ -100,7 +134,9 @@ fn describe_one(t: &TokenInfo) -> String {
          aaguid          {}\n\
          counter ceiling {}\n\
          discoverable    {} of {}\n\
-         pin             {}\n",
+         pin             {}\n\
+         settings        {}\n\
+         claims          {}\n",
         t.name,
         t.profile,
         attestation(t),
@@ -108,8 +144,89 @@ fn describe_one(t: &TokenInfo) -> String {
         t.counter_ceiling,
         t.discoverable,
         t.discoverable_limit,
-        pin_state(t)
+        pin_state(t),
+        settings(&t.config),
+        claims(t)
     )
+}
+
+/// What authenticatorConfig set.
+fn settings(config: &TokenConfig) -> String {
+    let mut text = format!(
+        "alwaysUv {}, minPINLength {}",
+        if config.always_uv { "on" } else { "off" },
+        config.min_pin_length
+    );
+    if !config.min_pin_length_rp_ids.is_empty() {
+        let _ = write!(
+            text,
+            " (told to {})",
+            config.min_pin_length_rp_ids.join(", ")
+        );
+    }
+    if config.force_pin_change {
+        text.push_str(", forcePINChange");
+    }
+    text
+}
+
+/// The options getInfo claims for a `fido2` token (`uv` too when served with `--uv`).
+fn claims(t: &TokenInfo) -> String {
+    if t.profile != Profile::Fido2 {
+        return "U2F only".to_owned();
+    }
+    let facts = Facts {
+        aaguid: [0; 16],
+        built_in_uv: false,
+        pin_set: t.pin_set,
+        remaining_discoverable: 0,
+        settings: t.config.clone(),
+    };
+    get_info::options(&facts)
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One line per discoverable credential, for `token creds`.
+fn describe_creds(creds: &[DiscoverableCredential]) -> String {
+    let mut text = String::new();
+    for c in creds {
+        let _ = writeln!(
+            text,
+            "{}\tuser {} ({})\tuser id {}\tcredential {}\tcredProtect {}",
+            c.rp_id,
+            c.user_name.as_deref().unwrap_or("-"),
+            c.user_display_name.as_deref().unwrap_or("-"),
+            hex::encode(&c.user_id),
+            hex::encode(&c.credential_id),
+            c.cred_protect
+        );
+    }
+    if creds.is_empty() {
+        text.push_str("no discoverable credentials\n");
+    }
+    text
+}
+
+/// Asks on the terminal whether to reset `name`; without a terminal, `--yes` is needed.
+fn confirm_reset(name: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("resetting token {name} erases it: confirm with --yes");
+    }
+    print!(
+        "Reset token {name}? Every credential and U2F registration it made stops working, its PIN \
+         and passkeys are erased. Type the token's name to confirm: "
+    );
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim_end() != name {
+        anyhow::bail!("not confirmed; token {name} is unchanged");
+    }
+    Ok(())
 }
 
 /// Whether the token has a PIN and how many attempts it has left (never the PIN).
@@ -175,6 +292,43 @@ pub(super) fn run(global: &Global, command: TokenCommand) -> anyhow::Result<()> 
         }
         TokenCommand::List => print(global, &store.list()?, |t| describe(t)),
         TokenCommand::Show { name } => print(global, &store.info(&name)?, describe_one),
+        TokenCommand::Pin { name, pin_file } => {
+            let mut keys = store.load(&name)?;
+            let pin = new_secret(pin_file.as_deref(), PIN_ENV, "PIN", "--pin-file")?;
+            let mut config = keys.config.get().clone();
+            let (hash, code_points) = check_new_pin(pin.as_bytes(), config.min_pin_length.into())
+                .map_err(|_| {
+                anyhow::anyhow!(
+                    "the PIN must be at least {} characters and at most 63 bytes of UTF-8",
+                    config.min_pin_length
+                )
+            })?;
+            if config.force_pin_change && keys.pin.is_current(&hash) {
+                anyhow::bail!("token {name} must get a new PIN, not the same one again");
+            }
+            keys.pin.set(&hash, code_points)?;
+            if config.force_pin_change {
+                config.force_pin_change = false;
+                keys.config.set(config)?;
+            }
+            drop(keys);
+            print(global, &store.info(&name)?, describe_one)
+        }
+        TokenCommand::Creds { name } => {
+            let keys = store.load(&name)?;
+            let creds: Vec<DiscoverableCredential> = keys.discoverable.iter().cloned().collect();
+            print(global, &creds, |c| describe_creds(c))
+        }
+        TokenCommand::Reset { name, yes } => {
+            store.info(&name)?;
+            if !yes {
+                confirm_reset(&name)?;
+            }
+            store.reset_token(&name)?;
+            print(global, &store.info(&name)?, |t| {
+                format!("reset token {}\n{}", t.name, describe_one(t))
+            })
+        }
         TokenCommand::Rm { name } => {
             store.remove(&name)?;
             print(global, &serde_json::json!({ "removed": name }), |_| {

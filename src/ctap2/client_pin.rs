@@ -671,9 +671,8 @@ fn check_permissions(requested: u64, grantable: u8) -> Result<u8, Status> {
 }
 
 /// The new PIN in newPinEnc (§6.5.5.5 steps 6 to 8): it must decrypt (`PIN_AUTH_INVALID`) to
-/// exactly 64 bytes (`INVALID_PARAMETER`); without its trailing zero bytes it must be UTF-8 of
-/// at least `min_length` code points and at most 63 bytes (`PIN_POLICY_VIOLATION`).
-/// Returns LEFT(SHA-256(PIN), 16) and the PIN's length in code points; the PIN goes no further.
+/// exactly 64 bytes (`INVALID_PARAMETER`), then pass [`check_new_pin`] without its trailing zero
+/// bytes.
 fn new_pin(
     shared: &SharedSecret,
     new_pin_enc: &[u8],
@@ -687,7 +686,13 @@ fn new_pin(
         .iter()
         .rposition(|&b| b != 0)
         .map_or(0, |last| last + 1);
-    let pin = &padded[..length];
+    check_new_pin(&padded[..length], min_length)
+}
+
+/// The rules of a new PIN (§6.5.5.5 step 8; `vu2f token pin` too): UTF-8 of at least
+/// `min_length` code points and at most 63 bytes, else `PIN_POLICY_VIOLATION`. Returns
+/// LEFT(SHA-256(PIN), 16) and the PIN's length in code points; the PIN goes no further.
+pub fn check_new_pin(pin: &[u8], min_length: usize) -> Result<([u8; PIN_HASH_LEN], u8), Status> {
     let code_points = std::str::from_utf8(pin)
         .map_err(|_| Status::PinPolicyViolation)?
         .chars()

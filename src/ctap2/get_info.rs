@@ -64,6 +64,26 @@ pub fn firmware_version() -> u64 {
         + part(env!("CARGO_PKG_VERSION_PATCH"))
 }
 
+/// The options getInfo claims, in the order written (`token show` lists them too).
+pub fn options(facts: &Facts) -> Vec<(&'static str, bool)> {
+    let always_uv = facts.settings.always_uv;
+    let mut options = vec![("rk", true), ("up", true), ("plat", false)];
+    if facts.built_in_uv {
+        options.push(("uv", true));
+    }
+    options.extend([
+        ("alwaysUv", always_uv),
+        ("credMgmt", true),
+        ("authnrCfg", true),
+        ("clientPin", facts.pin_set),
+        ("pinUvAuthToken", true),
+        ("setMinPINLength", true),
+        ("makeCredUvNotRqd", !always_uv),
+        ("credentialMgmtPreview", true),
+    ]);
+    options
+}
+
 /// The getInfo reply's CBOR map.
 pub fn info(facts: &Facts) -> Value {
     let settings = &facts.settings;
@@ -73,22 +93,10 @@ pub fn info(facts: &Facts) -> Value {
         .chain(["FIDO_2_0", "FIDO_2_1"])
         .map(|v| Value::Text(v.into()))
         .collect();
-    let mut options = vec![
-        ("rk", Value::Bool(true)),
-        ("up", Value::Bool(true)),
-        ("plat", Value::Bool(false)),
-    ];
-    if facts.built_in_uv {
-        options.push(("uv", Value::Bool(true)));
-    }
-    options.push(("alwaysUv", Value::Bool(settings.always_uv)));
-    options.push(("credMgmt", Value::Bool(true)));
-    options.push(("authnrCfg", Value::Bool(true)));
-    options.push(("clientPin", Value::Bool(facts.pin_set)));
-    options.push(("pinUvAuthToken", Value::Bool(true)));
-    options.push(("setMinPINLength", Value::Bool(true)));
-    options.push(("makeCredUvNotRqd", Value::Bool(!settings.always_uv)));
-    options.push(("credentialMgmtPreview", Value::Bool(true)));
+    let options = options(facts)
+        .into_iter()
+        .map(|(name, value)| (name, Value::Bool(value)))
+        .collect::<Vec<_>>();
     let protocols = PinUvAuthProtocol::SUPPORTED
         .map(|p| Value::Integer((p as u8).into()))
         .to_vec();
