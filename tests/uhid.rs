@@ -504,3 +504,125 @@ fn enroll_and_log_on_through_hidraw() {
         assert_eq!(logged_on.completed_methods, ["U2F:1"]);
     });
 }
+
+/// `fido2-token ARGS`, its PINs (one per line) fed on standard input: `setsid` leaves it without
+/// a controlling terminal, so that its readpassphrase(3) cannot open /dev/tty and reads them
+/// from standard input instead, a line per prompt.
+fn fido2_token(args: &[&str], pins: &str) -> Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new("setsid")
+        .arg("-w")
+        .arg("fido2-token")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(pins.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn succeeded(output: &Output, what: &str) -> String {
+    assert!(
+        output.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// libfido2 manages a `fido2` token (CTAP 2.1 §6.5, §6.8, §6.6): `fido2-token -S` sets a PIN and
+/// `-C` changes it (the old one then refused), `-I -c` counts the resident credential that
+/// `fido2-cred -M -r` made, `-L -r` lists its RP and `-L -k` the credential, `-D -i` deletes it
+/// (the count is 0 after), and `-R` resets the token just after a replug but is refused 10 s
+/// after one; after the reset the token has no PIN (`-I` shows `clientPin` false).
+#[test]
+fn libfido2_manages_pin_credentials_and_reset() {
+    if !uhid_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let tokens = names("manage-", 1);
+    let opened = keystore::Store::open(&store).unwrap();
+    let options = keystore::TokenOptions {
+        profile: keystore::Profile::Fido2,
+        ..Default::default()
+    };
+    opened.create_tokens(&tokens, options).unwrap();
+    drop(opened);
+    let served = Served::start(&store, &tokens);
+    let device = served.hidraw[0].to_str().unwrap().to_owned();
+    let uniq = hid_uniq(&served.hidraw[0]);
+
+    let rp = "manage.vu2f.test";
+    let file = |name: &str| dir.path().join(name);
+    std::fs::write(
+        file("cred_param"),
+        format!(
+            "{}\n{rp}\nalice\n{}\n",
+            STANDARD.encode([0x33u8; 32]),
+            STANDARD.encode([7u8; 16])
+        ),
+    )
+    .unwrap();
+    run(Command::new("fido2-cred")
+        .args(["-M", "-r", "-i"])
+        .arg(file("cred_param"))
+        .arg("-o")
+        .arg(file("cred"))
+        .args([&device, "es256"]));
+    let made = std::fs::read_to_string(file("cred")).unwrap();
+    let credential_id = made.lines().nth(4).unwrap().to_owned();
+
+    succeeded(&fido2_token(&["-S", &device], "1234\n1234\n"), "-S");
+    succeeded(&fido2_token(&["-C", &device], "1234\n24680\n24680\n"), "-C");
+    let refused = fido2_token(&["-I", "-c", &device], "1234\n");
+    assert!(!refused.status.success(), "the old PIN still works");
+    let counted = succeeded(&fido2_token(&["-I", "-c", &device], "24680\n"), "-I -c");
+    assert!(counted.contains("existing rk(s): 1"), "{counted}");
+    let rps = succeeded(&fido2_token(&["-L", "-r", &device], "24680\n"), "-L -r");
+    assert!(
+        rps.lines()
+            .any(|l| l.starts_with("00: ") && l.ends_with(rp)),
+        "{rps}"
+    );
+    let rks = succeeded(&fido2_token(&["-L", "-k", rp, &device], "24680\n"), "-L -k");
+    assert!(rks.contains(&credential_id), "{credential_id} not in {rks}");
+    succeeded(
+        &fido2_token(&["-D", "-i", &credential_id, &device], "24680\n"),
+        "-D -i",
+    );
+    let counted = succeeded(&fido2_token(&["-I", "-c", &device], "24680\n"), "-I -c");
+    assert!(counted.contains("existing rk(s): 0"), "{counted}");
+
+    run(common::vu2f(&store).args(["replug", &tokens[0]]));
+    std::thread::sleep(Duration::from_secs(11));
+    let node = vu2f::device::uhid::find_hidraw(&uniq).expect("a hidraw node after the replug");
+    let node = node.to_str().unwrap().to_owned();
+    let late = fido2_token(&["-R", &node], "");
+    assert!(!late.status.success(), "a reset 11 s after the replug");
+    assert!(
+        String::from_utf8_lossy(&late.stderr).contains("FIDO_ERR_NOT_ALLOWED"),
+        "{}",
+        String::from_utf8_lossy(&late.stderr)
+    );
+    run(common::vu2f(&store).args(["replug", &tokens[0]]));
+    let node = vu2f::device::uhid::find_hidraw(&uniq).expect("a hidraw node after the replug");
+    let node = node.to_str().unwrap().to_owned();
+    succeeded(&fido2_token(&["-R", &node], ""), "-R");
+    let info = succeeded(&fido2_token(&["-I", &node], ""), "-I");
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("options:") && l.contains("noclientPin")),
+        "{info}"
+    );
+}
