@@ -23,6 +23,7 @@ use super::cbor::{self, Arena, Parameters, ReplyEncoder, ReplyWriter, WriteResul
 use super::client_pin::{ClientPinState, TokenUse, UvTokenGrant};
 use super::get_assertion::AssertionQueue;
 use super::get_info::{self, Facts};
+use super::large_blobs::PendingWrite;
 use super::make_credential::Creation;
 use super::status::Status;
 use crate::u2f::{self, Presence, PresencePolicy};
@@ -47,6 +48,8 @@ pub enum Command {
     GetNextAssertion = 0x08,
     /// authenticatorSelection.
     Selection = 0x0B,
+    /// authenticatorLargeBlobs.
+    LargeBlobs = 0x0C,
 }
 
 impl TryFrom<u8> for Command {
@@ -59,6 +62,7 @@ impl TryFrom<u8> for Command {
             0x06 => Ok(Self::ClientPin),
             0x08 => Ok(Self::GetNextAssertion),
             0x0B => Ok(Self::Selection),
+            0x0C => Ok(Self::LargeBlobs),
             _ => Err(Status::InvalidCommand),
         }
     }
@@ -124,6 +128,8 @@ pub struct Authenticator {
     arena: Arena,
     /// clientPIN's state of this power-up: key-agreement keys, pinUvAuthTokens, mismatches.
     pub(super) pin: ClientPinState,
+    /// The authenticatorLargeBlobs set in progress, if one is.
+    pub(super) large_blob_write: Option<PendingWrite>,
 }
 
 /// The most an emptied arena keeps: a request many times larger than any a host sends (a hostile
@@ -190,6 +196,7 @@ impl Authenticator {
             user_action_timeout: USER_ACTION_TIMEOUT,
             last_rp_id: LastRpId::default(),
             arena: Arena::new(),
+            large_blob_write: None,
         }
     }
 
@@ -237,6 +244,8 @@ impl Authenticator {
                 .and_then(|params| self.get_assertion(&params, now)),
             Command::ClientPin => Parameters::decode(parameters, &arena)
                 .and_then(|params| self.client_pin(&params, now)),
+            Command::LargeBlobs => Parameters::decode(parameters, &arena)
+                .and_then(|params| self.large_blobs(&params, now)),
         };
         arena.reset();
         if arena.allocated_bytes() <= ARENA_KEPT {
@@ -272,6 +281,7 @@ impl Authenticator {
         self.pending = None;
         self.next_assertions = None;
         self.pin = ClientPinState::power_up(&self.rng);
+        self.large_blob_write = None;
         if let Some(uv) = self.uv.as_mut() {
             uv.power_cycle();
         }

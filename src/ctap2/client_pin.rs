@@ -82,7 +82,9 @@ pub mod permission {
     pub const PERSISTENT_CREDENTIAL_MANAGEMENT: u8 = 0x40;
     /// What this token can grant today: the others belong to commands it does not have yet
     /// (`UNAUTHORIZED_PERMISSION`).
-    pub const GRANTABLE: u8 = MAKE_CREDENTIAL | GET_ASSERTION;
+    pub const GRANTABLE: u8 = MAKE_CREDENTIAL | GET_ASSERTION | LARGE_BLOB_WRITE;
+    /// What CTAP 2.0's getPinToken grants: mc and ga alone.
+    pub const LEGACY: u8 = MAKE_CREDENTIAL | GET_ASSERTION;
 }
 
 /// The subcommands, with their wire values (§6.5.5).
@@ -336,7 +338,7 @@ impl Authenticator {
     }
 
     /// decapsulate(keyAgreement) with the protocol's key-agreement key.
-    fn shared_secret(
+    pub(super) fn shared_secret(
         &self,
         protocol: PinUvAuthProtocol,
         key_agreement: &Item,
@@ -401,7 +403,7 @@ impl Authenticator {
             protocol,
             key_agreement,
             pin_hash_enc,
-            permission::GRANTABLE,
+            permission::LEGACY,
             None,
             now,
         )
@@ -597,8 +599,30 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// A pinUvAuthParam over `message` by the token in use, which must have `permission`
+    /// (authenticatorLargeBlobs' set, §6.10.2 step 3; no RP ID is involved); else
+    /// `PIN_AUTH_INVALID`.
+    pub(super) fn authorize(
+        &mut self,
+        (protocol, param): (PinUvAuthProtocol, &[u8]),
+        message: &[u8],
+        permission: u8,
+        now: Instant,
+    ) -> Result<(), Status> {
+        let state = &self.pin.token;
+        let authentic = state.in_use(now)
+            && protocol.verify(self.pin.tokens[index(protocol)].as_ref(), message, param);
+        if !(authentic && state.permissions & permission != 0) {
+            return Err(Status::PinAuthInvalid);
+        }
+        self.pin.token.used = true;
+        Ok(())
+    }
+}
+
 /// The permissions of a request for a token with permissions: none `INVALID_PARAMETER`; one
-/// this token has no command for (cm, be, lbw, acfg, pcmr) `UNAUTHORIZED_PERMISSION`; bits no
+/// this token has no command for (cm, be, acfg, pcmr) `UNAUTHORIZED_PERMISSION`; bits no
 /// version of the spec defines are ignored.
 fn check_permissions(requested: u64) -> Result<u8, Status> {
     if requested == 0 {
@@ -651,7 +675,8 @@ mod tests {
         assert_eq!(check_permissions(0), Err(Status::InvalidParameter));
         assert_eq!(check_permissions(0x03), Ok(0x03));
         assert_eq!(check_permissions(0x02), Ok(0x02));
-        for unsupported in [0x04, 0x08, 0x10, 0x20, 0x40, 0x05] {
+        assert_eq!(check_permissions(0x10), Ok(0x10));
+        for unsupported in [0x04, 0x08, 0x20, 0x40, 0x05] {
             assert_eq!(
                 check_permissions(unsupported),
                 Err(Status::UnauthorizedPermission),

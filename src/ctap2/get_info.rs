@@ -3,17 +3,20 @@
 //!
 //! ```text
 //!  0x01 versions          ["U2F_V2", "FIDO_2_0", "FIDO_2_1"]
+//!  0x02 extensions        credBlob, credProtect, hmac-secret, hmac-secret-mc, largeBlobKey
 //!  0x03 aaguid            the store's AAGUID (16 bytes)
 //!  0x04 options           {rk: true, up: true, uv: true (only with built-in UV), plat: false,
 //!                          clientPin: whether a PIN is set, pinUvAuthToken: true,
-//!                          makeCredUvNotRqd: true}
+//!                          makeCredUvNotRqd: true, largeBlobs: true}
 //!  0x05 maxMsgSize        1200
 //!  0x06 pinUvAuthProtocols [2, 1]
-//!  0x07 maxCredentialCountInList, 0x08 maxCredentialIdLength
+//!  0x07 maxCredentialCountInList, 0x08 maxCredentialIdLength (162: a version-3 id)
 //!  0x09 transports        ["usb"]
 //!  0x0A algorithms        [{alg: -7, type: "public-key"}, {alg: -8, type: "public-key"}]
+//!  0x0B maxSerializedLargeBlobArray 4096
 //!  0x0D minPINLength      4
 //!  0x0E firmwareVersion   the crate's version, as MMmmpp
+//!  0x0F maxCredBlobLength 32
 //!  0x14 remainingDiscoverableCredentials
 //! ```
 //! `clientPin` is `false` on a token without a PIN (it can have one: CTAP 2.1 §6.4), which
@@ -25,6 +28,7 @@
 use super::cbor::{text_map, uint_map, Value};
 use super::client_pin::MIN_PIN_LENGTH;
 use super::cose::Algorithm;
+use super::extensions::SUPPORTED as SUPPORTED_EXTENSIONS;
 use super::pin_protocol::PinUvAuthProtocol;
 
 /// The largest request the token takes, as getInfo announces it.
@@ -68,11 +72,16 @@ pub fn info(facts: &Facts) -> Value {
     options.push(("clientPin", Value::Bool(facts.pin_set)));
     options.push(("pinUvAuthToken", Value::Bool(true)));
     options.push(("makeCredUvNotRqd", Value::Bool(true)));
+    options.push(("largeBlobs", Value::Bool(true)));
     let protocols = PinUvAuthProtocol::SUPPORTED
         .map(|p| Value::Integer((p as u8).into()))
         .to_vec();
     uint_map([
         (0x01, Value::Array(versions)),
+        (
+            0x02,
+            Value::Array(SUPPORTED_EXTENSIONS.map(|e| Value::Text(e.into())).to_vec()),
+        ),
         (0x03, Value::Bytes(facts.aaguid.to_vec())),
         (0x04, text_map(options)),
         (0x05, Value::Integer(MAX_MSG_SIZE.into())),
@@ -80,15 +89,23 @@ pub fn info(facts: &Facts) -> Value {
         (0x07, Value::Integer(MAX_CREDENTIAL_COUNT_IN_LIST.into())),
         (
             0x08,
-            Value::Integer((keystore::KEY_HANDLE_LEN as u64).into()),
+            Value::Integer((keystore::MAX_ISSUED_ID_LEN as u64).into()),
         ),
         (0x09, Value::Array(vec![Value::Text("usb".into())])),
         (
             0x0A,
             Value::Array(Algorithm::SUPPORTED.map(Algorithm::parameters).to_vec()),
         ),
+        (
+            0x0B,
+            Value::Integer((keystore::MAX_SERIALIZED_LARGE_BLOB_ARRAY as u64).into()),
+        ),
         (0x0D, Value::Integer((MIN_PIN_LENGTH as u64).into())),
         (0x0E, Value::Integer(firmware_version().into())),
+        (
+            0x0F,
+            Value::Integer((keystore::MAX_CRED_BLOB_LEN as u64).into()),
+        ),
         (
             0x14,
             Value::Integer((facts.remaining_discoverable as u64).into()),

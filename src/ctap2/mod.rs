@@ -10,6 +10,9 @@
 //! * [`make_credential`]: authenticatorMakeCredential (6.1) and `packed` attestation.
 //! * [`get_assertion`]: authenticatorGetAssertion and GetNextAssertion (6.2, 6.3).
 //! * [`client_pin`]: authenticatorClientPIN and the pinUvAuthToken (6.5).
+//! * [`large_blobs`]: authenticatorLargeBlobs (6.10).
+//! * [`extensions`]: credProtect, hmac-secret, credBlob, largeBlobKey (12): inputs and outputs.
+//! * [`hmac_secret`]: hmac-secret and hmac-secret-mc (12.5).
 //! * [`pin_protocol`]: PIN/UV auth protocols one and two (6.5.6, 6.5.7).
 //! * [`request`]: the requests of those commands, decoded and typed.
 //! * [`credential`]: credential keys (ES256, EdDSA) sealed into credential ids.
@@ -23,8 +26,11 @@ pub mod cbor;
 pub mod client_pin;
 pub mod cose;
 pub mod credential;
+pub mod extensions;
 pub mod get_assertion;
 pub mod get_info;
+pub mod hmac_secret;
+pub mod large_blobs;
 pub mod make_credential;
 pub mod pin_protocol;
 pub mod request;

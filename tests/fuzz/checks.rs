@@ -318,11 +318,13 @@ fn policy() -> OriginPolicy {
 // CTAP2 (`ctap2_request`, `ctaphid_cbor`)
 
 /// Every status of `src/ctap2/status.rs`: the only first bytes a CTAP2 reply may have.
-pub const CTAP2_STATUSES: [Status; 35] = [
+pub const CTAP2_STATUSES: [Status; 37] = [
     Status::Ok,
     Status::InvalidCommand,
     Status::InvalidParameter,
     Status::InvalidLength,
+    Status::InvalidSeq,
+    Status::LargeBlobStorageFull,
     Status::Other,
     Status::CborUnexpectedType,
     Status::InvalidCbor,
@@ -362,6 +364,8 @@ const _EVERY_STATUS_IS_LISTED: fn(Status) = |status| match status {
     | Status::InvalidCommand
     | Status::InvalidParameter
     | Status::InvalidLength
+    | Status::InvalidSeq
+    | Status::LargeBlobStorageFull
     | Status::Other
     | Status::CborUnexpectedType
     | Status::InvalidCbor
@@ -413,6 +417,7 @@ pub const GET_INFO: u8 = 0x04;
 pub const CLIENT_PIN: u8 = 0x06;
 pub const GET_NEXT_ASSERTION: u8 = 0x08;
 pub const SELECTION: u8 = 0x0B;
+pub const LARGE_BLOBS: u8 = 0x0C;
 /// The RP of the fuzzed credentials.
 pub const FUZZ_RP: &str = "fuzz.vu2f.invalid";
 /// A credential id that no token issued.
@@ -602,7 +607,7 @@ pub fn check_ctap2_reply(
     let command = request.first().copied();
     if body.is_empty() {
         assert!(
-            matches!(command, Some(SELECTION | CLIENT_PIN)),
+            matches!(command, Some(SELECTION | CLIENT_PIN | LARGE_BLOBS)),
             "a success without a body (request {request:02x?})"
         );
         return None;

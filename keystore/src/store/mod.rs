@@ -24,6 +24,7 @@ use crate::discoverable::{
 };
 use crate::error::{Result, StoreError};
 use crate::key_handle::KeyWrapper;
+use crate::large_blob::{LargeBlobArray, LARGE_BLOBS};
 use crate::lock::{LockRecord, Passphrase, Vault};
 use crate::pin::{self, PinState, PINS};
 use crate::profile::{AttestationType, Profile};
@@ -159,6 +160,8 @@ pub struct TokenKeys {
     pub discoverable: DiscoverableCredentials,
     /// The token's clientPIN and its retry count.
     pub pin: PinState,
+    /// The token's serialized large-blob array (authenticatorLargeBlobs).
+    pub large_blobs: LargeBlobArray,
 }
 
 /// Marks a token as loaded in this process until dropped (inside its [`Counter`]).
@@ -183,6 +186,7 @@ pub struct Store {
     counters: sled::Tree,
     discoverable: sled::Tree,
     pins: sled::Tree,
+    large_blobs: sled::Tree,
     attestation: Attestation,
     rng: SystemRandom,
     in_use: Arc<Mutex<HashSet<String>>>,
@@ -286,6 +290,7 @@ impl Store {
             counters: db.open_tree(COUNTERS)?,
             discoverable: db.open_tree(DISCOVERABLE)?,
             pins: db.open_tree(PINS)?,
+            large_blobs: db.open_tree(LARGE_BLOBS)?,
             attestation: Attestation::load(&stored, &rng)?,
             db,
             rng,
@@ -463,8 +468,8 @@ impl Store {
         self.names()?.iter().map(|name| self.info(name)).collect()
     }
 
-    /// Deletes a token: its master key, counter, discoverable credentials and PIN are gone (in
-    /// one transaction), and so is every credential it made.
+    /// Deletes a token: its master key, counter, discoverable credentials, PIN and large-blob
+    /// array are gone (in one transaction), and so is every credential it made.
     pub fn remove(&self, name: &str) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError, TransactionError};
         use sled::Transactional;
@@ -478,8 +483,14 @@ impl Store {
             .scan_prefix(discoverable::prefix(name))
             .keys()
             .collect::<sled::Result<Vec<_>>>()?;
-        (&self.tokens, &self.counters, &self.discoverable, &self.pins)
-            .transaction(|(tokens, counters, credentials, pins)| {
+        (
+            &self.tokens,
+            &self.counters,
+            &self.discoverable,
+            &self.pins,
+            &self.large_blobs,
+        )
+            .transaction(|(tokens, counters, credentials, pins, large_blobs)| {
                 if tokens.remove(name.as_bytes())?.is_none() {
                     return Err(ConflictableTransactionError::Abort(
                         StoreError::NoSuchToken(name.to_owned()),
@@ -487,6 +498,7 @@ impl Store {
                 }
                 counters.remove(name.as_bytes())?;
                 pins.remove(name.as_bytes())?;
+                large_blobs.remove(name.as_bytes())?;
                 for key in &records {
                     credentials.remove(key.clone())?;
                 }
@@ -568,6 +580,7 @@ impl Store {
             attestation_type: record.attestation,
             discoverable,
             pin: PinState::load(self.pins.clone(), name, Arc::clone(&self.vault))?,
+            large_blobs: LargeBlobArray::load(self.large_blobs.clone(), name)?,
         })
     }
 }

@@ -115,9 +115,10 @@ impl Store {
             counters,
             discoverable,
             pins,
+            large_blobs,
             ..
         } = self;
-        drop((tokens, counters, discoverable, pins, db));
+        drop((tokens, counters, discoverable, pins, large_blobs, db));
         swap_in_rewrite(&dir).map_err(|source| StoreError::Dir {
             path: dir.clone(),
             source,
