@@ -141,10 +141,7 @@ struct Request<'a> {
 impl<'a> TryFrom<&'a Parameters<'a>> for Request<'a> {
     type Error = Status;
     fn try_from(params: &'a Parameters<'a>) -> Result<Self, Status> {
-        let unsigned = |item: &Item| match item {
-            Item::Unsigned(n) => Ok(*n),
-            _ => Err(Status::CborUnexpectedType),
-        };
+        let unsigned = cbor::unsigned;
         let bytes = |key| params.get(key).map(cbor::bytes).transpose();
         let sub_command = unsigned(params.required(0x02)?)?;
         let request = Self {

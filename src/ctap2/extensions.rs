@@ -130,12 +130,7 @@ impl<'a> GetExtensions<'a> {
 impl<'a> HmacSecretInput<'a> {
     fn read(input: &'a Item<'a>) -> Result<Self, Status> {
         let members = cbor::map(input)?;
-        let member = |label: i64| {
-            members
-                .iter()
-                .find(|(key, _)| key.as_i64() == Some(label))
-                .map(|(_, value)| value)
-        };
+        let member = |label| cbor::int_member(members, label);
         let required = |label| member(label).ok_or(Status::MissingParameter);
         let key_agreement = required(1)?;
         cbor::map(key_agreement)?;

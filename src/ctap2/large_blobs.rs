@@ -28,7 +28,7 @@ use keystore::MAX_SERIALIZED_LARGE_BLOB_ARRAY;
 use ring::digest::{digest, SHA256};
 
 use super::authenticator::{body, reply, Authenticator, Step};
-use super::cbor::{self, uint_map, Item, Parameters, Value};
+use super::cbor::{self, uint_map, Parameters, Value};
 use super::client_pin::permission;
 use super::get_info::MAX_MSG_SIZE;
 use super::request::PinUvAuth;
@@ -58,10 +58,7 @@ struct Request<'a> {
 impl<'a> TryFrom<&'a Parameters<'a>> for Request<'a> {
     type Error = Status;
     fn try_from(params: &'a Parameters<'a>) -> Result<Self, Status> {
-        let unsigned = |item: &Item| match item {
-            Item::Unsigned(n) => Ok(*n),
-            _ => Err(Status::CborUnexpectedType),
-        };
+        let unsigned = cbor::unsigned;
         let param = params.get(0x05).map(cbor::bytes).transpose()?;
         let protocol = params.get(0x06).map(cbor::integer).transpose()?;
         Ok(Self {

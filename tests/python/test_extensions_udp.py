@@ -39,14 +39,19 @@ def pin_token(ctap2, permissions, rp_id=None):
     return protocol, token
 
 
+def pin_auth(token, client_data_hash):
+    """The pinUvAuthParam and protocol of `token` ((protocol, pinUvAuthToken), or None)."""
+    if token is None:
+        return {}
+    protocol, pin_uv_token = token
+    return {"pin_uv_param": protocol.authenticate(pin_uv_token, client_data_hash),
+            "pin_uv_protocol": protocol.VERSION}
+
+
 def ctap_make(ctap2, account, rk=False, extensions=None, token=None):
     """makeCredential with Ctap2 (and a pinUvAuthParam of `token`); the response."""
     client_data_hash = sha256(os.urandom(16))
-    auth = {}
-    if token is not None:
-        protocol, pin_uv_token = token
-        auth = {"pin_uv_param": protocol.authenticate(pin_uv_token, client_data_hash),
-                "pin_uv_protocol": protocol.VERSION}
+    auth = pin_auth(token, client_data_hash)
     return ctap2.make_credential(client_data_hash, {"id": RP_ID, "name": "x"}, account,
                                  [ES256_PARAM], options={"rk": True} if rk else None,
                                  extensions=extensions, **auth)
@@ -56,11 +61,7 @@ def ctap_get(ctap2, credential=None, extensions=None, token=None):
     """getAssertion with Ctap2; the response, its signature verified with the credential's key
     (python-fido2's CoseKey) when `credential` (its AttestedCredentialData) is given."""
     client_data_hash = sha256(os.urandom(16))
-    auth = {}
-    if token is not None:
-        protocol, pin_uv_token = token
-        auth = {"pin_uv_param": protocol.authenticate(pin_uv_token, client_data_hash),
-                "pin_uv_protocol": protocol.VERSION}
+    auth = pin_auth(token, client_data_hash)
     allow = None
     if credential is not None:
         allow = [{"type": "public-key", "id": credential.credential_id}]
@@ -158,12 +159,18 @@ def test_hmac_secret_of_a_non_discoverable_credential_over_ctap2(served):
     assert outputs[0] == outputs[1] and len(outputs[0]) == 32
 
 
+def protected(ctap2, level, n):
+    """A discoverable credential with credProtect `level` for user `n` (made with a PIN token);
+    its data, once the output says the level."""
+    made = ctap_make(ctap2, user(n), rk=True, extensions={"credProtect": level},
+                     token=pin_token(ctap2, PERMISSION.MAKE_CREDENTIAL))
+    assert made.auth_data.extensions == {"credProtect": level}
+    return made.auth_data.credential_data
+
+
 def test_cred_protect_3_is_invisible_without_uv_and_visible_with_it(served):
     device, facts, ctap2 = pinned(served)
-    made = ctap_make(ctap2, user(3), rk=True, extensions={"credProtect": 3},
-                     token=pin_token(ctap2, PERMISSION.MAKE_CREDENTIAL))
-    assert made.auth_data.extensions == {"credProtect": 3}
-    credential = made.auth_data.credential_data
+    credential = protected(ctap2, 3, 3)
     refused(ERR.NO_CREDENTIALS, ctap_get, ctap2)
     refused(ERR.NO_CREDENTIALS, ctap_get, ctap2, credential)
     got = ctap_get(ctap2, credential, token=pin_token(ctap2, PERMISSION.GET_ASSERTION))
@@ -180,10 +187,7 @@ def test_cred_protect_3_is_invisible_without_uv_and_visible_with_it(served):
 
 def test_cred_protect_2_needs_the_credential_id_list_without_uv(served):
     _, _, ctap2 = pinned(served)
-    made = ctap_make(ctap2, user(4), rk=True, extensions={"credProtect": 2},
-                     token=pin_token(ctap2, PERMISSION.MAKE_CREDENTIAL))
-    assert made.auth_data.extensions == {"credProtect": 2}
-    credential = made.auth_data.credential_data
+    credential = protected(ctap2, 2, 4)
     refused(ERR.NO_CREDENTIALS, ctap_get, ctap2)
     got = ctap_get(ctap2, credential)
     assert not got.auth_data.flags & FLAG_UV

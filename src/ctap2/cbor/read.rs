@@ -265,6 +265,14 @@ pub fn integer(item: &Item) -> Result<i64, Status> {
     item.as_i64().ok_or(Status::CborUnexpectedType)
 }
 
+/// An unsigned integer, or `CBOR_UNEXPECTED_TYPE`.
+pub fn unsigned(item: &Item) -> Result<u64, Status> {
+    match item {
+        Item::Unsigned(n) => Ok(*n),
+        _ => Err(Status::CborUnexpectedType),
+    }
+}
+
 /// An array, or `CBOR_UNEXPECTED_TYPE`.
 pub fn array<'a>(item: &Item<'a>) -> Result<&'a [Item<'a>], Status> {
     item.as_array().ok_or(Status::CborUnexpectedType)
@@ -273,6 +281,15 @@ pub fn array<'a>(item: &Item<'a>) -> Result<&'a [Item<'a>], Status> {
 /// A map's members, or `CBOR_UNEXPECTED_TYPE`.
 pub fn map<'a>(item: &Item<'a>) -> Result<&'a [(Item<'a>, Item<'a>)], Status> {
     item.as_map().ok_or(Status::CborUnexpectedType)
+}
+
+/// The member of `members` under the integer key `label` (a COSE_Key's, an extension input's),
+/// if present.
+pub fn int_member<'i, 'a>(members: &'i [(Item<'a>, Item<'a>)], label: i64) -> Option<&'i Item<'a>> {
+    members
+        .iter()
+        .find(|(k, _)| k.as_i64() == Some(label))
+        .map(|(_, v)| v)
 }
 
 /// The member of `members` under the text key `key`, if present.
