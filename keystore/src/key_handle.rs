@@ -23,6 +23,32 @@
 //!  | 1 byte  | 12 bytes  | 32 bytes                                     | 16 bytes |  = 61 bytes
 //!  +---------+-----------+---------------------------------------------+----------+
 //!  associated data: 0x02 ‖ rpIdHash (32 bytes)
+//!
+//!  version 3: either key with the credential's extension state (CTAP 2.1 §12.1 credProtect,
+//!  §12.2 credBlob, §12.3 largeBlobKey, §12.5 hmac-secret), for credentials made with any of them
+//!  +---------+-----------+--------------------------------------------------------+----------+
+//!  | 0x03    | nonce     | AES-256-GCM( header ‖ credBlob ‖ key )                  | GCM tag  |
+//!  | 1 byte  | 12 bytes  | 4 + 0..32 + (P-256: 32 + 65 | Ed25519: 32) bytes       | 16 bytes |
+//!  +---------+-----------+--------------------------------------------------------+----------+
+//!  header: algorithm (1 P-256, 2 Ed25519) ‖ credProtect (0 none, 1..3) ‖ flags ‖ credBlob length
+//!          flags: 0x01 hmac-secret, 0x02 largeBlobKey
+//!  associated data: 0x03 ‖ rpIdHash (32 bytes)          130..162 bytes (P-256), 65..97 (Ed25519)
+//! ```
+//!
+//! A credential made without extensions keeps version 1 or 2: a plain ES256 credential id stays
+//! the U2F key handle. Version 3 ids are never U2F key handles (the U2F engine refuses them as
+//! not its own), so a credProtect level cannot be stepped around over U2F.
+//!
+//! The secrets of hmac-secret (CredRandomWithUV, CredRandomWithoutUV) and the largeBlobKey are
+//! not stored anywhere: [`KeyWrapper::credential_secret`] derives them from the master key and
+//! the credential id (HMAC-SHA-256 under a subkey of the master key), so they cost no bytes in
+//! the id, need no record, are the same for every assertion, and change when the master key
+//! does (a reset):
+//!
+//! ```text
+//!  subkey = HMAC-SHA-256(master key, "vu2f credential secrets v1")
+//!  secret = HMAC-SHA-256(subkey, purpose label ‖ 0x00 ‖ credential id)
+//!           labels: "hmac-secret/uv", "hmac-secret/no-uv", "largeBlobKey"
 //! ```
 //!
 //! A discoverable credential's id has the version's top bit set (`0x81`, `0x82`; [`Residency`]),
@@ -34,8 +60,8 @@
 //! halves; carrying it saves a scalar multiplication in software on every cache miss. An Ed25519
 //! key is its 32-byte seed (RFC 8032 §5.1.5): ring derives the public key from it.
 //!
-//! [`KeyWrapper::unwrap`] (the U2F engine) opens version 1 only; [`KeyWrapper::unwrap_any`] (the
-//! CTAP2 engine) opens both.
+//! [`KeyWrapper::unwrap`] (the U2F engine) opens version 1 only; [`KeyWrapper::unwrap_any`] and
+//! [`KeyWrapper::unwrap_credential`] (the CTAP2 engine) open all three.
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
@@ -45,6 +71,14 @@ use zeroize::Zeroize;
 
 const VERSION: u8 = 1;
 const ED25519_VERSION: u8 = 2;
+const EXTENDED_VERSION: u8 = 3;
+/// The bytes before credBlob in a version-3 id's sealed body.
+const HEADER_LEN: usize = 4;
+const HMAC_SECRET_FLAG: u8 = 0x01;
+const LARGE_BLOB_KEY_FLAG: u8 = 0x02;
+/// The most credBlob bytes a credential keeps (getInfo's maxCredBlobLength, CTAP 2.1 §12.2: at
+/// least 32).
+pub const MAX_CRED_BLOB_LEN: usize = 32;
 /// Set in the version byte of a discoverable credential's id.
 const DISCOVERABLE_BIT: u8 = 0x80;
 const PRIVATE_LEN: usize = 32;
@@ -58,6 +92,51 @@ pub const KEY_HANDLE_LEN: usize = 1 + NONCE_LEN + PRIVATE_LEN + PUBLIC_KEY_LEN +
 pub const ED25519_SEED_LEN: usize = 32;
 /// The length of every Ed25519 credential id (version 2) this token issues.
 pub const ED25519_HANDLE_LEN: usize = 1 + NONCE_LEN + ED25519_SEED_LEN + TAG_LEN;
+/// The longest credential id this token issues: a version-3 P-256 id with a full credBlob
+/// (getInfo's maxCredentialIdLength).
+pub const MAX_ISSUED_ID_LEN: usize =
+    1 + NONCE_LEN + HEADER_LEN + MAX_CRED_BLOB_LEN + PRIVATE_LEN + PUBLIC_KEY_LEN + TAG_LEN;
+
+/// What a credential keeps of the extensions it was made with, sealed in a version-3 id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialExtensions {
+    /// The credProtect level (1 to 3); 0: none asked for, which acts as 1.
+    pub cred_protect: u8,
+    /// Made with `hmac-secret: true`.
+    pub hmac_secret: bool,
+    /// Made with `largeBlobKey: true`.
+    pub large_blob_key: bool,
+    /// The credBlob, at most [`MAX_CRED_BLOB_LEN`] bytes.
+    pub cred_blob: Vec<u8>,
+}
+
+impl CredentialExtensions {
+    /// Whether nothing is kept: the credential's id needs no version 3.
+    pub fn is_none(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// What a secret [`KeyWrapper::credential_secret`] derives is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialSecret {
+    /// hmac-secret's CredRandomWithUV.
+    HmacSecretWithUv,
+    /// hmac-secret's CredRandomWithoutUV.
+    HmacSecretWithoutUv,
+    /// The largeBlobKey (CTAP 2.1 §12.3).
+    LargeBlobKey,
+}
+
+impl CredentialSecret {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Self::HmacSecretWithUv => b"hmac-secret/uv",
+            Self::HmacSecretWithoutUv => b"hmac-secret/no-uv",
+            Self::LargeBlobKey => b"largeBlobKey",
+        }
+    }
+}
 
 /// A credential key pair in raw form: what a key handle carries.
 pub struct CredentialKey {
@@ -226,13 +305,15 @@ impl Residency {
     }
 }
 
-/// What a credential id held: its key, and whether it is discoverable.
+/// What a credential id held: its key, whether it is discoverable, and its extension state.
 #[derive(Debug)]
 pub struct Unwrapped {
     /// The credential key.
     pub key: WrappedKey,
     /// Whether the id is a discoverable credential's.
     pub residency: Residency,
+    /// The extension state of a version-3 id; none for versions 1 and 2.
+    pub extensions: Option<CredentialExtensions>,
 }
 
 /// Why a key handle was refused. The U2F layer answers all of them with `0x6A80`, except a
@@ -339,6 +420,9 @@ impl KeyWrapper {
         if handle.len() == ED25519_HANDLE_LEN {
             return Err(UnwrapError::NotOurs);
         }
+        if Self::is_extended(handle) {
+            return Err(UnwrapError::NotOurs);
+        }
         if handle.len() != KEY_HANDLE_LEN {
             return Err(UnwrapError::WrongLength);
         }
@@ -436,6 +520,7 @@ impl KeyWrapper {
             Residency::Discoverable
         };
         let key = match (handle.len(), version & !DISCOVERABLE_BIT) {
+            (_, EXTENDED_VERSION) => return self.open_extended(handle, app_param, residency),
             (KEY_HANDLE_LEN, VERSION) => WrappedKey::P256(self.open_p256(handle, app_param)?),
             (ED25519_HANDLE_LEN, ED25519_VERSION) => {
                 WrappedKey::Ed25519(self.unwrap_ed25519(handle, app_param)?)
@@ -443,7 +528,161 @@ impl KeyWrapper {
             (KEY_HANDLE_LEN | ED25519_HANDLE_LEN, _) => return Err(UnwrapError::NotOurs),
             _ => return Err(UnwrapError::WrongLength),
         };
-        Ok(Unwrapped { key, residency })
+        Ok(Unwrapped {
+            key,
+            residency,
+            extensions: None,
+        })
+    }
+
+    /// Whether `handle` is a version-3 id (of either residency): one with extension state.
+    pub fn is_extended(handle: &[u8]) -> bool {
+        handle
+            .first()
+            .is_some_and(|v| v & !DISCOVERABLE_BIT == EXTENDED_VERSION)
+    }
+
+    /// Seals `key` with `extensions` into a version-3 id of `residency` bound to `app_param`
+    /// (module docs). A credBlob over [`MAX_CRED_BLOB_LEN`] bytes or a credProtect level over
+    /// 3 is [`StoreError::Crypto`]: the engine checks both before.
+    pub fn wrap_extended(
+        &self,
+        key: &WrappedKey,
+        extensions: &CredentialExtensions,
+        app_param: &[u8; 32],
+        residency: Residency,
+        rng: &SystemRandom,
+    ) -> Result<Vec<u8>> {
+        let blob = &extensions.cred_blob;
+        if blob.len() > MAX_CRED_BLOB_LEN || extensions.cred_protect > 3 {
+            return Err(StoreError::Crypto(
+                "credential extension state out of range".into(),
+            ));
+        }
+        let version = residency.version(EXTENDED_VERSION);
+        let flags = if extensions.hmac_secret {
+            HMAC_SECRET_FLAG
+        } else {
+            0
+        } | if extensions.large_blob_key {
+            LARGE_BLOB_KEY_FLAG
+        } else {
+            0
+        };
+        let mut body = zeroize::Zeroizing::new(Vec::with_capacity(
+            HEADER_LEN + blob.len() + PRIVATE_LEN + PUBLIC_KEY_LEN + TAG_LEN,
+        ));
+        let algorithm = match key {
+            WrappedKey::P256(_) => VERSION,
+            WrappedKey::Ed25519(_) => ED25519_VERSION,
+        };
+        // The length fits a byte: at most MAX_CRED_BLOB_LEN.
+        body.extend_from_slice(&[algorithm, extensions.cred_protect, flags, blob.len() as u8]);
+        body.extend_from_slice(blob);
+        match key {
+            WrappedKey::P256(p256) => {
+                body.extend_from_slice(&p256.private_key);
+                body.extend_from_slice(&p256.public_key);
+            }
+            WrappedKey::Ed25519(seed) => body.extend_from_slice(&seed.0),
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill(&mut nonce)
+            .map_err(|_| StoreError::Crypto("no randomness for a nonce".into()))?;
+        let tag = self
+            .key()
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(Self::aad(version, app_param)),
+                body.as_mut_slice(),
+            )
+            .map_err(|_| StoreError::Crypto("sealing a credential id".into()))?;
+        let mut id = Vec::with_capacity(1 + NONCE_LEN + body.len() + TAG_LEN);
+        id.push(version);
+        id.extend_from_slice(&nonce);
+        id.extend_from_slice(&body);
+        id.extend_from_slice(tag.as_ref());
+        Ok(id)
+    }
+
+    /// Opens a version-3 id: its key and its extension state.
+    fn open_extended(
+        &self,
+        handle: &[u8],
+        app_param: &[u8; 32],
+        residency: Residency,
+    ) -> Result<Unwrapped, UnwrapError> {
+        let shortest = 1 + NONCE_LEN + HEADER_LEN + ED25519_SEED_LEN + TAG_LEN;
+        if handle.len() < shortest || handle.len() > MAX_ISSUED_ID_LEN {
+            return Err(UnwrapError::NotOurs);
+        }
+        let (nonce, sealed) = handle[1..].split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| UnwrapError::NotOurs)?;
+        let mut sealed = zeroize::Zeroizing::new(sealed.to_vec());
+        let plain = self
+            .key()
+            .open_in_place(
+                nonce,
+                Aad::from(Self::aad(handle[0], app_param)),
+                sealed.as_mut_slice(),
+            )
+            .map_err(|_| UnwrapError::NotOurs)?;
+        // Sealed by this token: a malformed body is a bug of an older build, not ours either.
+        let (header, rest) = plain
+            .split_first_chunk::<HEADER_LEN>()
+            .ok_or(UnwrapError::NotOurs)?;
+        let [algorithm, cred_protect, flags, blob_len] = *header;
+        let blob_len = usize::from(blob_len);
+        if blob_len > MAX_CRED_BLOB_LEN || blob_len > rest.len() || cred_protect > 3 {
+            return Err(UnwrapError::NotOurs);
+        }
+        let (cred_blob, key) = rest.split_at(blob_len);
+        let key = match (algorithm, key.len()) {
+            (VERSION, len) if len == PRIVATE_LEN + PUBLIC_KEY_LEN => {
+                let mut p256 = CredentialKey {
+                    private_key: [0u8; PRIVATE_LEN],
+                    public_key: [0u8; PUBLIC_KEY_LEN],
+                };
+                p256.private_key.copy_from_slice(&key[..PRIVATE_LEN]);
+                p256.public_key.copy_from_slice(&key[PRIVATE_LEN..]);
+                WrappedKey::P256(p256)
+            }
+            (ED25519_VERSION, ED25519_SEED_LEN) => {
+                let mut seed = Ed25519Seed([0u8; ED25519_SEED_LEN]);
+                seed.0.copy_from_slice(key);
+                WrappedKey::Ed25519(seed)
+            }
+            _ => return Err(UnwrapError::NotOurs),
+        };
+        Ok(Unwrapped {
+            key,
+            residency,
+            extensions: Some(CredentialExtensions {
+                cred_protect,
+                hmac_secret: flags & HMAC_SECRET_FLAG != 0,
+                large_blob_key: flags & LARGE_BLOB_KEY_FLAG != 0,
+                cred_blob: cred_blob.to_vec(),
+            }),
+        })
+    }
+
+    /// The secret `purpose` of the credential `credential_id`, derived from the master key
+    /// (module docs): hmac-secret's CredRandoms and the largeBlobKey.
+    pub fn credential_secret(
+        &self,
+        purpose: CredentialSecret,
+        credential_id: &[u8],
+    ) -> zeroize::Zeroizing<[u8; 32]> {
+        let master = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.master_key);
+        let subkey = ring::hmac::sign(&master, b"vu2f credential secrets v1");
+        let subkey = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, subkey.as_ref());
+        let mut context = ring::hmac::Context::with_key(&subkey);
+        context.update(purpose.label());
+        context.update(&[0]);
+        context.update(credential_id);
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        secret.copy_from_slice(context.sign().as_ref());
+        secret
     }
 
     fn unwrap_ed25519(
@@ -695,6 +934,103 @@ mod tests {
         assert_eq!(
             wrapper(1).unwrap_any(&p, &app).err(),
             Some(UnwrapError::NotOurs)
+        );
+    }
+
+    #[test]
+    fn extended_ids_carry_their_state_and_key_and_are_bound() {
+        let rng = SystemRandom::new();
+        let w = wrapper(5);
+        let app = [6u8; 32];
+        let state = CredentialExtensions {
+            cred_protect: 3,
+            hmac_secret: true,
+            large_blob_key: true,
+            cred_blob: vec![0x42; MAX_CRED_BLOB_LEN],
+        };
+        let p256 = CredentialKey::generate(&rng).unwrap();
+        let public = p256.public_key;
+        let seed = Ed25519Seed::generate(&rng).unwrap();
+        let seed_bytes = seed.0;
+        for residency in [Residency::ServerSide, Residency::Discoverable] {
+            for key in [
+                WrappedKey::P256(CredentialKey {
+                    private_key: p256.private_key,
+                    public_key: public,
+                }),
+                WrappedKey::Ed25519(Ed25519Seed(seed_bytes)),
+            ] {
+                let id = w
+                    .wrap_extended(&key, &state, &app, residency, &rng)
+                    .unwrap();
+                assert!(id.len() <= MAX_ISSUED_ID_LEN);
+                assert!(KeyWrapper::is_extended(&id));
+                assert!(!KeyWrapper::is_u2f_handle(&id));
+                assert_eq!(
+                    w.unwrap(&id, &app).err(),
+                    Some(UnwrapError::NotOurs),
+                    "not U2F's"
+                );
+                let opened = w.unwrap_credential(&id, &app).unwrap();
+                assert_eq!(opened.residency, residency);
+                assert_eq!(opened.extensions.as_ref(), Some(&state));
+                match (opened.key, &key) {
+                    (WrappedKey::P256(k), WrappedKey::P256(_)) => assert_eq!(k.public_key, public),
+                    (WrappedKey::Ed25519(s), WrappedKey::Ed25519(_)) => assert_eq!(s.0, seed_bytes),
+                    _ => panic!("another algorithm"),
+                }
+                assert!(w.unwrap_credential(&id, &[7u8; 32]).is_err(), "another RP");
+                assert!(
+                    wrapper(6).unwrap_credential(&id, &app).is_err(),
+                    "another token"
+                );
+                for byte in 0..id.len() {
+                    let mut forged = id.clone();
+                    forged[byte] ^= 0x10;
+                    assert!(w.unwrap_credential(&forged, &app).is_err(), "byte {byte}");
+                }
+            }
+        }
+        let too_much = CredentialExtensions {
+            cred_blob: vec![0; MAX_CRED_BLOB_LEN + 1],
+            ..CredentialExtensions::default()
+        };
+        assert!(w
+            .wrap_extended(
+                &WrappedKey::Ed25519(seed),
+                &too_much,
+                &app,
+                Residency::ServerSide,
+                &rng
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn credential_secrets_differ_by_purpose_id_and_master_key() {
+        let id = [1u8; 70];
+        let a = wrapper(1);
+        let secrets = [
+            CredentialSecret::HmacSecretWithUv,
+            CredentialSecret::HmacSecretWithoutUv,
+            CredentialSecret::LargeBlobKey,
+        ]
+        .map(|purpose| *a.credential_secret(purpose, &id));
+        assert_ne!(secrets[0], secrets[1]);
+        assert_ne!(secrets[1], secrets[2]);
+        assert_ne!(secrets[0], secrets[2]);
+        assert_eq!(
+            *a.credential_secret(CredentialSecret::HmacSecretWithUv, &id),
+            secrets[0]
+        );
+        assert_ne!(
+            *a.credential_secret(CredentialSecret::HmacSecretWithUv, &[2; 70]),
+            secrets[0]
+        );
+        assert_ne!(
+            *wrapper(2).credential_secret(CredentialSecret::HmacSecretWithUv, &id),
+            secrets[0],
+            "a reset (new master key) changes them"
         );
     }
 }

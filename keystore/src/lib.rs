@@ -14,8 +14,9 @@
 //!                 ├ tree "counters"      name -> persisted counter ceiling (u32, big-endian)
 //!                 ├ tree "discoverable"  name ‖ 0x00 ‖ sequence -> one discoverable credential
 //!                 ├ tree "pins"          name -> the token's PIN hash and retry count
-//!                 └ tree "config"        name -> authenticatorConfig's settings (alwaysUv, minimum
-//!                                         PIN length and its RP IDs, forcePINChange), plain
+//!                 ├ tree "config"        name -> authenticatorConfig's settings (alwaysUv, minimum
+//!                 │                       PIN length and its RP IDs, forcePINChange), plain
+//!                 └ tree "large_blobs"   name -> the token's serialized large-blob array
 //! ```
 //!
 //! * [`key_handle`]: credential private keys are not stored; they are sealed into the key handle with
@@ -26,6 +27,7 @@
 //! * [`pin`]: a token's clientPIN: LEFT(SHA-256(PIN), 16) and its retry count, lowered durably
 //!   before every comparison.
 //! * [`config`]: a token's authenticatorConfig settings.
+//! * [`large_blob`]: a token's serialized large-blob array (CTAP 2.1 authenticatorLargeBlobs).
 //! * [`profile`]: whether a token is a FIDO2 authenticator or a U2F-only key.
 //! * [`counter`]: one global signature counter per token that never repeats and never goes back, even
 //!   across `kill -9`, with one flush per block of values rather than one per signature.
@@ -43,6 +45,7 @@ pub mod discoverable;
 pub mod error;
 mod hex;
 pub mod key_handle;
+pub mod large_blob;
 pub mod lock;
 pub mod pin;
 pub mod profile;
@@ -57,9 +60,11 @@ pub use discoverable::{
 };
 pub use error::StoreError;
 pub use key_handle::{
-    CredentialKey, Ed25519Seed, KeyWrapper, Residency, UnwrapError, Unwrapped, WrappedKey,
-    ED25519_HANDLE_LEN, KEY_HANDLE_LEN,
+    CredentialExtensions, CredentialKey, CredentialSecret, Ed25519Seed, KeyWrapper, Residency,
+    UnwrapError, Unwrapped, WrappedKey, ED25519_HANDLE_LEN, KEY_HANDLE_LEN, MAX_CRED_BLOB_LEN,
+    MAX_ISSUED_ID_LEN,
 };
+pub use large_blob::{LargeBlobArray, MAX_SERIALIZED_LARGE_BLOB_ARRAY};
 pub use lock::Passphrase;
 pub use pin::{PinCheck, PinState, MAX_PIN_RETRIES, PIN_HASH_LEN};
 pub use profile::{AttestationType, Profile, UnknownAttestationType, UnknownProfile};

@@ -17,7 +17,7 @@ pub const USER_PRESENT: u8 = 0x01;
 pub const USER_VERIFIED: u8 = 0x04;
 /// Flag: attested credential data follows the counter.
 pub const ATTESTED: u8 = 0x40;
-/// ED: extension outputs follow.
+/// Flag: an extension map ends the authenticator data.
 pub const EXTENSION_DATA: u8 = 0x80;
 
 /// The credential a makeCredential attests: its AAGUID, id and public key.

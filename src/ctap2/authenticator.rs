@@ -24,6 +24,7 @@ use super::client_pin::{ClientPinState, TokenUse, UvTokenGrant};
 use super::credential_management::Enumeration;
 use super::get_assertion::AssertionQueue;
 use super::get_info::{self, Facts};
+use super::large_blobs::PendingWrite;
 use super::make_credential::Creation;
 use super::status::Status;
 use crate::u2f::{self, Presence, PresencePolicy};
@@ -52,6 +53,8 @@ pub enum Command {
     CredentialManagement = 0x0A,
     /// authenticatorSelection.
     Selection = 0x0B,
+    /// authenticatorLargeBlobs.
+    LargeBlobs = 0x0C,
     /// authenticatorConfig.
     Config = 0x0D,
     /// authenticatorCredentialManagement as CTAP 2.1's preview numbered it (hosts still send it).
@@ -70,6 +73,7 @@ impl TryFrom<u8> for Command {
             0x08 => Ok(Self::GetNextAssertion),
             0x0A => Ok(Self::CredentialManagement),
             0x0B => Ok(Self::Selection),
+            0x0C => Ok(Self::LargeBlobs),
             0x0D => Ok(Self::Config),
             0x41 => Ok(Self::CredentialManagementPreview),
             _ => Err(Status::InvalidCommand),
@@ -143,6 +147,8 @@ pub struct Authenticator {
     pub(super) powered_up: Instant,
     /// What credentialManagement's enumerations have left for their GetNext subcommands.
     pub(super) enumeration: Option<Enumeration>,
+    /// The authenticatorLargeBlobs set in progress, if one is.
+    pub(super) large_blob_write: Option<PendingWrite>,
 }
 
 /// The most an emptied arena keeps: a request many times larger than any a host sends (a hostile
@@ -212,6 +218,7 @@ impl Authenticator {
             arena: Arena::new(),
             powered_up: Instant::now(),
             enumeration: None,
+            large_blob_write: None,
         }
     }
 
@@ -279,6 +286,8 @@ impl Authenticator {
             }
             Command::Config => Parameters::decode(parameters, &arena)
                 .and_then(|params| self.config(&params, parameters, now)),
+            Command::LargeBlobs => Parameters::decode(parameters, &arena)
+                .and_then(|params| self.large_blobs(&params, now)),
         };
         arena.reset();
         if arena.allocated_bytes() <= ARENA_KEPT {
@@ -322,6 +331,7 @@ impl Authenticator {
         self.next_assertions = None;
         self.enumeration = None;
         self.pin = ClientPinState::power_up(&self.rng);
+        self.large_blob_write = None;
         if let Some(uv) = self.uv.as_mut() {
             uv.power_cycle();
         }

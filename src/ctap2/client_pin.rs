@@ -84,8 +84,11 @@ pub mod permission {
     pub const PERSISTENT_CREDENTIAL_MANAGEMENT: u8 = 0x40;
     /// What a PIN can grant: the others belong to commands this token does not have
     /// (`UNAUTHORIZED_PERMISSION`).
-    pub const GRANTABLE: u8 =
-        MAKE_CREDENTIAL | GET_ASSERTION | CREDENTIAL_MANAGEMENT | AUTHENTICATOR_CONFIG;
+    pub const GRANTABLE: u8 = MAKE_CREDENTIAL
+        | GET_ASSERTION
+        | CREDENTIAL_MANAGEMENT
+        | LARGE_BLOB_WRITE
+        | AUTHENTICATOR_CONFIG;
     /// What built-in UV can grant: not acfg, as getInfo lists no `uvAcfg` (§6.5.5.8).
     pub const GRANTABLE_BY_UV: u8 = GRANTABLE & !AUTHENTICATOR_CONFIG;
     /// What CTAP 2.0's getPinToken grants (§6.5.5.7: "mc and ga").
@@ -146,10 +149,7 @@ struct Request<'a> {
 impl<'a> TryFrom<&'a Parameters<'a>> for Request<'a> {
     type Error = Status;
     fn try_from(params: &'a Parameters<'a>) -> Result<Self, Status> {
-        let unsigned = |item: &Item| match item {
-            Item::Unsigned(n) => Ok(*n),
-            _ => Err(Status::CborUnexpectedType),
-        };
+        let unsigned = cbor::unsigned;
         let bytes = |key| params.get(key).map(cbor::bytes).transpose();
         let sub_command = unsigned(params.required(0x02)?)?;
         let request = Self {
@@ -343,7 +343,7 @@ impl Authenticator {
     }
 
     /// decapsulate(keyAgreement) with the protocol's key-agreement key.
-    fn shared_secret(
+    pub(super) fn shared_secret(
         &self,
         protocol: PinUvAuthProtocol,
         key_agreement: &Item,
@@ -581,7 +581,8 @@ impl Authenticator {
         }
     }
 
-    /// A pinUvAuthParam of credentialManagement or authenticatorConfig (§6.8, §6.11): it must be
+    /// A pinUvAuthParam of credentialManagement, authenticatorConfig or authenticatorLargeBlobs'
+    /// set (§6.8, §6.11, §6.10.2 step 3): it must be
     /// authenticate(pinUvAuthToken, `message`) of the token in use, and the token must have
     /// `permission`; else `PIN_AUTH_INVALID`. Returns the RP ID the token is bound to, which the
     /// caller checks as its subcommand wants.
@@ -654,7 +655,7 @@ impl Authenticator {
 }
 
 /// The permissions of a request for a token with permissions: none `INVALID_PARAMETER`; one
-/// outside `grantable` (be, lbw, pcmr: no command for them; acfg by built-in UV)
+/// outside `grantable` (be, pcmr: no command for them; acfg by built-in UV)
 /// `UNAUTHORIZED_PERMISSION`; bits no version of the spec defines are ignored.
 fn check_permissions(requested: u64, grantable: u8) -> Result<u8, Status> {
     if requested == 0 {
@@ -718,7 +719,8 @@ mod tests {
         assert_eq!(check_permissions(0x03, pin), Ok(0x03));
         assert_eq!(check_permissions(0x02, pin), Ok(0x02));
         assert_eq!(check_permissions(0x24, pin), Ok(0x24), "cm and acfg");
-        for unsupported in [0x08, 0x10, 0x40, 0x0C] {
+        assert_eq!(check_permissions(0x10, pin), Ok(0x10), "lbw");
+        for unsupported in [0x08, 0x40, 0x0C] {
             assert_eq!(
                 check_permissions(unsupported, pin),
                 Err(Status::UnauthorizedPermission),

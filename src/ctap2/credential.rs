@@ -8,12 +8,15 @@
 //!  ES256  the U2F key handle: 01 ‖ nonce ‖ AES-GCM(P-256 private ‖ public) ‖ tag   126 bytes
 //!  EdDSA                      02 ‖ nonce ‖ AES-GCM(Ed25519 seed)            ‖ tag    61 bytes
 //!  discoverable: the same with the version's top bit set (81, 82)
+//!  with extension state (credProtect, hmac-secret, credBlob, largeBlobKey): version 3 (03, 83)
 //! ```
 //! A non-discoverable ES256 credential id is a U2F key handle and a U2F key handle one: a
 //! credential registered over U2F signs over CTAP2, and the other way round. A discoverable
 //! credential's id counts only while its record is in the store: a replaced or deleted one is
 //! gone, though its id still opens.
-use keystore::{CredentialKey, Ed25519Seed, KeyWrapper, Residency, WrappedKey};
+use keystore::{
+    CredentialExtensions, CredentialKey, Ed25519Seed, KeyWrapper, Residency, WrappedKey,
+};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, Signature};
 
@@ -30,34 +33,52 @@ pub enum SigningKey {
 }
 
 /// Makes a new key pair for `algorithm` and seals it into a credential id bound to
-/// `rp_id_hash`. Returns the id and the public key as a COSE_Key. No signing key is built (ring
+/// `rp_id_hash`, with `extensions` when there are any (a version-3 id; without, the id is a
+/// version 1 or 2 one as ever). Returns the id and the public key as a COSE_Key. No signing key is built (ring
 /// would check the pair with a scalar multiplication): a batch-attested makeCredential signs
 /// nothing with the new key; a self-attested one opens it from its id, paying that once.
 pub fn generate(
     algorithm: Algorithm,
     residency: Residency,
+    extensions: &CredentialExtensions,
     wrapper: &KeyWrapper,
     rp_id_hash: &[u8; 32],
     rng: &SystemRandom,
 ) -> Result<(Vec<u8>, Value), Status> {
+    let extended = |key: WrappedKey| {
+        wrapper
+            .wrap_extended(&key, extensions, rp_id_hash, residency, rng)
+            .map_err(|_| Status::Other)
+    };
     match algorithm {
         Algorithm::Es256 => {
             let key = CredentialKey::generate(rng).map_err(|_| Status::Other)?;
-            let id = wrapper
-                .wrap_as(&key, rp_id_hash, residency, rng)
-                .map_err(|_| Status::Other)?;
-            Ok((id.to_vec(), cose::es256_key(&key.public_key)))
+            let public_key = cose::es256_key(&key.public_key);
+            let id = if extensions.is_none() {
+                wrapper
+                    .wrap_as(&key, rp_id_hash, residency, rng)
+                    .map_err(|_| Status::Other)?
+                    .to_vec()
+            } else {
+                extended(WrappedKey::P256(key))?
+            };
+            Ok((id, public_key))
         }
         Algorithm::EdDsa => {
             let mut seed = Ed25519Seed([0; 32]);
             rng.fill(&mut seed.0).map_err(|_| Status::Other)?;
-            let id = wrapper
-                .wrap_ed25519_as(&seed, rp_id_hash, residency, rng)
-                .map_err(|_| Status::Other)?;
             let pair = ed25519_pair(&seed)?;
             let mut public = [0u8; 32];
             public.copy_from_slice(pair.public_key().as_ref());
-            Ok((id.to_vec(), cose::ed25519_key(&public)))
+            let id = if extensions.is_none() {
+                wrapper
+                    .wrap_ed25519_as(&seed, rp_id_hash, residency, rng)
+                    .map_err(|_| Status::Other)?
+                    .to_vec()
+            } else {
+                extended(WrappedKey::Ed25519(seed))?
+            };
+            Ok((id, cose::ed25519_key(&public)))
         }
     }
 }
@@ -123,8 +144,15 @@ mod tests {
         let wrapper = KeyWrapper::new(&[3; 32]);
         let other = KeyWrapper::new(&[4; 32]);
         for algorithm in Algorithm::SUPPORTED {
-            let (id, cose_key) =
-                generate(algorithm, Residency::ServerSide, &wrapper, &[1; 32], &rng).unwrap();
+            let (id, cose_key) = generate(
+                algorithm,
+                Residency::ServerSide,
+                &CredentialExtensions::default(),
+                &wrapper,
+                &[1; 32],
+                &rng,
+            )
+            .unwrap();
             let opened = SigningKey::open(&wrapper, &id, &[1; 32], &rng).expect("opens");
             assert!(matches!(
                 (algorithm, &opened),

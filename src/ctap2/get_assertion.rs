@@ -12,18 +12,29 @@
 //! rpId). Without one, the RP's discoverable credentials sign, most recent first: the first in
 //! the getAssertion, the others one by one in getNextAssertions within 30 s of the last, each
 //! with a fresh counter value. `up: false` signs without a touch and without the UP flag.
+//!
+//! credProtect (CTAP 2.1 §12.1, §6.2.2 step 7): without user verification a credential of level
+//! 3 (userVerificationRequired) is never found, and one of level 2
+//! (userVerificationOptionalWithCredentialIDList) only through an allowList; nothing left is
+//! `NO_CREDENTIALS`. Extensions ([`super::extensions`]): hmac-secret's input is checked before
+//! the touch (`up: false` with it: `UNSUPPORTED_OPTION`), its output and credBlob's go into
+//! authData's extension map, largeBlobKey into member 0x07. A request without extensions takes
+//! the path it always took: nothing more is read, allocated or hashed.
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use keystore::DiscoverableCredential;
+use keystore::{CredentialSecret, DiscoverableCredential, KeyWrapper};
 use ring::signature::Signature;
 
-use super::auth_data::{self, USER_PRESENT, USER_VERIFIED};
+use super::auth_data::{self, EXTENSION_DATA, USER_PRESENT, USER_VERIFIED};
 use super::authenticator::{reply, written, Authenticator, Operation, Step};
-use super::cbor::{Parameters, ReplyEncoder, WriteResult};
+use super::cbor::{self, Parameters, ReplyEncoder, WriteResult};
 use super::client_pin::permission;
 use super::cose::PUBLIC_KEY;
 use super::credential::SigningKey;
+use super::extensions::{self, GetExtensions};
+use super::hmac_secret::HmacSecretRequest;
+use super::make_credential::CRED_PROTECT_UV_REQUIRED;
 use super::request::{CredentialList, GetAssertion, PinUvAuth};
 use super::status::Status;
 
@@ -56,6 +67,65 @@ pub(super) struct AssertionQueue {
     /// Set after the first signature: flags and when getNextAssertion may no longer follow.
     flags: u8,
     expires: Instant,
+    /// The extensions asked for, if any.
+    extensions: Option<Box<AssertionExtensions>>,
+}
+
+/// What a getAssertion's extensions need for each credential it signs with.
+pub(super) struct AssertionExtensions {
+    hmac_secret: Option<HmacSecretRequest>,
+    cred_blob: bool,
+    large_blob_key: bool,
+}
+
+/// A credential's extension outputs for one assertion.
+struct Outputs {
+    /// The authenticator data's extension map, CTAP2 canonical; empty: none.
+    auth_data: Vec<u8>,
+    large_blob_key: Option<zeroize::Zeroizing<[u8; 32]>>,
+}
+
+/// credProtect's userVerificationOptionalWithCredentialIDList (CTAP 2.1 §12.1).
+const CRED_PROTECT_WITH_ID_LIST: u8 = 2;
+
+impl AssertionExtensions {
+    /// The outputs for the credential `id`, opened again for its extension state (version-3
+    /// ids only; the others have none).
+    fn outputs(
+        &self,
+        wrapper: &KeyWrapper,
+        id: &[u8],
+        rp_id_hash: &[u8; 32],
+        verified: bool,
+        rng: &ring::rand::SystemRandom,
+    ) -> Outputs {
+        let state = if KeyWrapper::is_extended(id) {
+            wrapper
+                .unwrap_credential(id, rp_id_hash)
+                .ok()
+                .and_then(|opened| opened.extensions)
+        } else {
+            None
+        }
+        .unwrap_or_default();
+        let mut map = Vec::new();
+        if self.cred_blob {
+            map.push(("credBlob", cbor::Value::Bytes(state.cred_blob.clone())));
+        }
+        if let Some(request) = self.hmac_secret.as_ref().filter(|_| state.hmac_secret) {
+            let output = request.output(wrapper, id, verified, rng);
+            map.push(("hmac-secret", cbor::Value::Bytes(output)));
+        }
+        Outputs {
+            auth_data: if map.is_empty() {
+                Vec::new()
+            } else {
+                extensions::encode_outputs(map)
+            },
+            large_blob_key: (self.large_blob_key && state.large_blob_key)
+                .then(|| wrapper.credential_secret(CredentialSecret::LargeBlobKey, id)),
+        }
+    }
 }
 
 impl Authenticator {
@@ -88,11 +158,20 @@ impl Authenticator {
             None => None,
         };
         let user_present = request.options.up.unwrap_or(true);
+        if !user_present && request.extensions.hmac_secret.is_some() {
+            return Err(Status::UnsupportedOption);
+        }
         let rp_id_hash = self.last_rp_id.hash(request.rp_id);
-        let credentials = self.locate(request.allow_list, &rp_id_hash);
+        let verified = verify || token.is_some();
+        let credentials = self.locate(request.allow_list, &rp_id_hash, verified);
         if credentials.is_empty() {
             return Err(Status::NoCredentials);
         }
+        let extensions = if request.extensions.any() {
+            Some(Box::new(self.assertion_extensions(&request.extensions)?))
+        } else {
+            None
+        };
         let queue = AssertionQueue {
             credentials,
             rp_id_hash,
@@ -101,6 +180,7 @@ impl Authenticator {
             user_present,
             flags: 0,
             expires: now,
+            extensions,
         };
         if user_present || verify {
             return Ok(self.wait_verified(Operation::Get(queue), verify, token, now));
@@ -112,9 +192,27 @@ impl Authenticator {
         ))))
     }
 
+    /// The extensions' checked inputs.
+    fn assertion_extensions(&self, asked: &GetExtensions) -> Result<AssertionExtensions, Status> {
+        Ok(AssertionExtensions {
+            hmac_secret: asked
+                .hmac_secret
+                .map(|input| self.hmac_secret_request(&input))
+                .transpose()?,
+            cred_blob: asked.cred_blob,
+            large_blob_key: asked.large_blob_key == Some(true),
+        })
+    }
+
     /// The credentials that may sign: the first listed one that is ours, or without a list the
-    /// RP's discoverable credentials, most recent first.
-    fn locate(&self, allow_list: CredentialList, rp_id_hash: &[u8; 32]) -> VecDeque<Found> {
+    /// RP's discoverable credentials, most recent first; without user verification
+    /// (`verified`) none that credProtect keeps from it.
+    fn locate(
+        &self,
+        allow_list: CredentialList,
+        rp_id_hash: &[u8; 32],
+        verified: bool,
+    ) -> VecDeque<Found> {
         let stored = &self.u2f.keys().discoverable;
         let account = |c: &DiscoverableCredential| Account {
             id: c.user_id.clone(),
@@ -125,6 +223,7 @@ impl Authenticator {
             return stored
                 .for_rp(rp_id_hash)
                 .into_iter()
+                .filter(|c| verified || c.cred_protect < CRED_PROTECT_WITH_ID_LIST)
                 .map(|c| Found {
                     id: c.credential_id.clone(),
                     account: Some(account(c)),
@@ -133,7 +232,10 @@ impl Authenticator {
         }
         allow_list
             .ids()
-            .find(|id| self.is_ours(id, rp_id_hash))
+            .find(|id| {
+                self.protection_of(id, rp_id_hash)
+                    .is_some_and(|level| verified || level < CRED_PROTECT_UV_REQUIRED)
+            })
             .map(|id| Found {
                 id: id.to_vec(),
                 account: stored.find(id).map(account),
@@ -189,18 +291,48 @@ impl Authenticator {
             .counter
             .next_value()
             .map_err(|_| Status::Other)?;
-        let mut signed = [0u8; auth_data::PLAIN_LEN + 32];
-        let (auth_data, client_data_hash) = signed.split_at_mut(auth_data::PLAIN_LEN);
-        auth_data.copy_from_slice(&auth_data::plain(&queue.rp_id_hash, queue.flags, counter));
-        client_data_hash.copy_from_slice(&queue.client_data_hash);
+        let plain = auth_data::plain(&queue.rp_id_hash, queue.flags, counter);
+        let verified = queue.flags & USER_VERIFIED != 0;
+        let Some(extensions) = &queue.extensions else {
+            let mut signed = [0u8; auth_data::PLAIN_LEN + 32];
+            let (auth_data, client_data_hash) = signed.split_at_mut(auth_data::PLAIN_LEN);
+            auth_data.copy_from_slice(&plain);
+            client_data_hash.copy_from_slice(&queue.client_data_hash);
+            let signature = self.sign_with(&found.id, &queue.rp_id_hash, &signed)?;
+            let reply = Assertion {
+                id: &found.id,
+                auth_data: &signed[..auth_data::PLAIN_LEN],
+                signature: signature.as_ref(),
+                account: found.account.as_ref(),
+                verified,
+                count,
+                large_blob_key: None,
+            };
+            return Ok(reply.encode());
+        };
+        let outputs = extensions.outputs(
+            &self.u2f.keys().wrapper,
+            &found.id,
+            &queue.rp_id_hash,
+            verified,
+            &self.rng,
+        );
+        let mut signed = plain.to_vec();
+        if !outputs.auth_data.is_empty() {
+            signed[32] |= EXTENSION_DATA;
+            signed.extend_from_slice(&outputs.auth_data);
+        }
+        let length = signed.len();
+        signed.extend_from_slice(&queue.client_data_hash);
         let signature = self.sign_with(&found.id, &queue.rp_id_hash, &signed)?;
         let reply = Assertion {
             id: &found.id,
-            auth_data: &signed[..auth_data::PLAIN_LEN],
+            auth_data: &signed[..length],
             signature: signature.as_ref(),
             account: found.account.as_ref(),
-            verified: queue.flags & USER_VERIFIED != 0,
+            verified,
             count,
+            large_blob_key: outputs.large_blob_key.as_deref().map(|key| &key[..]),
         };
         Ok(reply.encode())
     }
@@ -216,6 +348,8 @@ struct Assertion<'a> {
     account: Option<&'a Account>,
     verified: bool,
     count: Option<usize>,
+    /// The credential's largeBlobKey, when asked for (member 0x07).
+    large_blob_key: Option<&'a [u8]>,
 }
 
 impl Assertion<'_> {
@@ -224,7 +358,10 @@ impl Assertion<'_> {
     }
 
     fn write(&self, out: &mut ReplyEncoder) -> WriteResult {
-        let members = 3 + u64::from(self.account.is_some()) + u64::from(self.count.is_some());
+        let members = 3
+            + u64::from(self.account.is_some())
+            + u64::from(self.count.is_some())
+            + u64::from(self.large_blob_key.is_some());
         out.map(members)?;
         out.u8(1)?.map(2)?;
         out.str("id")?.bytes(self.id)?;
@@ -246,6 +383,9 @@ impl Assertion<'_> {
         }
         if let Some(count) = self.count {
             out.u8(5)?.u64(count as u64)?;
+        }
+        if let Some(key) = self.large_blob_key {
+            out.u8(7)?.bytes(key)?;
         }
         Ok(())
     }
@@ -309,6 +449,9 @@ mod tests {
         if let Some(count) = reply.count {
             members.push((5, Value::Integer((count as u64).into())));
         }
+        if let Some(key) = reply.large_blob_key {
+            members.push((7, Value::Bytes(key.to_vec())));
+        }
         [vec![0], cbor::encode(&uint_map(members))].concat()
     }
 
@@ -329,7 +472,11 @@ mod tests {
         let signature = vec![3; 71];
         for account in [None, Some(&named), Some(&nameless)] {
             for verified in [false, true] {
-                for count in [None, Some(2), Some(300)] {
+                for (count, large_blob_key) in [
+                    (None, None),
+                    (Some(2), Some(&[5u8; 32][..])),
+                    (Some(300), None),
+                ] {
                     let reply = Assertion {
                         id: &id,
                         auth_data: &auth_data,
@@ -337,6 +484,7 @@ mod tests {
                         account,
                         verified,
                         count,
+                        large_blob_key,
                     };
                     assert_eq!(
                         reply.encode(),

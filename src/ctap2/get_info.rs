@@ -3,20 +3,23 @@
 //!
 //! ```text
 //!  0x01 versions          ["U2F_V2" (not with alwaysUv), "FIDO_2_0", "FIDO_2_1"]
-//!  0x02 extensions        ["minPinLength"]
+//!  0x02 extensions        credBlob, credProtect, hmac-secret, hmac-secret-mc, largeBlobKey,
+//!                         minPinLength
 //!  0x03 aaguid            the store's AAGUID (16 bytes)
 //!  0x04 options           {rk: true, up: true, uv: true (only with built-in UV), plat: false,
 //!                          alwaysUv, credMgmt: true, authnrCfg: true, clientPin: whether a PIN
-//!                          is set, pinUvAuthToken: true, setMinPINLength: true,
+//!                          is set, pinUvAuthToken: true, largeBlobs: true, setMinPINLength: true,
 //!                          makeCredUvNotRqd: not alwaysUv, credentialMgmtPreview: true}
 //!  0x05 maxMsgSize        1200
 //!  0x06 pinUvAuthProtocols [2, 1]
-//!  0x07 maxCredentialCountInList, 0x08 maxCredentialIdLength
+//!  0x07 maxCredentialCountInList, 0x08 maxCredentialIdLength (162: a version-3 id)
 //!  0x09 transports        ["usb"]
 //!  0x0A algorithms        [{alg: -7, type: "public-key"}, {alg: -8, type: "public-key"}]
+//!  0x0B maxSerializedLargeBlobArray 4096
 //!  0x0C forcePINChange    whether the PIN must be changed before it gives a token again
 //!  0x0D minPINLength      4, or what setMinPINLength raised it to
 //!  0x0E firmwareVersion   the crate's version, as MMmmpp
+//!  0x0F maxCredBlobLength 32
 //!  0x10 maxRPIDsForSetMinPINLength  8
 //!  0x14 remainingDiscoverableCredentials
 //! ```
@@ -32,10 +35,8 @@
 //! too; "FIDO_2_1_PRE" is not listed, as FIDO_2_1 covers everything the preview had.
 use super::cbor::{text_map, uint_map, Value};
 use super::cose::Algorithm;
+use super::extensions::SUPPORTED as SUPPORTED_EXTENSIONS;
 use super::pin_protocol::PinUvAuthProtocol;
-
-/// The minPinLength extension's identifier (CTAP 2.1 §12.4).
-pub const MIN_PIN_LENGTH_EXTENSION: &str = "minPinLength";
 
 /// The largest request the token takes, as getInfo announces it.
 pub const MAX_MSG_SIZE: u64 = 1200;
@@ -77,6 +78,7 @@ pub fn options(facts: &Facts) -> Vec<(&'static str, bool)> {
         ("authnrCfg", true),
         ("clientPin", facts.pin_set),
         ("pinUvAuthToken", true),
+        ("largeBlobs", true),
         ("setMinPINLength", true),
         ("makeCredUvNotRqd", !always_uv),
         ("credentialMgmtPreview", true),
@@ -104,7 +106,7 @@ pub fn info(facts: &Facts) -> Value {
         (0x01, Value::Array(versions)),
         (
             0x02,
-            Value::Array(vec![Value::Text(MIN_PIN_LENGTH_EXTENSION.into())]),
+            Value::Array(SUPPORTED_EXTENSIONS.map(|e| Value::Text(e.into())).to_vec()),
         ),
         (0x03, Value::Bytes(facts.aaguid.to_vec())),
         (0x04, text_map(options)),
@@ -113,16 +115,24 @@ pub fn info(facts: &Facts) -> Value {
         (0x07, Value::Integer(MAX_CREDENTIAL_COUNT_IN_LIST.into())),
         (
             0x08,
-            Value::Integer((keystore::KEY_HANDLE_LEN as u64).into()),
+            Value::Integer((keystore::MAX_ISSUED_ID_LEN as u64).into()),
         ),
         (0x09, Value::Array(vec![Value::Text("usb".into())])),
         (
             0x0A,
             Value::Array(Algorithm::SUPPORTED.map(Algorithm::parameters).to_vec()),
         ),
+        (
+            0x0B,
+            Value::Integer((keystore::MAX_SERIALIZED_LARGE_BLOB_ARRAY as u64).into()),
+        ),
         (0x0C, Value::Bool(settings.force_pin_change)),
         (0x0D, Value::Integer(settings.min_pin_length.into())),
         (0x0E, Value::Integer(firmware_version().into())),
+        (
+            0x0F,
+            Value::Integer((keystore::MAX_CRED_BLOB_LEN as u64).into()),
+        ),
         (
             0x10,
             Value::Integer((keystore::MAX_MIN_PIN_LENGTH_RP_IDS as u64).into()),

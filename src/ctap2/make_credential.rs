@@ -15,19 +15,28 @@
 //! (`PUAT_REQUIRED`: makeCredUvNotRqd spares only non-discoverable ones), the pinUvAuthParam
 //! against the pinUvAuthToken (`PIN_AUTH_INVALID`; UV set when it holds), room for a
 //! discoverable credential (`KEY_STORE_FULL`), and the excludeList (one of ours: a touch, then
-//! `CREDENTIAL_EXCLUDED`). After it: the key, the counter, the attestation, and a discoverable
-//! credential stored durably before the reply.
+//! `CREDENTIAL_EXCLUDED`; one with credProtect 3 only when the user is verified). After it: the
+//! key, the counter, the attestation, and a discoverable credential stored durably before the
+//! reply.
+//!
+//! Extensions ([`super::extensions`]): credProtect, hmac-secret, credBlob and largeBlobKey are
+//! sealed into a version-3 credential id (and credProtect into the discoverable record too);
+//! largeBlobKey only for a discoverable credential (`false`, or without rk: `INVALID_OPTION`);
+//! hmac-secret-mc only beside `hmac-secret: true` (`MISSING_PARAMETER`), its input checked
+//! before the touch. The outputs go into authData's extension map (ED), largeBlobKey into the
+//! reply's member 0x05.
 use std::time::Instant;
 
-use keystore::{AttestationType, DiscoverableCredential, Residency};
+use keystore::{AttestationType, CredentialSecret, DiscoverableCredential, Residency};
 
-use super::auth_data::{self, AttestedCredential, USER_PRESENT, USER_VERIFIED};
+use super::auth_data::{self, AttestedCredential, EXTENSION_DATA, USER_PRESENT, USER_VERIFIED};
 use super::authenticator::{store_failure, written, Authenticator, Operation, Step};
-use super::cbor::{self, text_map, Parameters, ReplyEncoder, Value, WriteResult};
+use super::cbor::{self, Parameters, ReplyEncoder, WriteResult};
 use super::client_pin::permission;
 use super::cose::{choose_algorithm, Algorithm};
 use super::credential::{self, SigningKey};
-use super::get_info::MIN_PIN_LENGTH_EXTENSION;
+use super::extensions::{self, MakeExtensions};
+use super::hmac_secret::HmacSecretRequest;
 use super::request::{MakeCredential, PinUvAuth, User};
 use super::status::Status;
 
@@ -39,8 +48,49 @@ pub(super) struct Creation {
     rp_id_hash: [u8; 32],
     /// For a discoverable credential, the account stored with it.
     account: Option<Account>,
+    /// The extensions asked for, if any.
+    extensions: Option<Box<CreationExtensions>>,
+}
+
+/// What a makeCredential's extensions need after the touch.
+struct CreationExtensions {
+    /// The extension inputs, kept as the outputs need them (the credBlob copied).
+    cred_protect: Option<u8>,
+    hmac_secret: bool,
+    cred_blob: Option<Vec<u8>>,
+    large_blob_key: bool,
+    /// hmac-secret-mc's checked input.
+    hmac_secret_mc: Option<HmacSecretRequest>,
     /// The minPinLength extension's output, when asked for by an RP allowed to read it.
     min_pin_length: Option<u8>,
+}
+
+impl CreationExtensions {
+    fn of(
+        request: &MakeExtensions,
+        hmac_secret_mc: Option<HmacSecretRequest>,
+        min_pin_length: Option<u8>,
+    ) -> Self {
+        Self {
+            cred_protect: request.cred_protect,
+            hmac_secret: request.hmac_secret,
+            cred_blob: request.cred_blob.map(<[u8]>::to_vec),
+            large_blob_key: request.large_blob_key == Some(true),
+            hmac_secret_mc,
+            min_pin_length,
+        }
+    }
+
+    fn inputs(&self) -> MakeExtensions<'_> {
+        MakeExtensions {
+            cred_protect: self.cred_protect,
+            hmac_secret: self.hmac_secret,
+            hmac_secret_mc: None,
+            cred_blob: self.cred_blob.as_deref(),
+            large_blob_key: Some(self.large_blob_key),
+            min_pin_length: false,
+        }
+    }
 }
 
 /// The relying party and user of a discoverable credential about to be made.
@@ -87,6 +137,14 @@ impl Authenticator {
         if discoverable && !verify && pin_uv_auth.is_none() && self.protected_by_uv() {
             return Err(Status::PuatRequired);
         }
+        let asked = &request.extensions;
+        if asked.large_blob_key == Some(false) || (asked.large_blob_key.is_some() && !discoverable)
+        {
+            return Err(Status::InvalidOption);
+        }
+        if asked.hmac_secret_mc.is_some() && !asked.hmac_secret {
+            return Err(Status::MissingParameter);
+        }
         let token = match pin_uv_auth {
             Some(auth) => Some(self.use_token(
                 auth,
@@ -108,39 +166,52 @@ impl Authenticator {
         if discoverable && stored.remaining() == 0 && !replaces() {
             return Err(Status::KeyStoreFull);
         }
-        if request
-            .exclude_list
-            .ids()
-            .any(|id| self.is_ours(id, &rp_id_hash))
-        {
+        let verified = verify || token.is_some();
+        if request.exclude_list.ids().any(|id| {
+            self.protection_of(id, &rp_id_hash)
+                .is_some_and(|level| verified || level < CRED_PROTECT_UV_REQUIRED)
+        }) {
             return Ok(self.wait_verified(Operation::Excluded, false, token, now));
         }
+        let extensions = if *asked == MakeExtensions::default() {
+            None
+        } else {
+            let hmac_secret_mc = asked
+                .hmac_secret_mc
+                .map(|input| self.hmac_secret_request(&input))
+                .transpose()?;
+            let min_pin_length = asked
+                .min_pin_length
+                .then(|| self.min_pin_length_for(request.rp.id))
+                .flatten();
+            Some(Box::new(CreationExtensions::of(
+                asked,
+                hmac_secret_mc,
+                min_pin_length,
+            )))
+        };
         let creation = Creation {
             client_data_hash: request.client_data_hash,
             algorithm,
             rp_id_hash,
             account: discoverable.then(|| Account::of(request.rp.id, &request.user)),
-            min_pin_length: request
-                .min_pin_length
-                .then(|| self.min_pin_length_for(request.rp.id))
-                .flatten(),
+            extensions,
         };
         Ok(self.wait_verified(Operation::Make(Box::new(creation)), verify, token, now))
     }
 
-    /// Whether `id` is one of this token's credentials for the RP: opened lately (in the U2F
-    /// engine's key cache), or opening now; a discoverable one only while its record exists.
-    pub(super) fn is_ours(&self, id: &[u8], rp_id_hash: &[u8; 32]) -> bool {
+    /// The credProtect level of `id` (0: none) when it is one of this token's credentials for
+    /// the RP: opened lately (in the U2F engine's key cache: a U2F key handle, which has none),
+    /// or opening now; a discoverable one only while its record exists. `None`: not ours.
+    pub(super) fn protection_of(&self, id: &[u8], rp_id_hash: &[u8; 32]) -> Option<u8> {
         if self.u2f.has_cached(rp_id_hash, id) {
-            return true;
+            return Some(0);
         }
         let keys = self.u2f.keys();
-        match keys.wrapper.unwrap_credential(id, rp_id_hash) {
-            Ok(opened) => {
-                opened.residency == Residency::ServerSide || keys.discoverable.find(id).is_some()
-            }
-            Err(_) => false,
-        }
+        let opened = keys.wrapper.unwrap_credential(id, rp_id_hash).ok()?;
+        let ours =
+            opened.residency == Residency::ServerSide || keys.discoverable.find(id).is_some();
+        ours.then(|| opened.extensions.map_or(0, |e| e.cred_protect))
     }
 
     pub(super) fn finish_make(
@@ -153,17 +224,45 @@ impl Authenticator {
             algorithm,
             rp_id_hash,
             account,
-            min_pin_length,
+            extensions: asked,
         } = creation;
         let residency = match account {
             Some(_) => Residency::Discoverable,
             None => Residency::ServerSide,
         };
+        let inputs = asked.as_ref().map(|a| a.inputs()).unwrap_or_default();
+        let (kept, blob_stored) = extensions::kept(&inputs, account.is_some());
         let keys = self.u2f.keys_mut();
-        let (id, public_key) =
-            credential::generate(algorithm, residency, &keys.wrapper, &rp_id_hash, &self.rng)?;
+        let (id, public_key) = credential::generate(
+            algorithm,
+            residency,
+            &kept,
+            &keys.wrapper,
+            &rp_id_hash,
+            &self.rng,
+        )?;
         let counter = keys.counter.next_value().map_err(|_| Status::Other)?;
-        let flags = USER_PRESENT | if verified { USER_VERIFIED } else { 0 };
+        let outputs = match &asked {
+            Some(asked) => {
+                let hmac_secret_mc = asked
+                    .hmac_secret_mc
+                    .as_ref()
+                    .map(|request| request.output(&keys.wrapper, &id, verified, &self.rng));
+                extensions::make_outputs(&inputs, blob_stored, hmac_secret_mc, asked.min_pin_length)
+            }
+            None => Vec::new(),
+        };
+        let large_blob_key = kept.large_blob_key.then(|| {
+            keys.wrapper
+                .credential_secret(CredentialSecret::LargeBlobKey, &id)
+        });
+        let flags = USER_PRESENT
+            | if verified { USER_VERIFIED } else { 0 }
+            | if outputs.is_empty() {
+                0
+            } else {
+                EXTENSION_DATA
+            };
         // Self attestation names no model: its AAGUID is zero (CTAP2.md section 4, as clients
         // expect of it), where a batch attestation's is the one in its certificate.
         let aaguid = match keys.attestation_type {
@@ -176,11 +275,8 @@ impl Authenticator {
             public_key: &public_key,
         };
         let mut auth_data = auth_data::attested(&rp_id_hash, flags, counter, &credential);
-        if let Some(length) = min_pin_length {
-            auth_data::extend(
-                &mut auth_data,
-                text_map([(MIN_PIN_LENGTH_EXTENSION, Value::Integer(length.into()))]),
-            );
+        if !outputs.is_empty() {
+            auth_data.extend_from_slice(&extensions::encode_outputs(outputs));
         }
         let length = auth_data.len();
         auth_data.extend_from_slice(&client_data_hash);
@@ -209,7 +305,7 @@ impl Authenticator {
                 user_name: account.user_name,
                 user_display_name: account.user_display_name,
                 public_key_cose: cbor::encode(&public_key),
-                cred_protect: 0,
+                cred_protect: kept.cred_protect,
             };
             keys.discoverable.store(record).map_err(store_failure)?;
         }
@@ -218,10 +314,15 @@ impl Authenticator {
             alg,
             signature: &signature,
             certificate,
+            large_blob_key: large_blob_key.as_deref().map(|key| &key[..]),
         };
         Ok(reply.encode())
     }
 }
+
+/// credProtect's userVerificationRequired (CTAP 2.1 §12.1): the credential is used only after
+/// user verification, and is not even excluded without it.
+pub(super) const CRED_PROTECT_UV_REQUIRED: u8 = 3;
 
 /// The reply to a makeCredential with `packed` attestation, written straight into its buffer
 /// with `minicbor`'s encoder, in CTAP2 canonical order by construction (a test holds it to the
@@ -233,6 +334,8 @@ struct Packed<'a> {
     signature: &'a [u8],
     /// The batch certificate; none for self attestation.
     certificate: Option<&'a [u8]>,
+    /// The credential's largeBlobKey, when asked for (member 0x05).
+    large_blob_key: Option<&'a [u8]>,
 }
 
 impl Packed<'_> {
@@ -241,7 +344,7 @@ impl Packed<'_> {
     }
 
     fn write(&self, out: &mut ReplyEncoder) -> WriteResult {
-        out.map(3)?;
+        out.map(3 + u64::from(self.large_blob_key.is_some()))?;
         out.u8(1)?.str("packed")?;
         out.u8(2)?.bytes(self.auth_data)?;
         out.u8(3)?.map(2 + u64::from(self.certificate.is_some()))?;
@@ -250,6 +353,9 @@ impl Packed<'_> {
         if let Some(certificate) = self.certificate {
             out.str("x5c")?.array(1)?.bytes(certificate)?;
         }
+        if let Some(key) = self.large_blob_key {
+            out.u8(5)?.bytes(key)?;
+        }
         Ok(())
     }
 }
@@ -257,19 +363,24 @@ impl Packed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctap2::cbor::uint_map;
+    use crate::ctap2::cbor::{text_map, uint_map, Value};
 
     #[test]
     fn a_packed_reply_is_written_as_the_canonical_encoder_writes_it() {
         let auth_data = vec![1; 37 + 18 + 100 + 77];
         let signature = vec![2; 72];
         let certificate = vec![3; 600];
-        for (alg, certificate) in [(-7, Some(&certificate[..])), (-8, None)] {
+        let key = [4u8; 32];
+        for (alg, certificate, large_blob_key) in [
+            (-7, Some(&certificate[..]), None),
+            (-8, None, Some(&key[..])),
+        ] {
             let reply = Packed {
                 auth_data: &auth_data,
                 alg,
                 signature: &signature,
                 certificate,
+                large_blob_key,
             };
             let mut statement = vec![
                 ("alg", Value::Integer(alg.into())),
@@ -281,11 +392,15 @@ mod tests {
                     Value::Array(vec![Value::Bytes(certificate.to_vec())]),
                 ));
             }
-            let reference = uint_map([
+            let mut members = vec![
                 (1, Value::Text("packed".into())),
                 (2, Value::Bytes(auth_data.clone())),
                 (3, text_map(statement)),
-            ]);
+            ];
+            if let Some(key) = large_blob_key {
+                members.push((5, Value::Bytes(key.to_vec())));
+            }
+            let reference = uint_map(members);
             assert_eq!(reply.encode(), [vec![0], cbor::encode(&reference)].concat());
         }
     }

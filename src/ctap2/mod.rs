@@ -13,6 +13,9 @@
 //! * [`reset`]: authenticatorReset (6.6).
 //! * [`credential_management`]: authenticatorCredentialManagement (6.8).
 //! * [`config`]: authenticatorConfig (6.11) and what alwaysUv changes.
+//! * [`large_blobs`]: authenticatorLargeBlobs (6.10).
+//! * [`extensions`]: credProtect, hmac-secret, credBlob, largeBlobKey (12): inputs and outputs.
+//! * [`hmac_secret`]: hmac-secret and hmac-secret-mc (12.5).
 //! * [`pin_protocol`]: PIN/UV auth protocols one and two (6.5.6, 6.5.7).
 //! * [`request`]: the requests of those commands, decoded and typed.
 //! * [`credential`]: credential keys (ES256, EdDSA) sealed into credential ids.
@@ -28,8 +31,11 @@ pub mod config;
 pub mod cose;
 pub mod credential;
 pub mod credential_management;
+pub mod extensions;
 pub mod get_assertion;
 pub mod get_info;
+pub mod hmac_secret;
+pub mod large_blobs;
 pub mod make_credential;
 pub mod pin_protocol;
 pub mod request;

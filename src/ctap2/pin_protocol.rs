@@ -164,12 +164,7 @@ impl KeyAgreementKey {
         peer: &Item,
     ) -> Result<SharedSecret, Status> {
         let members = cbor::map(peer)?;
-        let label = |label: i64| {
-            members
-                .iter()
-                .find(|(key, _)| key.as_i64() == Some(label))
-                .map(|(_, value)| value)
-        };
+        let label = |label| cbor::int_member(members, label);
         let integer = |l: i64| label(l).map(cbor::integer).transpose();
         if integer(1)?.is_some_and(|kty| kty != 2) || integer(-1)?.is_some_and(|crv| crv != 1) {
             return Err(Status::InvalidParameter);

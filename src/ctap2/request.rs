@@ -11,10 +11,11 @@
 //! ```
 //! Decoding checks presence and types only, with the CBOR statuses (`MISSING_PARAMETER`,
 //! `CBOR_UNEXPECTED_TYPE`); what the values mean is checked by the commands in the spec's order.
-//! Unknown members, options and extensions are ignored.
+//! Unknown members, options and extensions are ignored; known extensions are read by
+//! [`super::extensions`].
 use super::cbor::{self, Item, Parameters};
 use super::cose::PUBLIC_KEY;
-use super::get_info::MIN_PIN_LENGTH_EXTENSION;
+use super::extensions::{GetExtensions, MakeExtensions};
 use super::status::Status;
 
 /// The longest user id a request may carry (WebAuthn: at most 64 bytes).
@@ -86,8 +87,8 @@ pub struct MakeCredential<'a> {
     pub pin_uv_auth: PinUvAuth<'a>,
     /// `enterpriseAttestation`, if asked for.
     pub enterprise_attestation: Option<i64>,
-    /// The minPinLength extension asked for (`"minPinLength": true`).
-    pub min_pin_length: bool,
+    /// The extensions.
+    pub extensions: MakeExtensions<'a>,
 }
 
 /// An authenticatorGetAssertion request, borrowing from the request's bytes.
@@ -103,6 +104,8 @@ pub struct GetAssertion<'a> {
     pub options: Options,
     /// The pinUvAuthParam.
     pub pin_uv_auth: PinUvAuth<'a>,
+    /// The extensions.
+    pub extensions: GetExtensions<'a>,
 }
 
 impl<'a> TryFrom<&'a Parameters<'a>> for MakeCredential<'a> {
@@ -125,12 +128,7 @@ impl<'a> TryFrom<&'a Parameters<'a>> for MakeCredential<'a> {
         };
         let algorithms = cbor::array(params.required(0x04)?)?;
         let exclude_list = CredentialList::read(params.get(0x05))?;
-        let extensions = params.get(0x06).map(cbor::map).transpose()?;
-        let min_pin_length = extensions
-            .and_then(|members| cbor::member(members, MIN_PIN_LENGTH_EXTENSION))
-            .map(cbor::boolean)
-            .transpose()?
-            .unwrap_or(false);
+        let extensions = MakeExtensions::read(params.get(0x06))?;
         let enterprise_attestation = params.get(0x0A).map(cbor::integer).transpose()?;
         Ok(Self {
             client_data_hash,
@@ -141,7 +139,7 @@ impl<'a> TryFrom<&'a Parameters<'a>> for MakeCredential<'a> {
             options: options(params.get(0x07))?,
             pin_uv_auth: pin_uv_auth(params.get(0x08), params.get(0x09))?,
             enterprise_attestation,
-            min_pin_length,
+            extensions,
         })
     }
 }
@@ -152,15 +150,14 @@ impl<'a> TryFrom<&'a Parameters<'a>> for GetAssertion<'a> {
         let rp_id = cbor::text(params.required(0x01)?)?;
         let client_data_hash = client_data_hash(params.required(0x02)?)?;
         let allow_list = CredentialList::read(params.get(0x03))?;
-        if let Some(extensions) = params.get(0x04) {
-            cbor::map(extensions)?;
-        }
+        let extensions = GetExtensions::read(params.get(0x04))?;
         Ok(Self {
             rp_id,
             client_data_hash,
             allow_list,
             options: options(params.get(0x05))?,
             pin_uv_auth: pin_uv_auth(params.get(0x06), params.get(0x07))?,
+            extensions,
         })
     }
 }

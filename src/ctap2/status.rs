@@ -15,6 +15,8 @@ pub enum Status {
     InvalidParameter = 0x02,
     /// CTAP1_ERR_INVALID_LENGTH.
     InvalidLength = 0x03,
+    /// CTAP1_ERR_INVALID_SEQ: a large-blob fragment not where the last one ended.
+    InvalidSeq = 0x04,
     /// CTAP1_ERR_OTHER.
     Other = 0x7F,
     /// CTAP2_ERR_CBOR_UNEXPECTED_TYPE: a value of the wrong CBOR type.
@@ -25,6 +27,8 @@ pub enum Status {
     MissingParameter = 0x14,
     /// CTAP2_ERR_LIMIT_EXCEEDED.
     LimitExceeded = 0x15,
+    /// CTAP2_ERR_LARGE_BLOB_STORAGE_FULL: a large-blob array longer than the token keeps.
+    LargeBlobStorageFull = 0x18,
     /// CTAP2_ERR_CREDENTIAL_EXCLUDED: a credential of the excludeList is ours.
     CredentialExcluded = 0x19,
     /// CTAP2_ERR_PROCESSING.

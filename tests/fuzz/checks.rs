@@ -318,11 +318,13 @@ fn policy() -> OriginPolicy {
 // CTAP2 (`ctap2_request`, `ctaphid_cbor`)
 
 /// Every status of `src/ctap2/status.rs`: the only first bytes a CTAP2 reply may have.
-pub const CTAP2_STATUSES: [Status; 35] = [
+pub const CTAP2_STATUSES: [Status; 37] = [
     Status::Ok,
     Status::InvalidCommand,
     Status::InvalidParameter,
     Status::InvalidLength,
+    Status::InvalidSeq,
+    Status::LargeBlobStorageFull,
     Status::Other,
     Status::CborUnexpectedType,
     Status::InvalidCbor,
@@ -362,6 +364,8 @@ const _EVERY_STATUS_IS_LISTED: fn(Status) = |status| match status {
     | Status::InvalidCommand
     | Status::InvalidParameter
     | Status::InvalidLength
+    | Status::InvalidSeq
+    | Status::LargeBlobStorageFull
     | Status::Other
     | Status::CborUnexpectedType
     | Status::InvalidCbor
@@ -415,6 +419,7 @@ pub const GET_NEXT_ASSERTION: u8 = 0x08;
 pub const SELECTION: u8 = 0x0B;
 pub const RESET: u8 = 0x07;
 pub const CREDENTIAL_MANAGEMENT: u8 = 0x0A;
+pub const LARGE_BLOBS: u8 = 0x0C;
 pub const CONFIG: u8 = 0x0D;
 pub const CREDENTIAL_MANAGEMENT_PREVIEW: u8 = 0x41;
 /// The RP of the fuzzed credentials.
@@ -615,6 +620,7 @@ pub fn check_ctap2_reply(
                         | CONFIG
                         | CREDENTIAL_MANAGEMENT
                         | CREDENTIAL_MANAGEMENT_PREVIEW
+                        | LARGE_BLOBS
                 )
             ),
             "a success without a body (request {request:02x?})"

@@ -25,6 +25,7 @@ use crate::discoverable::{
 };
 use crate::error::{Result, StoreError};
 use crate::key_handle::KeyWrapper;
+use crate::large_blob::{LargeBlobArray, LARGE_BLOBS};
 use crate::lock::{LockRecord, Passphrase, Vault};
 use crate::pin::{self, PinState, PINS};
 use crate::profile::{AttestationType, Profile};
@@ -169,6 +170,8 @@ pub struct TokenKeys {
     pub config: ConfigState,
     /// What [`TokenKeys::factory_reset`] rewrites.
     pub(crate) reset: ResetHandle,
+    /// The token's serialized large-blob array (authenticatorLargeBlobs).
+    pub large_blobs: LargeBlobArray,
 }
 
 /// Marks a token as loaded in this process until dropped (inside its [`Counter`]).
@@ -194,6 +197,7 @@ pub struct Store {
     discoverable: sled::Tree,
     pins: sled::Tree,
     config: sled::Tree,
+    large_blobs: sled::Tree,
     attestation: Attestation,
     rng: SystemRandom,
     in_use: Arc<Mutex<HashSet<String>>>,
@@ -298,6 +302,7 @@ impl Store {
             discoverable: db.open_tree(DISCOVERABLE)?,
             pins: db.open_tree(PINS)?,
             config: db.open_tree(CONFIG)?,
+            large_blobs: db.open_tree(LARGE_BLOBS)?,
             attestation: Attestation::load(&stored, &rng)?,
             db,
             rng,
@@ -477,8 +482,8 @@ impl Store {
         self.names()?.iter().map(|name| self.info(name)).collect()
     }
 
-    /// Deletes a token: its master key, counter, discoverable credentials, PIN and settings are
-    /// gone (in one transaction), and so is every credential it made.
+    /// Deletes a token: its master key, counter, discoverable credentials, PIN, settings and
+    /// large-blob array are gone (in one transaction), and so is every credential it made.
     pub fn remove(&self, name: &str) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError, TransactionError};
         use sled::Transactional;
@@ -498,22 +503,26 @@ impl Store {
             &self.discoverable,
             &self.pins,
             &self.config,
+            &self.large_blobs,
         );
         trees
-            .transaction(|(tokens, counters, credentials, pins, config)| {
-                if tokens.remove(name.as_bytes())?.is_none() {
-                    return Err(ConflictableTransactionError::Abort(
-                        StoreError::NoSuchToken(name.to_owned()),
-                    ));
-                }
-                counters.remove(name.as_bytes())?;
-                pins.remove(name.as_bytes())?;
-                config.remove(name.as_bytes())?;
-                for key in &records {
-                    credentials.remove(key.clone())?;
-                }
-                Ok(())
-            })
+            .transaction(
+                |(tokens, counters, credentials, pins, config, large_blobs)| {
+                    if tokens.remove(name.as_bytes())?.is_none() {
+                        return Err(ConflictableTransactionError::Abort(
+                            StoreError::NoSuchToken(name.to_owned()),
+                        ));
+                    }
+                    counters.remove(name.as_bytes())?;
+                    pins.remove(name.as_bytes())?;
+                    config.remove(name.as_bytes())?;
+                    large_blobs.remove(name.as_bytes())?;
+                    for key in &records {
+                        credentials.remove(key.clone())?;
+                    }
+                    Ok(())
+                },
+            )
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => StoreError::Db(e),
@@ -597,8 +606,10 @@ impl Store {
                 discoverable: self.discoverable.clone(),
                 pins: self.pins.clone(),
                 config: self.config.clone(),
+                large_blobs: self.large_blobs.clone(),
                 vault: Arc::clone(&self.vault),
             },
+            large_blobs: LargeBlobArray::load(self.large_blobs.clone(), name)?,
         })
     }
 }

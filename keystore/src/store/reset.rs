@@ -1,18 +1,18 @@
 //! A token back to its factory state (CTAP 2.1 §6.6 "authenticatorReset"; `shared/spec/CTAP2.md`
 //! §8): [`TokenKeys::factory_reset`] gives the token a new master key, so that every credential
 //! id and U2F key handle it ever issued stops opening, and removes its discoverable credentials,
-//! its PIN (the retry count is back at 8 with it) and its authenticatorConfig settings, in one
+//! its PIN (the retry count is back at 8 with it), its authenticatorConfig settings and its
+//! large-blob array (the initial, empty one again), in one
 //! sled transaction flushed before it returns. What stays: the name, the profile, the attestation
 //! and the signature counter, which must never go back or repeat.
 //!
 //! ```text
 //!  one transaction:  tokens[name]        master key ← new random 32 bytes (sealed if locked)
 //!                    discoverable[name‖0‖*]  removed
-//!                    pins[name], config[name] removed
+//!                    pins[name], config[name], large_blobs[name] removed
 //!  then:             db.flush()            the reset is acknowledged only after this
 //! ```
-//! A record kept per token by a later feature (e.g. the large-blob array) belongs in the same
-//! transaction.
+//! A record kept per token by a later feature belongs in the same transaction.
 use std::sync::Arc;
 
 use ring::rand::SecureRandom;
@@ -34,12 +34,13 @@ pub(crate) struct ResetHandle {
     pub(crate) discoverable: sled::Tree,
     pub(crate) pins: sled::Tree,
     pub(crate) config: sled::Tree,
+    pub(crate) large_blobs: sled::Tree,
     pub(crate) vault: Arc<Vault>,
 }
 
 impl TokenKeys {
     /// Resets the token to its factory state, durably (see the module docs): new master key, no
-    /// discoverable credential, no PIN, default settings; the counter goes on where it was. On an
+    /// discoverable credential, no PIN, default settings, the empty large-blob array; the counter goes on where it was. On an
     /// error before the transaction nothing changed; the view in memory changes only after the
     /// flush.
     pub fn factory_reset(&mut self) -> Result<()> {
@@ -70,15 +71,17 @@ impl TokenKeys {
             &handle.discoverable,
             &handle.pins,
             &handle.config,
+            &handle.large_blobs,
         );
         trees
-            .transaction(|(tokens, discoverable, pins, config)| {
+            .transaction(|(tokens, discoverable, pins, config, large_blobs)| {
                 tokens.insert(name.as_bytes(), encoded.as_slice())?;
                 for key in &credentials {
                     discoverable.remove(key.clone())?;
                 }
                 pins.remove(name.as_bytes())?;
                 config.remove(name.as_bytes())?;
+                large_blobs.remove(name.as_bytes())?;
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             })
             .map_err(|e| match e {
@@ -90,6 +93,7 @@ impl TokenKeys {
         self.discoverable.forget_all();
         self.pin.forget();
         self.config.forget();
+        self.large_blobs.forget();
         Ok(())
     }
 }
@@ -155,11 +159,18 @@ mod tests {
                     ..TokenConfig::default()
                 })
                 .unwrap();
+            let mut blob = vec![0x81, 0x41, 7];
+            blob.extend_from_slice(&crate::large_blob_trailer(&blob));
+            keys.large_blobs.replace(blob).unwrap();
             let last = keys.counter.next_value().unwrap();
             keys.factory_reset().unwrap();
             assert!(keys.wrapper.unwrap(&handle, &app).is_err(), "at once");
             assert!(keys.discoverable.is_empty() && !keys.pin.is_set());
             assert_eq!(keys.config.get(), &TokenConfig::default());
+            assert_eq!(
+                keys.large_blobs.serialized(),
+                crate::initial_large_blob_array()
+            );
             assert!(keys.counter.next_value().unwrap() > last);
             let other_handle = other.wrapper.wrap(&key, &app, &rng).unwrap();
             (handle, other_handle, last)
@@ -177,6 +188,10 @@ mod tests {
         );
         assert_eq!(info.config, TokenConfig::default());
         let mut keys = store.load("t").unwrap();
+        assert_eq!(
+            keys.large_blobs.serialized(),
+            crate::initial_large_blob_array()
+        );
         assert!(keys.wrapper.unwrap(&handle, &app).is_err());
         assert!(keys.counter.next_value().unwrap() > last + 1);
         let other = store.load("other").unwrap();

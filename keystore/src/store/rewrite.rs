@@ -116,9 +116,18 @@ impl Store {
             discoverable,
             pins,
             config,
+            large_blobs,
             ..
         } = self;
-        drop((tokens, counters, discoverable, pins, config, db));
+        drop((
+            tokens,
+            counters,
+            discoverable,
+            pins,
+            config,
+            large_blobs,
+            db,
+        ));
         swap_in_rewrite(&dir).map_err(|source| StoreError::Dir {
             path: dir.clone(),
             source,

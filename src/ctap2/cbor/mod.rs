@@ -19,8 +19,8 @@ pub mod read;
 pub mod write;
 
 pub use read::{
-    array, boolean, bytes, integer, map, member, raw_member, text, unsigned, Arena, Item,
-    Parameters, MAX_DEPTH,
+    array, boolean, bytes, int_member, integer, map, member, raw_member, text, unsigned, Arena,
+    Item, Parameters, MAX_DEPTH,
 };
 pub use write::{
     encode, encode_into, int_map, text_map, uint_map, ReplyEncoder, ReplyWriter, Value, WriteResult,

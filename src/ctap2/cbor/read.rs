@@ -306,6 +306,15 @@ pub fn map<'a>(item: &Item<'a>) -> Result<&'a [(Item<'a>, Item<'a>)], Status> {
     item.as_map().ok_or(Status::CborUnexpectedType)
 }
 
+/// The member of `members` under the integer key `label` (a COSE_Key's, an extension input's),
+/// if present.
+pub fn int_member<'i, 'a>(members: &'i [(Item<'a>, Item<'a>)], label: i64) -> Option<&'i Item<'a>> {
+    members
+        .iter()
+        .find(|(k, _)| k.as_i64() == Some(label))
+        .map(|(_, v)| v)
+}
+
 /// The member of `members` under the text key `key`, if present.
 pub fn member<'i, 'a>(members: &'i [(Item<'a>, Item<'a>)], key: &str) -> Option<&'i Item<'a>> {
     members
