@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs each libFuzzer target of tests/fuzz for a fixed time budget (default 600 s each).
 #   scripts/fuzz.sh [SECONDS] [TARGET ...]     targets: apdu ctaphid key_handle server_reply
-#                                              ctap2_request ctaphid_cbor
+#                                              ctap2_request ctaphid_cbor manage_request
 # The corpus grows in target/fuzz-corpus/<target> from the committed seeds (tests/fuzz/seeds);
 # a crashing input lands in tests/fuzz/regressions/<target>/, which `cargo test --test
 # fuzz_regressions` replays from then on: commit it with the fix. Exits 1 if any target crashed.
@@ -14,7 +14,7 @@ seconds="${1:-600}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(apdu ctaphid key_handle server_reply ctap2_request ctaphid_cbor)
+    targets=(apdu ctaphid key_handle server_reply ctap2_request ctaphid_cbor manage_request)
 fi
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

@@ -63,6 +63,7 @@ fn ctap2_seeds_are_the_ones_checks_builds() {
     for (target, seeds) in [
         ("ctap2_request", checks::ctap2_request_seeds()),
         ("ctaphid_cbor", checks::ctaphid_cbor_seeds()),
+        ("manage_request", checks::manage_request_seeds()),
     ] {
         let dir = root.join(target);
         for (name, bytes) in seeds {
@@ -80,4 +81,9 @@ fn ctap2_seeds_are_the_ones_checks_builds() {
             }
         }
     }
+}
+
+#[test]
+fn manage_request() {
+    replay("manage_request", checks::manage_request);
 }

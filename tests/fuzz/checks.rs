@@ -29,7 +29,7 @@ use vu2f::aa::api::{EndpointSession, LogonResponse};
 use vu2f::aa::portal::{DoEnrollResponse, TemplateList, TemplateSaved};
 use vu2f::client::http::read_reply;
 use vu2f::client::{OriginPolicy, TokenClient};
-use vu2f::ctap2::{self, Status, Step};
+use vu2f::ctap2::{self, cbor, Status, Step};
 use vu2f::hid::{fragment, Command, CtapHid, MessageHandler, Packet, Report, BROADCAST_CID};
 use vu2f::transport::InProcess;
 use vu2f::u2f::authenticator::Control;
@@ -37,7 +37,9 @@ use vu2f::u2f::messages::{self, AuthenticationResponse, RegistrationResponse};
 use vu2f::u2f::{Authenticator, Presence, PresencePolicy};
 
 /// The status words a token may answer.
-const STATUS_WORDS: [u16; 7] = [0x9000, 0x6985, 0x6A80, 0x6700, 0x6D00, 0x6E00, 0x6F00];
+const STATUS_WORDS: [u16; 8] = [
+    0x9000, 0x6985, 0x6986, 0x6A80, 0x6700, 0x6D00, 0x6E00, 0x6F00,
+];
 const APP: &str = "https://fuzz.vu2f.invalid";
 const INS_AUTHENTICATE: u8 = 0x02;
 
@@ -806,8 +808,271 @@ fn ctap2_engines() -> &'static Mutex<Vec<Ctap2Engine>> {
         Mutex::new(vec![
             Ctap2Engine::new("ctap2-request", None),
             Ctap2Engine::new("ctap2-request-uv", Some(PresencePolicy::Auto)),
+            Ctap2Engine::new("ctap2-request-settings", None),
         ])
     })
+}
+
+/// The engine a request runs on: a reset or an authenticatorConfig (alwaysUv) would leave a
+/// token changed for every input after it, whose expected statuses assume one as made, so those
+/// run on a token of their own (the third).
+fn engine_for(request: &[u8], otherwise: usize) -> usize {
+    match request.first() {
+        Some(&(RESET | CONFIG)) => 2,
+        _ => otherwise,
+    }
+}
+
+/// A token with the PIN "1234" and discoverable credentials on two RPs, for `manage_request`.
+struct ManageToken {
+    engine: Ctap2Engine,
+    /// The lowest minPINLength getInfo may tell now: it only grows.
+    min_pin_length: u64,
+}
+
+const MANAGE_PIN: &[u8] = b"1234";
+const CM: u8 = 0x04;
+const ACFG: u8 = 0x20;
+
+impl ManageToken {
+    fn new() -> Self {
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut engine = Ctap2Engine::new(&format!("manage-{n}"), None);
+        engine.make(&make_credential_request(
+            "other.vu2f.invalid",
+            &[9],
+            ES256,
+            &[("rk", true)],
+            &[],
+        ));
+        let mut token = Self {
+            engine,
+            min_pin_length: 4,
+        };
+        let (key_agreement, shared) = token.agree();
+        let mut padded = MANAGE_PIN.to_vec();
+        padded.resize(64, 0);
+        let new_pin_enc = shared.encrypt(&padded, &ring::rand::SystemRandom::new());
+        let set_pin = cbor_map(vec![
+            (1, Value::Integer(2.into())),
+            (2, Value::Integer(3.into())),
+            (3, key_agreement),
+            (4, Value::Bytes(shared.authenticate(&new_pin_enc))),
+            (5, Value::Bytes(new_pin_enc)),
+        ]);
+        assert_eq!(
+            token.engine.run(&[&[CLIENT_PIN][..], &set_pin].concat()).0,
+            0
+        );
+        token
+    }
+
+    fn agree(&mut self) -> (Value, vu2f::ctap2::pin_protocol::SharedSecret) {
+        let request = cbor_map(vec![
+            (1, Value::Integer(2.into())),
+            (2, Value::Integer(2.into())),
+        ]);
+        let (status, members) = self.engine.run(&[&[CLIENT_PIN][..], &request].concat());
+        assert_eq!(status, 0, "getKeyAgreement");
+        let key = cbor::encode(uint_member(&members.unwrap(), 1).unwrap());
+        let arena = cbor::Arena::new();
+        let (item, _) = cbor::Item::decode_prefix(&key, &arena).unwrap();
+        vu2f::ctap2::pin_protocol::encapsulate(
+            vu2f::ctap2::pin_protocol::PinUvAuthProtocol::Two,
+            &item,
+            &ring::rand::SystemRandom::new(),
+        )
+        .unwrap()
+    }
+
+    /// A fresh pinUvAuthToken with `permissions` (bound to FUZZ_RP when `bound`), or the status
+    /// that refuses it (a forced PIN change: `PIN_POLICY_VIOLATION`).
+    fn pin_token(&mut self, permissions: u8, bound: bool) -> Result<Vec<u8>, u8> {
+        let (key_agreement, shared) = self.agree();
+        let hash = ring::digest::digest(&ring::digest::SHA256, MANAGE_PIN);
+        let rng = ring::rand::SystemRandom::new();
+        let mut members = vec![
+            (1, Value::Integer(2.into())),
+            (2, Value::Integer(9.into())),
+            (3, key_agreement),
+            (6, Value::Bytes(shared.encrypt(&hash.as_ref()[..16], &rng))),
+            (9, Value::Integer(permissions.into())),
+        ];
+        if bound {
+            members.push((10, Value::Text(FUZZ_RP.into())));
+        }
+        let request = cbor_map(members);
+        let (status, members) = self.engine.run(&[&[CLIENT_PIN][..], &request].concat());
+        if status != 0 {
+            return Err(status);
+        }
+        let encrypted = uint_member(&members.unwrap(), 2)
+            .unwrap()
+            .as_bytes()
+            .unwrap()
+            .clone();
+        Ok(shared.decrypt(&encrypted).unwrap().to_vec())
+    }
+}
+
+/// Canonical CBOR of a map with unsigned keys.
+fn cbor_map(members: Vec<(u64, Value)>) -> Vec<u8> {
+    cbor::encode(&cbor::uint_map(members))
+}
+
+/// The head of a CBOR item of major type `major` and argument `n` (n < 65536).
+fn cbor_head(major: u8, n: usize) -> Vec<u8> {
+    match n {
+        0..=23 => vec![major << 5 | n as u8],
+        24..=255 => vec![major << 5 | 24, n as u8],
+        _ => [vec![major << 5 | 25], (n as u16).to_be_bytes().to_vec()].concat(),
+    }
+}
+
+/// `manage_request`: credentialManagement (0x0A, its preview 0x41) and authenticatorConfig
+/// (0x0D) on a token with a PIN and discoverable credentials, authenticated with a fresh
+/// pinUvAuthToken over whatever subCommandParams the fuzzer gives, so that it reaches past the
+/// pinUvAuthParam. Input: a selector (bits 0–1: 0x0A, 0x41, 0x0D, 0x0A; bit 2: authenticate;
+/// bit 3: with the other command's permission; bit 4: a token bound to [`FUZZ_RP`]), the
+/// subcommand, then subCommandParams as bytes put into the request as they are (none when
+/// empty). Must hold: every reply passes [`check_ctap2_reply`]; minPINLength never goes down;
+/// getCredsMetadata counts what getInfo's remainingDiscoverableCredentials leaves.
+pub fn manage_request(data: &[u8]) {
+    static TOKEN: OnceLock<Mutex<ManageToken>> = OnceLock::new();
+    let mut token = TOKEN
+        .get_or_init(|| Mutex::new(ManageToken::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let [selector, sub, params @ ..] = data else {
+        return;
+    };
+    let command = [
+        CREDENTIAL_MANAGEMENT,
+        CREDENTIAL_MANAGEMENT_PREVIEW,
+        CONFIG,
+        CREDENTIAL_MANAGEMENT,
+    ][usize::from(selector & 0x03)];
+    let (right, wrong) = if command == CONFIG {
+        (ACFG, CM)
+    } else {
+        (CM, ACFG)
+    };
+    let permission = if selector & 0x08 != 0 { wrong } else { right };
+    let key = if selector & 0x04 != 0 {
+        match token.pin_token(permission, selector & 0x10 != 0) {
+            Ok(key) => Some(key),
+            Err(0x37) => {
+                // setMinPINLength forced a PIN change: a token as made, from here on.
+                *token = ManageToken::new();
+                return;
+            }
+            Err(status) => panic!("no pinUvAuthToken: 0x{status:02X}"),
+        }
+    } else {
+        None
+    };
+    let mut entries = 1;
+    let mut body = vec![0x01];
+    body.extend(cbor_head(0, usize::from(*sub)));
+    if !params.is_empty() {
+        entries += 1;
+        body.push(0x02);
+        body.extend_from_slice(params);
+    }
+    if let Some(key) = key {
+        let mut message = if command == CONFIG {
+            [vec![0xFF; 32], vec![0x0D]].concat()
+        } else {
+            Vec::new()
+        };
+        message.push(*sub);
+        message.extend_from_slice(params);
+        let param = vu2f::ctap2::pin_protocol::PinUvAuthProtocol::Two.authenticate(&key, &message);
+        entries += 2;
+        body.extend([0x03, 0x02, 0x04]);
+        body.extend(cbor_head(2, param.len()));
+        body.extend(param);
+    }
+    let request = [vec![command], cbor_head(5, entries), body].concat();
+    token.engine.run(&request);
+
+    let (status, info) = token.engine.run(&[GET_INFO]);
+    assert_eq!(status, 0, "getInfo");
+    let info = info.unwrap();
+    let number = |key| {
+        uint_member(&info, key)
+            .and_then(Value::as_integer)
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or_else(|| panic!("getInfo member {key}"))
+    };
+    let min_pin_length = number(0x0D);
+    assert!(
+        (token.min_pin_length..64).contains(&min_pin_length),
+        "minPINLength {min_pin_length} after {}",
+        token.min_pin_length
+    );
+    token.min_pin_length = min_pin_length;
+    let remaining = number(0x14);
+    let Ok(key) = token.pin_token(CM, false) else {
+        *token = ManageToken::new();
+        return;
+    };
+    let param = vu2f::ctap2::pin_protocol::PinUvAuthProtocol::Two.authenticate(&key, &[0x01]);
+    let metadata = [
+        vec![CREDENTIAL_MANAGEMENT, 0xA3, 0x01, 0x01, 0x03, 0x02, 0x04],
+        cbor_head(2, param.len()),
+        param,
+    ]
+    .concat();
+    let (status, members) = token.engine.run(&metadata);
+    assert_eq!(status, 0, "getCredsMetadata");
+    let members = members.unwrap();
+    let count = |key| {
+        uint_member(&members, key)
+            .and_then(Value::as_integer)
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap()
+    };
+    assert_eq!(count(2), remaining, "getCredsMetadata against getInfo");
+    assert!(count(1) + count(2) <= u64::from(fido2_options().discoverable_limit));
+}
+
+/// The seeds of `manage_request`: each subcommand, authenticated, with parameters that name
+/// what the token has.
+pub fn manage_request_seeds() -> Vec<(String, Vec<u8>)> {
+    let rp_hash = ring::digest::digest(&ring::digest::SHA256, FUZZ_RP.as_bytes());
+    let by_rp = cbor_map(vec![(1, Value::Bytes(rp_hash.as_ref().to_vec()))]);
+    let user = cbor_map(vec![(
+        3,
+        Value::Map(vec![(Value::Text("id".into()), Value::Bytes(vec![1]))]),
+    )]);
+    let min_length = cbor_map(vec![
+        (1, Value::Integer(5.into())),
+        (2, Value::Array(vec![Value::Text(FUZZ_RP.into())])),
+    ]);
+    let seeds: Vec<(&str, Vec<u8>)> = vec![
+        ("metadata", vec![0x04, 0x01]),
+        ("metadata_preview_bound", vec![0x15, 0x01]),
+        ("rps_begin", vec![0x04, 0x02]),
+        ("rps_next", vec![0x00, 0x03]),
+        ("creds_begin", [vec![0x04, 0x04], by_rp.clone()].concat()),
+        ("creds_begin_bound", [vec![0x14, 0x04], by_rp].concat()),
+        ("creds_next", vec![0x00, 0x05]),
+        ("update_user", [vec![0x04, 0x07], user].concat()),
+        ("wrong_permission", vec![0x0C, 0x01]),
+        ("config_toggle", vec![0x06, 0x02]),
+        (
+            "config_min_pin_length",
+            [vec![0x06, 0x03], min_length].concat(),
+        ),
+        ("config_unauthenticated", vec![0x02, 0x02]),
+        ("config_enterprise", vec![0x06, 0x01]),
+    ];
+    seeds
+        .into_iter()
+        .map(|(name, bytes)| (name.to_owned(), bytes))
+        .collect()
 }
 
 /// The first byte of a structured `ctap2_request` input (as a command byte: an unknown one).
@@ -856,16 +1121,17 @@ fn structured_outcomes(selector: u8) -> Option<&'static [u8]> {
 pub fn ctap2_request(data: &[u8]) {
     let mut engines = ctap2_engines().lock().unwrap_or_else(|e| e.into_inner());
     let [STRUCTURED, selector, mask @ ..] = data else {
-        engines[0].run(data);
+        engines[engine_for(data, 0)].run(data);
         return;
     };
-    let engine = &mut engines[usize::from(selector >> 7)];
-    let mut request = engine.template(*selector);
+    let chosen = usize::from(selector >> 7);
+    let mut request = engines[chosen].template(*selector);
     let unmutated = mask.len() <= request.len() && mask.iter().all(|&b| b == 0);
     request.resize(request.len().max(mask.len()), 0);
     for (byte, flip) in request.iter_mut().zip(mask) {
         *byte ^= flip;
     }
+    let engine = &mut engines[engine_for(&request, chosen)];
     let (status, members) = engine.run(&request);
     let expected = structured_outcomes(*selector).filter(|_| unmutated);
     if let Some(expected) = expected {
