@@ -263,13 +263,23 @@ async fn user_verification_required_is_given_by_a_token_with_built_in_uv() {
 
 // The refusals.
 
-/// Enrolls with the creation the browser prepared, changed by `tamper` first.
-async fn enroll_with(
+/// An enrollment up to the attestation, not yet posted: the paths of its exchange and its
+/// `do_enroll`, the `do_enroll` body, and the attestation the token made.
+struct Attested {
+    exchange: String,
+    do_enroll: String,
+    rp_id: vu2f::aa::portal::DoEnrollRequest<vu2f::aa::fido2::EnrollRpId>,
+    attestation: vu2f::aa::fido2::CredentialAttestation,
+}
+
+/// Runs an enrollment up to the token's attestation for the creation the browser prepared,
+/// changed by `tamper` first.
+async fn attest(
     aa: &Aa,
     token: &mut TokenClient,
     user: &str,
     tamper: impl FnOnce(&mut vu2f::client::webauthn::Creation),
-) -> Result<(), ClientError> {
+) -> Result<Attested, ClientError> {
     use vu2f::aa::fido2::{CreationOptions, EnrollRpId, ENROLL_EXCHANGE};
     use vu2f::aa::portal::{DoEnrollRequest, DoEnrollResponse, EnrollStarted, StartEnrollRequest};
     let logged_on = logon_at(
@@ -324,8 +334,32 @@ async fn enroll_with(
         vu2f::client::webauthn::Creation::from_options(&options, &origin, "test").unwrap();
     tamper(&mut creation);
     let made = token.make_credential(&creation, &origin).await?;
-    let result: ExchangeResult = aa.http.post(&exchange, &made.attestation).await.unwrap();
-    let answered: DoEnrollResponse = aa.http.post(&do_enroll, &rp_id).await.unwrap();
+    Ok(Attested {
+        exchange,
+        do_enroll,
+        rp_id,
+        attestation: made.attestation,
+    })
+}
+
+/// Enrolls with the creation the browser prepared, changed by `tamper` first.
+async fn enroll_with(
+    aa: &Aa,
+    token: &mut TokenClient,
+    user: &str,
+    tamper: impl FnOnce(&mut vu2f::client::webauthn::Creation),
+) -> Result<(), ClientError> {
+    let attested = attest(aa, token, user, tamper).await?;
+    let result: ExchangeResult = aa
+        .http
+        .post(&attested.exchange, &attested.attestation)
+        .await
+        .unwrap();
+    let answered: vu2f::aa::portal::DoEnrollResponse = aa
+        .http
+        .post(&attested.do_enroll, &attested.rp_id)
+        .await
+        .unwrap();
     if answered.status == LogonStatus::Failed {
         assert_eq!(result.status, "failed");
         assert!(
@@ -745,4 +779,116 @@ async fn the_do_enroll_rp_id_must_be_the_servers() {
         .unwrap();
     assert_eq!(answered.status, LogonStatus::Failed);
     assert_eq!(answered.reason.as_deref(), Some("FIDO2_RP_ID_MISMATCH"));
+}
+
+/// Posts `body` to `path` from two tasks of the multi-threaded runtime at once (a barrier lets
+/// neither start before the other is ready): the two exchange results.
+async fn twice_at_once<B: serde::Serialize + Clone + Send + Sync + 'static>(
+    aa: &Aa,
+    path: &str,
+    body: &B,
+) -> [ExchangeResult; 2] {
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let (http, path, body) = (aa.http.clone(), path.to_owned(), body.clone());
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                http.post::<_, ExchangeResult>(&path, &body).await.unwrap()
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results.try_into().unwrap()
+}
+
+/// Exactly one of `results` is `ok`; the other `failed` with `reason`.
+fn one_ok_one_refused(results: &[ExchangeResult], reason: &str) {
+    let ok = results.iter().filter(|r| r.status == "ok").count();
+    assert_eq!(ok, 1, "{results:?}");
+    let refused = results.iter().find(|r| r.status != "ok").unwrap();
+    assert_eq!(refused.status, "failed", "{results:?}");
+    assert!(
+        refused.error_message.starts_with(&format!("{reason}: ")),
+        "{results:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replayed_attestation_is_accepted_once_in_turn_or_at_once() {
+    use vu2f::aa::portal::DoEnrollResponse;
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+
+    // In turn: the first result passes, the same one again is a replay, and the process goes on
+    // as the first left it.
+    let attested = attest(&aa, &mut token, "alice", |_| {}).await.unwrap();
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        let result: ExchangeResult = aa
+            .http
+            .post(&attested.exchange, &attested.attestation)
+            .await
+            .unwrap();
+        results.push(result);
+    }
+    assert_eq!(results[0].status, "ok", "{results:?}");
+    one_ok_one_refused(&results, "FIDO2_CHALLENGE_REUSED");
+    let confirmed: DoEnrollResponse = aa
+        .http
+        .post(&attested.do_enroll, &attested.rp_id)
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status, LogonStatus::Ok, "{confirmed:?}");
+
+    // At once, many times over: exactly one of two racing results is checked.
+    for round in 0..10 {
+        let attested = attest(&aa, &mut token, "bob", |_| {}).await.unwrap();
+        let results = twice_at_once(&aa, &attested.exchange, &attested.attestation).await;
+        one_ok_one_refused(&results, "FIDO2_CHALLENGE_REUSED");
+        let confirmed: DoEnrollResponse = aa
+            .http
+            .post(&attested.do_enroll, &attested.rp_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            confirmed.status,
+            LogonStatus::Ok,
+            "round {round}: {confirmed:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replayed_assertion_is_accepted_once_in_turn_or_at_once() {
+    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
+
+    let (process, options) = start(&aa, "alice").await;
+    let assertion = sign(&aa, &mut token, &options).await;
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        let result: ExchangeResult = aa
+            .http
+            .post(&exchange_path(&process), &assertion)
+            .await
+            .unwrap();
+        results.push(result);
+    }
+    assert_eq!(results[0].status, "ok", "{results:?}");
+    one_ok_one_refused(&results, "FIDO2_CHALLENGE_REUSED");
+    assert_eq!(do_logon(&aa, &process).await.status, LogonStatus::Ok);
+
+    for _ in 0..10 {
+        let (process, options) = start(&aa, "alice").await;
+        let assertion = sign(&aa, &mut token, &options).await;
+        let results = twice_at_once(&aa, &exchange_path(&process), &assertion).await;
+        one_ok_one_refused(&results, "FIDO2_CHALLENGE_REUSED");
+        let verdict = do_logon(&aa, &process).await;
+        assert_eq!(verdict.status, LogonStatus::Ok, "{verdict:?}");
+    }
 }

@@ -6,6 +6,7 @@
 //! ([`super::fido2_check`]); the challenge is single-use, expires, and belongs to its process. A
 //! refused result answers `{status:"failed", errorMessage:"REASON: text"}`, and the `do_enroll` or
 //! `do_logon` that follows answers `FAILED` with the reason and ends the process.
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -149,29 +150,38 @@ fn new_challenge(state: &SimState) -> Issued {
     issued
 }
 
-/// Consumes `taken` (the process's challenge, whatever the outcome) and checks the client data's
-/// challenge against it: another process's is a mismatch, one answered before a replay, an old one
-/// expired.
+/// Marks `issued` answered in the register of challenges, so that a replay of it to any process
+/// is recognised as one.
+fn mark_answered(challenges: &mut HashMap<String, ChallengeOwner>, issued: &Issued) {
+    if let Some(owner) = challenges.get_mut(&issued.challenge) {
+        owner.used = true;
+    }
+}
+
+/// Checks the client data's challenge against `taken`, the challenge this result took out of its
+/// process (under the lock, before anything of the result was read): none taken means another
+/// result took it first, or none was issued. Another process's challenge is a mismatch, one
+/// answered before a replay, an old one expired.
 fn check_challenge(
     state: &SimState,
     taken: Option<&Issued>,
     seen: &ClientDataSeen,
 ) -> Result<(), Outcome> {
-    let mut live = state.live();
-    if let Some(issued) = taken {
-        if let Some(owner) = live.challenges.get_mut(&issued.challenge) {
-            owner.used = true;
-        }
-    }
+    let live = state.live();
+    let answered_before = || {
+        live.challenges
+            .get(&seen.challenge)
+            .is_some_and(|owner| owner.used)
+    };
     let Some(issued) = taken else {
-        return Err(outcome::FIDO2_CHALLENGE_MISMATCH);
+        return Err(if answered_before() {
+            outcome::FIDO2_CHALLENGE_REUSED
+        } else {
+            outcome::FIDO2_CHALLENGE_MISMATCH
+        });
     };
     if seen.challenge != issued.challenge {
-        let replayed = live
-            .challenges
-            .get(&seen.challenge)
-            .is_some_and(|owner| owner.used);
-        return Err(if replayed {
+        return Err(if answered_before() {
             outcome::FIDO2_CHALLENGE_REUSED
         } else {
             outcome::FIDO2_CHALLENGE_MISMATCH
@@ -181,6 +191,21 @@ fn check_challenge(
         return Err(outcome::FIDO2_CHALLENGE_EXPIRED);
     }
     Ok(())
+}
+
+/// Why a result that found no challenge in its process is refused: its client data does not
+/// read, or its challenge was answered already (a replay) or never issued to it.
+fn refusal_without_challenge(
+    client_data_json: &str,
+    expected_type: &str,
+    state: &SimState,
+) -> Outcome {
+    match fido2_check::client_data(client_data_json, expected_type) {
+        Ok(seen) => check_challenge(state, None, &seen)
+            .err()
+            .unwrap_or(outcome::FIDO2_CHALLENGE_MISMATCH),
+        Err(failed) => failed,
+    }
 }
 
 fn descriptors(templates: &[TemplateRecord]) -> Vec<CredentialDescriptor> {
@@ -256,24 +281,52 @@ pub async fn enroll_exchange(
             process.method
         )));
     }
-    if !process.fido2.begun || process.registration.is_some() || process.fido2.failed.is_some() {
-        return Err(ApiError::wrong_step(
-            "enroll_process_id: no WebAuthn exchange is due: do_enroll with response.rp_id first, once",
-        ));
-    }
     if !is_result(&body) {
+        if !process.fido2.begun || process.registration.is_some() || process.fido2.failed.is_some()
+        {
+            return Err(ApiError::wrong_step(
+                "enroll_process_id: no WebAuthn exchange is due: do_enroll with response.rp_id first, once",
+            ));
+        }
         check_username(&state, &body, &process.user)?;
         let request: OptionsRequest = body_as(body)?;
         return creation_options(&state, &id, &process.user, request);
     }
+    if !process.fido2.begun {
+        return Err(ApiError::wrong_step(
+            "enroll_process_id: no WebAuthn exchange is due: do_enroll with response.rp_id first",
+        ));
+    }
     let attestation: CredentialAttestation = body_as(body)?;
-    let verdict = check_attestation(&state, &process, &attestation);
+    // The challenge leaves the process before anything of the result is read: of two results
+    // racing for it, one is checked and the other finds none.
+    let taken = {
+        let mut live = state.live();
+        let live = &mut *live;
+        let stored = live
+            .enrolls
+            .get_mut(&id)
+            .ok_or_else(super::enroll::unknown_process)?;
+        let taken = stored.challenge.take();
+        if let Some(issued) = &taken {
+            mark_answered(&mut live.challenges, issued);
+        }
+        taken
+    };
+    let Some(issued) = taken else {
+        // Refused, and the process is left as the result that took the challenge left it.
+        return Ok(exchange_result(Err(refusal_without_challenge(
+            &attestation.response.client_data_json,
+            webauthn::TYPE_CREATE,
+            &state,
+        ))));
+    };
+    let verdict = check_attestation(&state, &issued, &attestation);
     let mut live = state.live();
     let stored = live
         .enrolls
         .get_mut(&id)
         .ok_or_else(super::enroll::unknown_process)?;
-    stored.challenge = None;
     Ok(exchange_result(match verdict {
         Ok(template) => {
             stored.registration = Some(template);
@@ -336,21 +389,14 @@ fn creation_options(
 /// WebAuthn Level 2 §7.1, in its order, and the duplicate check of its step 22.
 fn check_attestation(
     state: &SimState,
-    process: &super::state::EnrollProcess,
+    issued: &Issued,
     attestation: &CredentialAttestation,
 ) -> Result<TemplateRecord, Outcome> {
     let seen = fido2_check::client_data(
         &attestation.response.client_data_json,
         webauthn::TYPE_CREATE,
-    );
-    // The challenge is consumed whether or not the client data reads.
-    let challenge = check_challenge(
-        state,
-        process.challenge.as_ref(),
-        seen.as_ref().map_err(|e| *e)?,
-    );
-    let seen = seen?;
-    challenge?;
+    )?;
+    check_challenge(state, Some(issued), &seen)?;
     fido2_check::origin(&seen, &state.facets)?;
     let config = &state.config.fido2;
     let registration = fido2_check::registration(
@@ -401,8 +447,13 @@ pub async fn login_exchange(
     super::error::ApiJson(body): super::error::ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     check_method(&method_id)?;
-    let process = {
+    let result = is_result(&body);
+    // A result takes the challenge out of the process in the same lock that reads the process,
+    // before anything of the result is read: of two results racing for it, one is checked and
+    // the other finds none.
+    let (process, taken) = {
         let mut live = state.live();
+        let live = &mut *live;
         let process = live
             .logons
             .get_mut(&id)
@@ -417,20 +468,37 @@ pub async fn login_exchange(
                 ))
             }
         }
+        if process.current.as_deref() != Some(FIDO2) || (!result && process.fido2.is_some()) {
+            return Err(ApiError::wrong_step(
+                "logon_process_id: no FIDO2:1 exchange is due in this process",
+            ));
+        }
         process.touched = Instant::now();
-        process.clone()
+        let taken = if result {
+            process.challenge.take()
+        } else {
+            None
+        };
+        let process = process.clone();
+        if let Some((issued, _)) = &taken {
+            mark_answered(&mut live.challenges, issued);
+        }
+        (process, taken)
     };
-    if process.current.as_deref() != Some(FIDO2) || process.fido2.is_some() {
-        return Err(ApiError::wrong_step(
-            "logon_process_id: no FIDO2:1 exchange is due in this process",
-        ));
-    }
-    if !is_result(&body) {
+    if !result {
         check_username(&state, &body, &process.user)?;
         return request_options(&state, &id, &process.user);
     }
     let assertion: CredentialAssertion = body_as(body)?;
-    let verdict = check_assertion(&state, &id, &process, &assertion);
+    let Some(taken) = taken else {
+        // Refused, and the process is left as the result that took the challenge left it.
+        return Ok(exchange_result(Err(refusal_without_challenge(
+            &assertion.response.client_data_json,
+            webauthn::TYPE_GET,
+            &state,
+        ))));
+    };
+    let verdict = check_assertion(&state, taken, &process, &assertion);
     if verdict.is_ok() {
         state.persist().await?;
     }
@@ -485,29 +553,18 @@ fn request_options(state: &SimState, id: &str, user: &str) -> Result<Json<Value>
 /// template that signed.
 fn check_assertion(
     state: &SimState,
-    id: &str,
+    (issued, offered): (Issued, Vec<String>),
     process: &super::state::LogonProcess,
     assertion: &CredentialAssertion,
 ) -> Result<String, Outcome> {
-    let taken = state
-        .live()
-        .logons
-        .get_mut(id)
-        .and_then(|p| p.challenge.take());
-    let seen = fido2_check::client_data(&assertion.response.client_data_json, webauthn::TYPE_GET);
-    let challenge = check_challenge(
-        state,
-        taken.as_ref().map(|(issued, _)| issued),
-        seen.as_ref().map_err(|e| *e)?,
-    );
-    let seen = seen?;
+    let seen = fido2_check::client_data(&assertion.response.client_data_json, webauthn::TYPE_GET)?;
+    let challenge = check_challenge(state, Some(&issued), &seen);
     // §7.2 steps 5-6: the credential is one offered to this user, the user handle the user's.
     let raw_id = fido2_check::base64url(&assertion.raw_id)?;
     if fido2_check::base64url(&assertion.id)? != raw_id {
         return Err(outcome::FIDO2_MALFORMED_RESPONSE);
     }
     let credential_id = URL_SAFE_NO_PAD.encode(&raw_id);
-    let offered = taken.as_ref().map(|(_, ids)| ids.as_slice()).unwrap_or(&[]);
     if challenge.is_ok() && !offered.contains(&credential_id) {
         return Err(outcome::FIDO2_UNKNOWN_CREDENTIAL);
     }
