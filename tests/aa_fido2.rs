@@ -14,7 +14,7 @@ use vu2f::aa::fido2::{
     CredentialAssertion, ExchangeResult, OptionsRequest, RequestOptions, LOGIN_EXCHANGE,
 };
 use vu2f::aa::{paths, FIDO2};
-use vu2f::aa_sim::{AttestationPolicy, SimConfig};
+use vu2f::aa_sim::{AttestationPolicy, Requirement, SimConfig};
 use vu2f::client::enroll::{EnrollRequest, Enrolled, DEFAULT_ENROLL_EVENT};
 use vu2f::client::logon::{LoggedOn, Logon, LogonRequest};
 use vu2f::client::webauthn::Request;
@@ -180,7 +180,7 @@ async fn an_es256_only_server_refuses_an_eddsa_credential() {
 #[tokio::test(flavor = "multi_thread")]
 async fn discoverable_credentials_log_on_without_an_allow_list() {
     let mut config = SimConfig::default();
-    config.fido2.resident_key = "required".into();
+    config.fido2.resident_key = Requirement::Required;
     config.fido2.allow_credentials = false;
     config.fido2.algorithms = vec![vu2f::webauthn::EDDSA, vu2f::webauthn::ES256];
     let aa = Aa::start(config).await;
@@ -241,7 +241,7 @@ async fn a_password_then_fido2_chain_ends_in_ok() {
 #[tokio::test(flavor = "multi_thread")]
 async fn user_verification_required_is_given_by_a_token_with_built_in_uv() {
     let mut config = SimConfig::default();
-    config.fido2.user_verification = "required".into();
+    config.fido2.user_verification = Requirement::Required;
     let aa = Aa::start(config).await;
     let (_dir, store) = common::store_with(&[]);
     let mut token = fido2_token(
@@ -266,6 +266,8 @@ async fn user_verification_required_is_given_by_a_token_with_built_in_uv() {
 /// An enrollment up to the attestation, not yet posted: the paths of its exchange and its
 /// `do_enroll`, the `do_enroll` body, and the attestation the token made.
 struct Attested {
+    session: String,
+    process: String,
     exchange: String,
     do_enroll: String,
     rp_id: vu2f::aa::portal::DoEnrollRequest<vu2f::aa::fido2::EnrollRpId>,
@@ -335,6 +337,8 @@ async fn attest(
     tamper(&mut creation);
     let made = token.make_credential(&creation, &origin).await?;
     Ok(Attested {
+        session,
+        process,
         exchange,
         do_enroll,
         rp_id,
@@ -592,7 +596,7 @@ async fn a_wrong_rp_id() {
 #[tokio::test(flavor = "multi_thread")]
 async fn user_verification_required_but_not_given() {
     let mut config = SimConfig::default();
-    config.fido2.user_verification = "required".into();
+    config.fido2.user_verification = Requirement::Required;
     let aa = Aa::start(config).await;
     let (_dir, store) = common::store_with(&[]);
     let mut token = fido2_token(
@@ -891,4 +895,211 @@ async fn a_replayed_assertion_is_accepted_once_in_turn_or_at_once() {
         let verdict = do_logon(&aa, &process).await;
         assert_eq!(verdict.status, LogonStatus::Ok, "{verdict:?}");
     }
+}
+
+/// Saves the enrollment's template as the portal does after the second `do_enroll`.
+async fn save(
+    aa: &Aa,
+    attested: &Attested,
+    user: &str,
+) -> Result<vu2f::aa::portal::TemplateSaved, ClientError> {
+    let found: serde_json::Value = aa
+        .http
+        .get(
+            paths::USERS,
+            &[("user_name", user), ("login_session_id", &attested.session)],
+        )
+        .await
+        .unwrap();
+    let user_id = found["id"].as_str().unwrap();
+    aa.http
+        .post(
+            &paths::fill(paths::TEMPLATES, &[("user_id", user_id)]),
+            &vu2f::aa::portal::SaveTemplateRequest {
+                login_session_id: attested.session.clone(),
+                enroll_process_id: attested.process.clone(),
+                category_id: String::new(),
+                comment: "saved by hand".into(),
+            },
+        )
+        .await
+}
+
+/// Posts the enrollment's result, then the second `do_enroll`.
+async fn post_attestation(
+    aa: &Aa,
+    attested: &Attested,
+    attestation: &vu2f::aa::fido2::CredentialAttestation,
+) -> (ExchangeResult, vu2f::aa::portal::DoEnrollResponse) {
+    let result: ExchangeResult = aa.http.post(&attested.exchange, attestation).await.unwrap();
+    let answered = aa
+        .http
+        .post(&attested.do_enroll, &attested.rp_id)
+        .await
+        .unwrap();
+    (result, answered)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_template_is_saved_only_after_the_second_do_enroll() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    let attested = attest(&aa, &mut token, "alice", |_| {}).await.unwrap();
+    let result: ExchangeResult = aa
+        .http
+        .post(&attested.exchange, &attested.attestation)
+        .await
+        .unwrap();
+    assert_eq!(result.status, "ok", "{result:?}");
+    let early = save(&aa, &attested, "alice").await.unwrap_err();
+    assert!(early.to_string().contains("HTTP 400"), "{early}");
+    assert!(
+        early
+            .to_string()
+            .contains("do_enroll after the WebAuthn exchange"),
+        "{early}"
+    );
+    let confirmed: vu2f::aa::portal::DoEnrollResponse = aa
+        .http
+        .post(&attested.do_enroll, &attested.rp_id)
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status, LogonStatus::Ok, "{confirmed:?}");
+    save(&aa, &attested, "alice").await.unwrap();
+    logon(&aa, &mut token, "alice").await.unwrap();
+}
+
+/// The byte string stored under the text key `key` of the CBOR map `object` (the map's
+/// members as a portal's attestation object holds them: text keys, byte string values of up to
+/// 65535 bytes), and where its bytes begin.
+fn cbor_bytes_member(object: &[u8], key: &str) -> (usize, Vec<u8>) {
+    let mut pattern = vec![0x60 | key.len() as u8];
+    pattern.extend_from_slice(key.as_bytes());
+    let at = object
+        .windows(pattern.len())
+        .position(|w| w == pattern)
+        .unwrap()
+        + pattern.len();
+    let (length, start) = match object[at] {
+        0x58 => (usize::from(object[at + 1]), at + 2),
+        0x59 => (
+            usize::from(u16::from_be_bytes([object[at + 1], object[at + 2]])),
+            at + 3,
+        ),
+        short @ 0x40..=0x57 => (usize::from(short - 0x40), at + 1),
+        other => panic!("{key}: not a byte string ({other:#x})"),
+    };
+    (start, object[start..start + length].to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credential_key_off_the_curve_is_refused_with_the_detail() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    let attested = attest(&aa, &mut token, "alice", |_| {}).await.unwrap();
+    let mut attestation = attested.attestation.clone();
+    let mut object = URL_SAFE_NO_PAD
+        .decode(&attestation.response.attestation_object)
+        .unwrap();
+    let (start, auth_data) = cbor_bytes_member(&object, "authData");
+    // The COSE key's y: -3 (0x22), 32 bytes (0x58 0x20).
+    let y = auth_data
+        .windows(3)
+        .position(|w| w == [0x22, 0x58, 0x20])
+        .unwrap()
+        + 3;
+    object[start + y + 31] ^= 0x01;
+    attestation.response.attestation_object = URL_SAFE_NO_PAD.encode(object);
+    let (result, answered) = post_attestation(&aa, &attested, &attestation).await;
+    assert!(
+        result
+            .error_message
+            .starts_with("FIDO2_BAD_PUBLIC_KEY: The credential public key is not a valid key: "),
+        "{result:?}"
+    );
+    assert!(result.error_message.contains("not on P-256"), "{result:?}");
+    assert_eq!(answered.status, LogonStatus::Failed, "{answered:?}");
+    assert_eq!(answered.reason.as_deref(), Some("FIDO2_BAD_PUBLIC_KEY"));
+    assert!(answered.msg.contains("not on P-256"), "{answered:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credential_enrolled_already_is_refused_by_the_server() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    let alices = attest(&aa, &mut token, "alice", |_| {}).await.unwrap();
+    let (result, confirmed) = post_attestation(&aa, &alices, &alices.attestation).await;
+    assert_eq!(
+        (result.status.as_str(), confirmed.status),
+        ("ok", LogonStatus::Ok)
+    );
+    save(&aa, &alices, "alice").await.unwrap();
+
+    // Bob's enrollment answered with alice's credential: her authenticator data under `none`
+    // attestation, with the client data of bob's own challenge. The token would not do this
+    // (excludeCredentials); the server must refuse it all the same (§7.1 step 22).
+    let (_bob_dir, bob_store) = common::store_with(&[]);
+    let mut bobs_token = batch_token(&bob_store, "b");
+    let bobs = attest(&aa, &mut bobs_token, "bob", |_| {}).await.unwrap();
+    let alice_object = URL_SAFE_NO_PAD
+        .decode(&alices.attestation.response.attestation_object)
+        .unwrap();
+    let (_, auth_data) = cbor_bytes_member(&alice_object, "authData");
+    let mut none = vec![0xA3, 0x63];
+    none.extend_from_slice(b"fmt");
+    none.push(0x64);
+    none.extend_from_slice(b"none");
+    none.push(0x67);
+    none.extend_from_slice(b"attStmt");
+    none.push(0xA0);
+    none.push(0x68);
+    none.extend_from_slice(b"authData");
+    none.push(0x59);
+    none.extend_from_slice(&(auth_data.len() as u16).to_be_bytes());
+    none.extend_from_slice(&auth_data);
+    let mut forged = bobs.attestation.clone();
+    forged.raw_id = alices.attestation.raw_id.clone();
+    forged.id = alices.attestation.id.clone();
+    forged.response.attestation_object = URL_SAFE_NO_PAD.encode(none);
+    let refused = post_attestation(&aa, &bobs, &forged).await;
+    assert!(
+        refused
+            .0
+            .error_message
+            .starts_with("FIDO2_ALREADY_ENROLLED: "),
+        "{refused:?}"
+    );
+    assert_eq!(refused.1.status, LogonStatus::Failed, "{refused:?}");
+    assert_eq!(refused.1.reason.as_deref(), Some("FIDO2_ALREADY_ENROLLED"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_handle_that_is_not_the_users() {
+    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
+    let (process, options) = start(&aa, "alice").await;
+    let mut assertion = sign(&aa, &mut token, &options).await;
+    assertion.response.user_handle = Some(URL_SAFE_NO_PAD.encode([0x5a; 16]));
+    assert_failed(
+        &answer(&aa, &process, &assertion).await,
+        "FIDO2_USER_HANDLE_MISMATCH",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_data_of_a_registration_in_an_assertion() {
+    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
+    let (process, options) = start(&aa, "alice").await;
+    let mut assertion = sign(&aa, &mut token, &options).await;
+    let client_data = URL_SAFE_NO_PAD
+        .decode(&assertion.response.client_data_json)
+        .unwrap();
+    let swapped = String::from_utf8(client_data)
+        .unwrap()
+        .replace("\"webauthn.get\"", "\"webauthn.create\"");
+    assert!(swapped.contains("webauthn.create"), "{swapped}");
+    assertion.response.client_data_json = URL_SAFE_NO_PAD.encode(swapped);
+    assert_failed(&answer(&aa, &process, &assertion).await, "FIDO2_WRONG_TYPE");
 }

@@ -1,20 +1,20 @@
 //! What a WebAuthn relying party verifies of a `FIDO2:1` registration and assertion (WebAuthn
 //! Level 2 §7.1 and §7.2, attestation §8.2 `packed` and §8.7 `none`), as pure functions that
-//! answer the [`Outcome`] of the first check that fails. The challenge's bookkeeping (single use,
-//! owner, expiry), the credential's owner and the counter's storage need the emulator's state and
-//! are the callers'.
+//! answer the [`Refusal`] of the first check that fails, with what exactly was wrong where it is
+//! known. The challenge's bookkeeping (single use, owner, expiry), the credential's owner and the
+//! counter's storage need the emulator's state and are the callers' ([`super::fido2`]).
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ED25519};
 use serde::Deserialize;
 use x509_parser::certificate::X509Certificate;
-use x509_parser::prelude::FromDer;
+use x509_parser::prelude::{FromDer, X509Version};
 
 use super::config::AttestationPolicy;
 use crate::aa::fido2::AssertionResponse;
-use crate::aa::outcome::{self, Outcome};
+use crate::aa::outcome::{self, Outcome, Refusal};
 use crate::ctap2::cbor::{self, Arena, Item};
-use crate::webauthn::{self, AuthData, PublicKey, FLAG_UP, FLAG_UV};
+use crate::webauthn::{self, AuthData, CoseKeyError, PublicKey, FLAG_UP, FLAG_UV};
 
 /// The certificate extension id-fido-gen-ce-aaguid (WebAuthn Level 2 §8.2.1).
 const AAGUID_EXTENSION: &str = "1.3.6.1.4.1.45724.1.1.4";
@@ -67,12 +67,39 @@ pub fn client_data(encoded: &str, expected_type: &str) -> Result<ClientDataSeen,
     })
 }
 
-/// Checks that `origin` is one of the server's (§7.1 step 9, §7.2 step 13).
-pub fn origin(seen: &ClientDataSeen, origins: &[String]) -> Result<(), Outcome> {
-    if origins.iter().any(|o| o == &seen.origin) {
+/// `origin` as a browser serialises an origin (RFC 6454 §6.2, HTML's ASCII serialisation):
+/// scheme, lowercase host and the port unless it is the scheme's default; `None` for what is no
+/// origin (not a URL, a path, a query, a fragment, user info).
+pub fn normalised_origin(origin: &str) -> Option<String> {
+    let url = reqwest::Url::parse(origin).ok()?;
+    let bare = matches!(url.path(), "" | "/")
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    let serialised = url.origin().ascii_serialization();
+    (bare && serialised != "null").then_some(serialised)
+}
+
+/// Checks that `origin` is one of the server's (§7.1 step 9, §7.2 step 13), both compared as
+/// origins ([`normalised_origin`]), not as strings.
+pub fn origin(seen: &ClientDataSeen, origins: &[String]) -> Result<(), Refusal> {
+    let Some(given) = normalised_origin(&seen.origin) else {
+        return Err(Refusal::new(
+            outcome::FIDO2_ORIGIN_MISMATCH,
+            format!("{:?} is not an origin", seen.origin),
+        ));
+    };
+    if origins
+        .iter()
+        .any(|o| normalised_origin(o).as_deref() == Some(&given))
+    {
         Ok(())
     } else {
-        Err(outcome::FIDO2_ORIGIN_MISMATCH)
+        Err(Refusal::new(
+            outcome::FIDO2_ORIGIN_MISMATCH,
+            format!("{given} is not one of the server's origins"),
+        ))
     }
 }
 
@@ -129,45 +156,78 @@ pub fn registration(
     seen: &ClientDataSeen,
     policy: Policy,
     trust: Trust,
-) -> Result<Registration, Outcome> {
+) -> Result<Registration, Refusal> {
     let malformed = outcome::FIDO2_MALFORMED_RESPONSE;
     let bytes = base64url(attestation_object)?;
     let arena = Arena::new();
-    let (item, length) = Item::decode_prefix(&bytes, &arena).map_err(|_| malformed)?;
+    let (item, length) = Item::decode_prefix(&bytes, &arena)
+        .map_err(|e| Refusal::new(malformed, format!("attestationObject: not CBOR: {e}")))?;
     if length != bytes.len() {
-        return Err(malformed);
+        return Err(Refusal::new(
+            malformed,
+            "attestationObject: bytes after the map",
+        ));
     }
     let members = cbor::map(&item).map_err(|_| malformed)?;
-    let field = |name: &str| cbor::member(members, name).ok_or(malformed);
+    let field = |name: &str| {
+        cbor::member(members, name)
+            .ok_or_else(|| Refusal::new(malformed, format!("attestationObject: no {name}")))
+    };
     let fmt = cbor::text(field("fmt")?).map_err(|_| malformed)?;
     let statement = cbor::map(field("attStmt")?).map_err(|_| malformed)?;
     let raw_auth_data = cbor::bytes(field("authData")?).map_err(|_| malformed)?;
-    let auth_data = AuthData::parse(raw_auth_data).map_err(|_| malformed)?;
+    let auth_data = AuthData::parse(raw_auth_data).map_err(|e| Refusal::new(malformed, e))?;
     check_flags(&auth_data, policy)?;
-    let attested = auth_data.attested.as_ref().ok_or(malformed)?;
+    let attested = auth_data
+        .attested
+        .as_ref()
+        .ok_or_else(|| Refusal::new(malformed, "authData: no attested credential data"))?;
     if attested.id.is_empty() {
-        return Err(malformed);
+        return Err(Refusal::new(malformed, "authData: an empty credential id"));
     }
-    let public_key = PublicKey::from_cose(attested.public_key)
-        .map_err(|_| outcome::FIDO2_UNSUPPORTED_ALGORITHM)?;
+    let public_key = PublicKey::from_cose(attested.public_key).map_err(|e| match e {
+        CoseKeyError::Unsupported(detail) => {
+            Refusal::new(outcome::FIDO2_UNSUPPORTED_ALGORITHM, detail)
+        }
+        CoseKeyError::Invalid(detail) => Refusal::new(outcome::FIDO2_BAD_PUBLIC_KEY, detail),
+    })?;
     if !trust.algorithms.contains(&public_key.algorithm()) {
-        return Err(outcome::FIDO2_UNSUPPORTED_ALGORITHM);
+        return Err(Refusal::new(
+            outcome::FIDO2_UNSUPPORTED_ALGORITHM,
+            format!(
+                "{} was not asked for",
+                webauthn::algorithm_name(public_key.algorithm())
+            ),
+        ));
     }
     let signed = [raw_auth_data, &webauthn::sha256(&seen.raw)[..]].concat();
     let certificate = match fmt {
         "none" => {
             if !statement.is_empty() {
-                return Err(outcome::FIDO2_BAD_ATTESTATION);
+                return Err(Refusal::new(
+                    outcome::FIDO2_BAD_ATTESTATION,
+                    "none: attStmt is not empty",
+                ));
             }
             None
         }
         "packed" => packed(statement, &signed, &public_key, &attested.aaguid)?,
-        _ => return Err(outcome::FIDO2_ATTESTATION_UNSUPPORTED),
+        other => {
+            return Err(Refusal::new(
+                outcome::FIDO2_ATTESTATION_UNSUPPORTED,
+                format!("fmt {other:?}"),
+            ))
+        }
     };
     if trust.policy == AttestationPolicy::Trusted {
         let chain = match cbor::member(statement, "x5c") {
             Some(x5c) if fmt == "packed" => der_chain(x5c)?,
-            _ => return Err(outcome::FIDO2_ATTESTATION_UNTRUSTED),
+            _ => {
+                return Err(Refusal::new(
+                    outcome::FIDO2_ATTESTATION_UNTRUSTED,
+                    "no certificate chain: the policy takes only trusted ones",
+                ))
+            }
         };
         chains_to_trusted(&chain, trust.cas)?;
     }
@@ -198,22 +258,29 @@ fn packed(
     signed: &[u8],
     credential_key: &PublicKey,
     aaguid: &[u8; 16],
-) -> Result<Option<Vec<u8>>, Outcome> {
-    let bad = outcome::FIDO2_BAD_ATTESTATION;
+) -> Result<Option<Vec<u8>>, Refusal> {
+    let bad =
+        |detail: &str| Refusal::new(outcome::FIDO2_BAD_ATTESTATION, format!("packed: {detail}"));
     let alg = cbor::member(statement, "alg")
         .and_then(Item::as_i64)
-        .ok_or(bad)?;
+        .ok_or_else(|| bad("no alg"))?;
     let signature = cbor::member(statement, "sig")
         .and_then(Item::as_bytes)
-        .ok_or(bad)?;
+        .ok_or_else(|| bad("no sig"))?;
     let Some(x5c) = cbor::member(statement, "x5c") else {
-        if alg != credential_key.algorithm() || !credential_key.verify(signed, signature) {
-            return Err(bad);
+        if alg != credential_key.algorithm() {
+            return Err(bad(
+                "self attestation with an alg other than the credential's",
+            ));
+        }
+        if !credential_key.verify(signed, signature) {
+            return Err(bad("the self attestation signature does not verify"));
         }
         return Ok(None);
     };
     let chain = der_chain(x5c)?;
-    let (_, certificate) = X509Certificate::from_der(chain[0]).map_err(|_| bad)?;
+    let (_, certificate) =
+        X509Certificate::from_der(chain[0]).map_err(|_| bad("x5c[0] is not a certificate"))?;
     let key = certificate.public_key().subject_public_key.data.as_ref();
     let verified = match alg {
         webauthn::ES256 => UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key)
@@ -225,28 +292,57 @@ fn packed(
         _ => false,
     };
     if !verified {
-        return Err(bad);
+        return Err(bad("the signature does not verify with x5c[0]'s key"));
     }
-    // §8.2.1: version 3, OU "Authenticator Attestation", not a CA, the AAGUID extension (if
-    // present) the authenticator data's.
-    let unit_ok = certificate
-        .subject()
-        .iter_organizational_unit()
-        .any(|ou| ou.as_str() == Ok("Authenticator Attestation"));
-    let not_ca = certificate
-        .basic_constraints()
-        .ok()
-        .flatten()
-        .is_some_and(|bc| !bc.value.ca);
-    let aaguid_ok = certificate
-        .extensions()
-        .iter()
-        .filter(|e| e.oid.to_id_string() == AAGUID_EXTENSION)
-        .all(|e| e.value.get(..2) == Some(&[0x04, 0x10][..]) && e.value.get(2..) == Some(aaguid));
-    if certificate.version().0 != 2 || !unit_ok || !not_ca || !aaguid_ok {
-        return Err(bad);
-    }
+    attestation_certificate(&certificate, aaguid).map_err(|e| bad(&e))?;
     Ok(Some(chain[0].to_vec()))
+}
+
+/// The requirements of §8.2.1 on a packed attestation certificate: version 3; a subject with C,
+/// O, OU "Authenticator Attestation" and CN; Basic Constraints present with cA false; and the
+/// id-fido-gen-ce-aaguid extension, if present, not critical and equal to authData's AAGUID.
+/// The error names the first requirement not met.
+fn attestation_certificate(certificate: &X509Certificate, aaguid: &[u8; 16]) -> Result<(), String> {
+    if certificate.version() != X509Version::V3 {
+        return Err(format!(
+            "the certificate is version {}, not 3",
+            certificate.version().0 + 1
+        ));
+    }
+    let subject = certificate.subject();
+    let present = [
+        ("C", subject.iter_country().next().is_some()),
+        ("O", subject.iter_organization().next().is_some()),
+        (
+            "OU \"Authenticator Attestation\"",
+            subject
+                .iter_organizational_unit()
+                .any(|ou| ou.as_str() == Ok("Authenticator Attestation")),
+        ),
+        ("CN", subject.iter_common_name().next().is_some()),
+    ];
+    if let Some((missing, _)) = present.iter().find(|(_, present)| !present) {
+        return Err(format!("the certificate's subject has no {missing}"));
+    }
+    match certificate.basic_constraints() {
+        Ok(Some(constraints)) if !constraints.value.ca => {}
+        Ok(Some(_)) => return Err("the certificate is a CA's (Basic Constraints cA true)".into()),
+        _ => return Err("the certificate has no Basic Constraints".into()),
+    }
+    for extension in certificate.extensions() {
+        if extension.oid.to_id_string() != AAGUID_EXTENSION {
+            continue;
+        }
+        if extension.critical {
+            return Err("the AAGUID extension is marked critical".into());
+        }
+        if extension.value.get(..2) != Some(&[0x04, 0x10][..])
+            || extension.value.get(2..) != Some(&aaguid[..])
+        {
+            return Err("the AAGUID extension is not authData's AAGUID".into());
+        }
+    }
+    Ok(())
 }
 
 /// Whether `chain` (leaf first) is valid now and ends at one of `cas` (§7.1 steps 20-21): each
@@ -299,17 +395,16 @@ pub fn assertion(
     response: &AssertionResponse,
     seen: &ClientDataSeen,
     policy: Policy,
-    public_key: &[u8],
-) -> Result<u32, Outcome> {
+    public_key: &PublicKey,
+) -> Result<u32, Refusal> {
     let raw_auth_data = base64url(&response.authenticator_data)?;
     let signature = base64url(&response.signature)?;
-    let auth_data =
-        AuthData::parse(&raw_auth_data).map_err(|_| outcome::FIDO2_MALFORMED_RESPONSE)?;
+    let auth_data = AuthData::parse(&raw_auth_data)
+        .map_err(|e| Refusal::new(outcome::FIDO2_MALFORMED_RESPONSE, e))?;
     check_flags(&auth_data, policy)?;
-    let key = PublicKey::from_cose(public_key).map_err(|_| outcome::FIDO2_BAD_SIGNATURE)?;
     let signed = [&raw_auth_data[..], &webauthn::sha256(&seen.raw)[..]].concat();
-    if !key.verify(&signed, &signature) {
-        return Err(outcome::FIDO2_BAD_SIGNATURE);
+    if !public_key.verify(&signed, &signature) {
+        return Err(outcome::FIDO2_BAD_SIGNATURE.into());
     }
     Ok(auth_data.counter)
 }
@@ -365,6 +460,146 @@ mod tests {
                 client_data(bad, webauthn::TYPE_GET).unwrap_err(),
                 outcome::FIDO2_MALFORMED_RESPONSE
             );
+        }
+    }
+
+    fn seen_from(origin: &str) -> ClientDataSeen {
+        ClientDataSeen {
+            raw: Vec::new(),
+            challenge: String::new(),
+            origin: origin.into(),
+        }
+    }
+
+    #[test]
+    fn origins_are_compared_as_a_browser_serialises_them() {
+        assert_eq!(
+            normalised_origin("HTTPS://AA.Example:443").as_deref(),
+            Some("https://aa.example")
+        );
+        assert_eq!(
+            normalised_origin("http://127.0.0.1:80/").as_deref(),
+            Some("http://127.0.0.1")
+        );
+        for not_an_origin in [
+            "aa.example",
+            "https://aa.example/login",
+            "https://u@aa.example",
+        ] {
+            assert_eq!(normalised_origin(not_an_origin), None, "{not_an_origin}");
+        }
+        let server = [
+            "https://aa.example".to_owned(),
+            "http://127.0.0.1:8443".into(),
+        ];
+        for taken in [
+            "https://AA.example",
+            "https://aa.example:443",
+            "http://127.0.0.1:8443",
+        ] {
+            origin(&seen_from(taken), &server).unwrap();
+        }
+        for refused in [
+            "https://aa.example:8443",
+            "http://aa.example",
+            "http://127.0.0.1",
+            "https://aa.example.evil",
+            "https://aa.example/path",
+        ] {
+            let refusal = origin(&seen_from(refused), &server).unwrap_err();
+            assert_eq!(refusal.outcome, outcome::FIDO2_ORIGIN_MISMATCH, "{refused}");
+        }
+    }
+
+    const AAGUID: [u8; 16] = *b"vu2f-test-aaguid";
+    const AAGUID_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 45724, 1, 1, 4];
+
+    /// A certificate as §8.2.1 wants it, changed by `edit` first.
+    fn certificate(edit: impl FnOnce(&mut rcgen::CertificateParams)) -> Vec<u8> {
+        use rcgen::{CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa};
+        let mut params = CertificateParams::default();
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CountryName, "DE");
+        name.push(DnType::OrganizationName, "vu2f");
+        name.push(DnType::OrganizationalUnitName, "Authenticator Attestation");
+        name.push(DnType::CommonName, "vu2f test batch");
+        params.distinguished_name = name;
+        params.is_ca = IsCa::ExplicitNoCa;
+        let mut value = vec![0x04, 0x10];
+        value.extend_from_slice(&AAGUID);
+        params.custom_extensions = vec![CustomExtension::from_oid_content(AAGUID_OID, value)];
+        edit(&mut params);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    fn requirement_refused(der: &[u8]) -> Result<(), String> {
+        let (_, parsed) = X509Certificate::from_der(der).unwrap();
+        attestation_certificate(&parsed, &AAGUID)
+    }
+
+    #[test]
+    fn a_packed_attestation_certificate_meets_every_requirement_of_8_2_1() {
+        use rcgen::{DnType, IsCa};
+        requirement_refused(&certificate(|_| {})).unwrap();
+        // Without the AAGUID extension, the certificate is taken too.
+        requirement_refused(&certificate(|p| p.custom_extensions.clear())).unwrap();
+
+        for (dropped, named) in [
+            (DnType::CountryName, "no C"),
+            (DnType::OrganizationName, "no O"),
+            (DnType::OrganizationalUnitName, "no OU"),
+            (DnType::CommonName, "no CN"),
+        ] {
+            let refused = requirement_refused(&certificate(|p| {
+                p.distinguished_name.remove(dropped);
+            }))
+            .unwrap_err();
+            assert!(refused.contains(named), "{named}: {refused}");
+        }
+        let refused = requirement_refused(&certificate(|p| {
+            p.distinguished_name
+                .push(rcgen::DnType::OrganizationalUnitName, "Something Else");
+        }))
+        .unwrap_err();
+        assert!(refused.contains("no OU"), "{refused}");
+
+        let refused = requirement_refused(&certificate(|p| {
+            p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }))
+        .unwrap_err();
+        assert!(refused.contains("CA"), "{refused}");
+        let refused = requirement_refused(&certificate(|p| p.is_ca = IsCa::NoCa)).unwrap_err();
+        assert!(refused.contains("no Basic Constraints"), "{refused}");
+
+        let refused = requirement_refused(&certificate(|p| {
+            p.custom_extensions[0].set_criticality(true)
+        }))
+        .unwrap_err();
+        assert!(refused.contains("critical"), "{refused}");
+        let refused = requirement_refused(&certificate(|p| {
+            let mut value = vec![0x04, 0x10];
+            value.extend_from_slice(&[0u8; 16]);
+            p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(AAGUID_OID, value)];
+        }))
+        .unwrap_err();
+        assert!(refused.contains("not authData's AAGUID"), "{refused}");
+    }
+
+    #[test]
+    fn a_certificate_of_version_2_is_not_an_attestation_certificate() {
+        let mut der = certificate(|_| {});
+        // tbsCertificate's version: [0] EXPLICIT INTEGER 2 (v3); made 1 (v2).
+        let at = der
+            .windows(5)
+            .position(|w| w == [0xA0, 0x03, 0x02, 0x01, 0x02])
+            .unwrap();
+        der[at + 4] = 0x01;
+        // x509-parser may refuse a v2 certificate with extensions outright; if it reads it, the
+        // §8.2.1 check must.
+        if let Ok((_, parsed)) = X509Certificate::from_der(&der) {
+            let refused = attestation_certificate(&parsed, &AAGUID).unwrap_err();
+            assert!(refused.contains("version 2"), "{refused}");
         }
     }
 
