@@ -54,9 +54,7 @@ use crate::aa::fido2::{
 use crate::aa::outcome::{self, Outcome, Refusal};
 use crate::aa::portal::DoEnrollResponse;
 use crate::aa::FIDO2;
-use crate::webauthn;
-
-const PUBLIC_KEY: &str = "public-key";
+use crate::webauthn::{self, PUBLIC_KEY};
 
 /// The user's FIDO2 templates.
 pub(super) fn credentials_of(

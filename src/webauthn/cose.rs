@@ -1,140 +1,14 @@
-//! # webauthn — what a WebAuthn client and a relying party both read (WebAuthn Level 2 §5.8.1,
-//! §6.1, §6.5.1): the client data JSON, authenticator data and COSE public keys.
-//!
-//! The companion builds client data and reads authenticator data as a browser does; the emulator
-//! reads the same bytes as a relying party (§7.1, §7.2). Parsers take bytes from outside and
-//! answer an error naming the field, never a panic.
+//! COSE_Key public keys (RFC 8152 §13, WebAuthn Level 2 §6.5.1.1) of the algorithms vu2f
+//! verifies, each checked to be a valid key when read:
 //!
 //! ```text
-//!  authData  rpIdHash (32) ‖ flags (1) ‖ signCount (4, BE)
-//!            [ ‖ AAGUID (16) ‖ credIdLen (2, BE) ‖ credId ‖ COSE key ]   AT (0x40)
-//!            [ ‖ extensions (CBOR map) ]                                  ED (0x80)
-//!  flags     UP 0x01, UV 0x04, AT 0x40, ED 0x80
+//!  ES256  {1 kty: 2 (EC2), 3 alg: -7, -1 crv: 1 (P-256), -2 x: 32 bytes, -3 y: 32 bytes}
+//!  EdDSA  {1 kty: 1 (OKP), 3 alg: -8, -1 crv: 6 (Ed25519), -2 x: 32 bytes}
 //! ```
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ED25519};
 
+use super::{EDDSA, ES256};
 use crate::ctap2::cbor::{self, Arena, Item};
-
-/// `type` of the client data of a registration.
-pub const TYPE_CREATE: &str = "webauthn.create";
-/// `type` of the client data of an assertion.
-pub const TYPE_GET: &str = "webauthn.get";
-/// User present.
-pub const FLAG_UP: u8 = 0x01;
-/// User verified.
-pub const FLAG_UV: u8 = 0x04;
-/// Attested credential data included.
-pub const FLAG_AT: u8 = 0x40;
-/// Extension data included.
-pub const FLAG_ED: u8 = 0x80;
-/// COSE algorithm ES256 (ECDSA P-256 with SHA-256).
-pub const ES256: i64 = -7;
-/// COSE algorithm EdDSA (Ed25519).
-pub const EDDSA: i64 = -8;
-
-/// The client data JSON as a browser serialises it (WebAuthn Level 2 §5.8.1.1): `type`,
-/// `challenge` (base64url without padding), `origin`, `crossOrigin`, in that order.
-pub fn client_data_json(typ: &str, challenge: &str, origin: &str) -> Vec<u8> {
-    let quote = |s: &str| serde_json::Value::from(s).to_string();
-    format!(
-        "{{\"type\":{},\"challenge\":{},\"origin\":{},\"crossOrigin\":false}}",
-        quote(typ),
-        quote(challenge),
-        quote(origin)
-    )
-    .into_bytes()
-}
-
-/// SHA-256 of `data`.
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let mut hash = [0u8; 32];
-    hash.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
-    hash
-}
-
-/// Authenticator data, split.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthData<'a> {
-    /// SHA-256 of the RP id.
-    pub rp_id_hash: [u8; 32],
-    /// UP, UV, AT, ED.
-    pub flags: u8,
-    /// The signature counter.
-    pub counter: u32,
-    /// The new credential, when the AT flag is set.
-    pub attested: Option<AttestedCredential<'a>>,
-}
-
-/// Attested credential data: AAGUID ‖ id length ‖ id ‖ COSE key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttestedCredential<'a> {
-    /// The authenticator's model.
-    pub aaguid: [u8; 16],
-    /// The credential id.
-    pub id: &'a [u8],
-    /// The credential's public key, as COSE_Key bytes.
-    pub public_key: &'a [u8],
-}
-
-impl<'a> AuthData<'a> {
-    /// Splits authenticator data; an error names what is wrong.
-    pub fn parse(data: &'a [u8]) -> Result<Self, String> {
-        if data.len() < 37 {
-            return Err(format!(
-                "authData: {} bytes, shorter than rpIdHash ‖ flags ‖ signCount",
-                data.len()
-            ));
-        }
-        let mut rp_id_hash = [0u8; 32];
-        rp_id_hash.copy_from_slice(&data[..32]);
-        let flags = data[32];
-        let counter = u32::from_be_bytes([data[33], data[34], data[35], data[36]]);
-        let mut rest = &data[37..];
-        let attested = if flags & FLAG_AT != 0 {
-            if rest.len() < 18 {
-                return Err(
-                    "authData: AT is set but the attested credential data is cut short".into(),
-                );
-            }
-            let mut aaguid = [0u8; 16];
-            aaguid.copy_from_slice(&rest[..16]);
-            let id_len = usize::from(u16::from_be_bytes([rest[16], rest[17]]));
-            rest = &rest[18..];
-            if rest.len() < id_len {
-                return Err(format!(
-                    "authData: credentialId: {id_len} bytes announced, {} there",
-                    rest.len()
-                ));
-            }
-            let (id, after) = rest.split_at(id_len);
-            let (_, length) = Item::decode_prefix(after, &Arena::new())
-                .map_err(|e| format!("authData: credentialPublicKey: not CBOR: {e}"))?;
-            let (public_key, after) = after.split_at(length);
-            rest = after;
-            Some(AttestedCredential {
-                aaguid,
-                id,
-                public_key,
-            })
-        } else {
-            None
-        };
-        if flags & FLAG_ED != 0 {
-            let (_, length) = Item::decode_prefix(rest, &Arena::new())
-                .map_err(|e| format!("authData: extensions: not CBOR: {e}"))?;
-            rest = &rest[length..];
-        }
-        if !rest.is_empty() {
-            return Err(format!("authData: {} bytes left over", rest.len()));
-        }
-        Ok(Self {
-            rp_id_hash,
-            flags,
-            counter,
-            attested,
-        })
-    }
-}
 
 /// A credential public key of an algorithm vu2f verifies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,46 +111,9 @@ impl PublicKey {
     }
 }
 
-/// The name of a COSE algorithm, for people.
-pub fn algorithm_name(alg: i64) -> &'static str {
-    match alg {
-        ES256 => "ES256",
-        EDDSA => "EdDSA",
-        _ => "an algorithm vu2f does not verify",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn client_data_is_written_as_a_browser_writes_it() {
-        assert_eq!(
-            client_data_json(TYPE_GET, "abc", "https://aa.example"),
-            br#"{"type":"webauthn.get","challenge":"abc","origin":"https://aa.example","crossOrigin":false}"#
-        );
-        let quoted = client_data_json(TYPE_CREATE, "a\"b", "x");
-        assert!(serde_json::from_slice::<serde_json::Value>(&quoted).is_ok());
-    }
-
-    #[test]
-    fn short_or_cut_authenticator_data_is_an_error_not_a_panic() {
-        for length in 0..120 {
-            let mut data = vec![0u8; length];
-            if length > 32 {
-                data[32] = FLAG_AT | FLAG_ED;
-            }
-            let _ = AuthData::parse(&data);
-        }
-        let mut data = vec![0u8; 37];
-        data[32] = FLAG_UP;
-        data[36] = 7;
-        let parsed = AuthData::parse(&data).unwrap();
-        assert_eq!((parsed.flags, parsed.counter), (FLAG_UP, 7));
-        data.push(0);
-        assert!(AuthData::parse(&data).unwrap_err().contains("left over"));
-    }
 
     #[test]
     fn a_cose_key_of_another_algorithm_is_refused_by_name() {
