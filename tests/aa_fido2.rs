@@ -502,39 +502,45 @@ async fn an_untampered_assertion_passes_the_same_raw_path() {
     assert_eq!(verdict.status, LogonStatus::Ok, "{verdict:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_tampered_signature() {
-    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
+/// Alice, enrolled under `config`, answers her logon's options with her token's assertion
+/// changed by `tamper` first: the exchange and `do_logon` refuse it with `reason`.
+async fn tampered_assertion_refused(
+    config: SimConfig,
+    tamper: impl FnOnce(&mut CredentialAssertion),
+    reason: &str,
+) {
+    let (aa, _dir, mut token) = alice_enrolled(config).await;
     let (process, options) = start(&aa, "alice").await;
     let mut assertion = sign(&aa, &mut token, &options).await;
-    let mut signature = URL_SAFE_NO_PAD
-        .decode(&assertion.response.signature)
-        .unwrap();
-    *signature.last_mut().unwrap() ^= 0x01;
-    assertion.response.signature = URL_SAFE_NO_PAD.encode(signature);
-    assert_failed(
-        &answer(&aa, &process, &assertion).await,
-        "FIDO2_BAD_SIGNATURE",
-    );
+    tamper(&mut assertion);
+    assert_failed(&answer(&aa, &process, &assertion).await, reason);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tampered_signature() {
+    let flip = |assertion: &mut CredentialAssertion| {
+        let mut signature = URL_SAFE_NO_PAD
+            .decode(&assertion.response.signature)
+            .unwrap();
+        *signature.last_mut().unwrap() ^= 0x01;
+        assertion.response.signature = URL_SAFE_NO_PAD.encode(signature);
+    };
+    tampered_assertion_refused(SimConfig::default(), flip, "FIDO2_BAD_SIGNATURE").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tampered_eddsa_signature() {
     let mut config = SimConfig::default();
     config.fido2.algorithms = vec![vu2f::webauthn::EDDSA];
-    let (aa, _dir, mut token) = alice_enrolled(config).await;
-    let (process, options) = start(&aa, "alice").await;
-    let mut assertion = sign(&aa, &mut token, &options).await;
-    let mut signature = URL_SAFE_NO_PAD
-        .decode(&assertion.response.signature)
-        .unwrap();
-    assert_eq!(signature.len(), 64, "an Ed25519 signature");
-    signature[10] ^= 0x01;
-    assertion.response.signature = URL_SAFE_NO_PAD.encode(signature);
-    assert_failed(
-        &answer(&aa, &process, &assertion).await,
-        "FIDO2_BAD_SIGNATURE",
-    );
+    let flip = |assertion: &mut CredentialAssertion| {
+        let mut signature = URL_SAFE_NO_PAD
+            .decode(&assertion.response.signature)
+            .unwrap();
+        assert_eq!(signature.len(), 64, "an Ed25519 signature");
+        signature[10] ^= 0x01;
+        assertion.response.signature = URL_SAFE_NO_PAD.encode(signature);
+    };
+    tampered_assertion_refused(config, flip, "FIDO2_BAD_SIGNATURE").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1078,28 +1084,24 @@ async fn a_credential_enrolled_already_is_refused_by_the_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_handle_that_is_not_the_users() {
-    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
-    let (process, options) = start(&aa, "alice").await;
-    let mut assertion = sign(&aa, &mut token, &options).await;
-    assertion.response.user_handle = Some(URL_SAFE_NO_PAD.encode([0x5a; 16]));
-    assert_failed(
-        &answer(&aa, &process, &assertion).await,
-        "FIDO2_USER_HANDLE_MISMATCH",
-    );
+    // The signature does not cover the user handle: only the handle's own check refuses it.
+    let another = |assertion: &mut CredentialAssertion| {
+        assertion.response.user_handle = Some(URL_SAFE_NO_PAD.encode([0x5a; 16]));
+    };
+    tampered_assertion_refused(SimConfig::default(), another, "FIDO2_USER_HANDLE_MISMATCH").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_data_of_a_registration_in_an_assertion() {
-    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
-    let (process, options) = start(&aa, "alice").await;
-    let mut assertion = sign(&aa, &mut token, &options).await;
-    let client_data = URL_SAFE_NO_PAD
-        .decode(&assertion.response.client_data_json)
-        .unwrap();
-    let swapped = String::from_utf8(client_data)
-        .unwrap()
-        .replace("\"webauthn.get\"", "\"webauthn.create\"");
-    assert!(swapped.contains("webauthn.create"), "{swapped}");
-    assertion.response.client_data_json = URL_SAFE_NO_PAD.encode(swapped);
-    assert_failed(&answer(&aa, &process, &assertion).await, "FIDO2_WRONG_TYPE");
+    let swap = |assertion: &mut CredentialAssertion| {
+        let client_data = URL_SAFE_NO_PAD
+            .decode(&assertion.response.client_data_json)
+            .unwrap();
+        let swapped = String::from_utf8(client_data)
+            .unwrap()
+            .replace("\"webauthn.get\"", "\"webauthn.create\"");
+        assert!(swapped.contains("webauthn.create"), "{swapped}");
+        assertion.response.client_data_json = URL_SAFE_NO_PAD.encode(swapped);
+    };
+    tampered_assertion_refused(SimConfig::default(), swap, "FIDO2_WRONG_TYPE").await;
 }

@@ -504,3 +504,37 @@ fn enroll_and_log_on_through_hidraw() {
         assert_eq!(logged_on.completed_methods, ["U2F:1"]);
     });
 }
+
+/// FIDO2:1 through the kernel: the companion enrolls a `fido2` token served by `serve --uhid`
+/// (makeCredential over CTAPHID_CBOR on its hidraw node) and logs on at the `FIDO2` event
+/// (getAssertion), twice, the counter rising.
+#[test]
+fn fido2_enroll_and_log_on_through_hidraw() {
+    if !uhid_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let tokens = names("aa-fido2-", 1);
+    create_tokens(&store, &tokens);
+    let served = Served::start(&store, &tokens);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let aa = common::aa::Aa::start(vu2f::aa_sim::SimConfig::default()).await;
+        let transport = HidrawTransport::open_path(&served.hidraw[0]).unwrap();
+        let mut token = common::aa::token_over(Box::new(transport));
+        aa.enroll_method(&mut token, "alice", "", vu2f::aa::FIDO2)
+            .await
+            .unwrap();
+        let first = aa
+            .logon_with(&mut token, &aa.policy, "alice", "FIDO2", None)
+            .await
+            .unwrap();
+        let second = aa
+            .logon_with(&mut token, &aa.policy, "alice", "FIDO2", None)
+            .await
+            .unwrap();
+        assert_eq!(first.completed_methods, [vu2f::aa::FIDO2]);
+        assert!(second.counter > first.counter, "{second:?} {first:?}");
+    });
+}
