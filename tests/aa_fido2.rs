@@ -359,11 +359,7 @@ async fn enroll_with(
         .post(&attested.exchange, &attested.attestation)
         .await
         .unwrap();
-    let answered: vu2f::aa::portal::DoEnrollResponse = aa
-        .http
-        .post(&attested.do_enroll, &attested.rp_id)
-        .await
-        .unwrap();
+    let answered = do_enroll_again(aa, &attested).await;
     if answered.status == LogonStatus::Failed {
         assert_eq!(result.status, "failed");
         assert!(
@@ -791,6 +787,23 @@ async fn the_do_enroll_rp_id_must_be_the_servers() {
     assert_eq!(answered.reason.as_deref(), Some("FIDO2_RP_ID_MISMATCH"));
 }
 
+/// The `do_enroll` after the exchange's result.
+async fn do_enroll_again(aa: &Aa, attested: &Attested) -> vu2f::aa::portal::DoEnrollResponse {
+    aa.http
+        .post(&attested.do_enroll, &attested.rp_id)
+        .await
+        .unwrap()
+}
+
+/// Posts `body` to `path` twice, one after the other: the two exchange results.
+async fn twice_in_turn<B: serde::Serialize>(aa: &Aa, path: &str, body: &B) -> Vec<ExchangeResult> {
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        results.push(aa.http.post(path, body).await.unwrap());
+    }
+    results
+}
+
 /// Posts `body` to `path` from two tasks of the multi-threaded runtime at once (a barrier lets
 /// neither start before the other is ready): the two exchange results.
 async fn twice_at_once<B: serde::Serialize + Clone + Send + Sync + 'static>(
@@ -830,7 +843,6 @@ fn one_ok_one_refused(results: &[ExchangeResult], reason: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replayed_attestation_is_accepted_once_in_turn_or_at_once() {
-    use vu2f::aa::portal::DoEnrollResponse;
     let aa = Aa::start(SimConfig::default()).await;
     let (_dir, store) = common::store_with(&[]);
     let mut token = batch_token(&store, "t");
@@ -838,22 +850,10 @@ async fn a_replayed_attestation_is_accepted_once_in_turn_or_at_once() {
     // In turn: the first result passes, the same one again is a replay, and the process goes on
     // as the first left it.
     let attested = attest(&aa, &mut token, "alice", |_| {}).await.unwrap();
-    let mut results = Vec::new();
-    for _ in 0..2 {
-        let result: ExchangeResult = aa
-            .http
-            .post(&attested.exchange, &attested.attestation)
-            .await
-            .unwrap();
-        results.push(result);
-    }
+    let results = twice_in_turn(&aa, &attested.exchange, &attested.attestation).await;
     assert_eq!(results[0].status, "ok", "{results:?}");
     one_ok_one_refused(&results, "FIDO2_CHALLENGE_REUSED");
-    let confirmed: DoEnrollResponse = aa
-        .http
-        .post(&attested.do_enroll, &attested.rp_id)
-        .await
-        .unwrap();
+    let confirmed = do_enroll_again(&aa, &attested).await;
     assert_eq!(confirmed.status, LogonStatus::Ok, "{confirmed:?}");
 
     // At once, many times over: exactly one of two racing results is checked.
@@ -861,11 +861,7 @@ async fn a_replayed_attestation_is_accepted_once_in_turn_or_at_once() {
         let attested = attest(&aa, &mut token, "bob", |_| {}).await.unwrap();
         let results = twice_at_once(&aa, &attested.exchange, &attested.attestation).await;
         one_ok_one_refused(&results, "FIDO2_CHALLENGE_REUSED");
-        let confirmed: DoEnrollResponse = aa
-            .http
-            .post(&attested.do_enroll, &attested.rp_id)
-            .await
-            .unwrap();
+        let confirmed = do_enroll_again(&aa, &attested).await;
         assert_eq!(
             confirmed.status,
             LogonStatus::Ok,
@@ -880,15 +876,7 @@ async fn a_replayed_assertion_is_accepted_once_in_turn_or_at_once() {
 
     let (process, options) = start(&aa, "alice").await;
     let assertion = sign(&aa, &mut token, &options).await;
-    let mut results = Vec::new();
-    for _ in 0..2 {
-        let result: ExchangeResult = aa
-            .http
-            .post(&exchange_path(&process), &assertion)
-            .await
-            .unwrap();
-        results.push(result);
-    }
+    let results = twice_in_turn(&aa, &exchange_path(&process), &assertion).await;
     assert_eq!(results[0].status, "ok", "{results:?}");
     one_ok_one_refused(&results, "FIDO2_CHALLENGE_REUSED");
     assert_eq!(do_logon(&aa, &process).await.status, LogonStatus::Ok);
@@ -938,12 +926,7 @@ async fn post_attestation(
     attestation: &vu2f::aa::fido2::CredentialAttestation,
 ) -> (ExchangeResult, vu2f::aa::portal::DoEnrollResponse) {
     let result: ExchangeResult = aa.http.post(&attested.exchange, attestation).await.unwrap();
-    let answered = aa
-        .http
-        .post(&attested.do_enroll, &attested.rp_id)
-        .await
-        .unwrap();
-    (result, answered)
+    (result, do_enroll_again(aa, attested).await)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -966,11 +949,7 @@ async fn a_template_is_saved_only_after_the_second_do_enroll() {
             .contains("do_enroll after the WebAuthn exchange"),
         "{early}"
     );
-    let confirmed: vu2f::aa::portal::DoEnrollResponse = aa
-        .http
-        .post(&attested.do_enroll, &attested.rp_id)
-        .await
-        .unwrap();
+    let confirmed = do_enroll_again(&aa, &attested).await;
     assert_eq!(confirmed.status, LogonStatus::Ok, "{confirmed:?}");
     save(&aa, &attested, "alice").await.unwrap();
     logon(&aa, &mut token, "alice").await.unwrap();
