@@ -14,7 +14,7 @@ use vu2f::aa::fido2::{
     CredentialAssertion, ExchangeResult, OptionsRequest, RequestOptions, LOGIN_EXCHANGE,
 };
 use vu2f::aa::{paths, FIDO2};
-use vu2f::aa_sim::{AttestationPolicy, SimConfig};
+use vu2f::aa_sim::{AttestationPolicy, Requirement, SimConfig};
 use vu2f::client::enroll::{EnrollRequest, Enrolled, DEFAULT_ENROLL_EVENT};
 use vu2f::client::logon::{LoggedOn, Logon, LogonRequest};
 use vu2f::client::webauthn::Request;
@@ -180,7 +180,7 @@ async fn an_es256_only_server_refuses_an_eddsa_credential() {
 #[tokio::test(flavor = "multi_thread")]
 async fn discoverable_credentials_log_on_without_an_allow_list() {
     let mut config = SimConfig::default();
-    config.fido2.resident_key = "required".into();
+    config.fido2.resident_key = Requirement::Required;
     config.fido2.allow_credentials = false;
     config.fido2.algorithms = vec![vu2f::webauthn::EDDSA, vu2f::webauthn::ES256];
     let aa = Aa::start(config).await;
@@ -241,7 +241,7 @@ async fn a_password_then_fido2_chain_ends_in_ok() {
 #[tokio::test(flavor = "multi_thread")]
 async fn user_verification_required_is_given_by_a_token_with_built_in_uv() {
     let mut config = SimConfig::default();
-    config.fido2.user_verification = "required".into();
+    config.fido2.user_verification = Requirement::Required;
     let aa = Aa::start(config).await;
     let (_dir, store) = common::store_with(&[]);
     let mut token = fido2_token(
@@ -263,13 +263,25 @@ async fn user_verification_required_is_given_by_a_token_with_built_in_uv() {
 
 // The refusals.
 
-/// Enrolls with the creation the browser prepared, changed by `tamper` first.
-async fn enroll_with(
+/// An enrollment up to the attestation, not yet posted: the paths of its exchange and its
+/// `do_enroll`, the `do_enroll` body, and the attestation the token made.
+struct Attested {
+    session: String,
+    process: String,
+    exchange: String,
+    do_enroll: String,
+    rp_id: vu2f::aa::portal::DoEnrollRequest<vu2f::aa::fido2::EnrollRpId>,
+    attestation: vu2f::aa::fido2::CredentialAttestation,
+}
+
+/// Runs an enrollment up to the token's attestation for the creation the browser prepared,
+/// changed by `tamper` first.
+async fn attest(
     aa: &Aa,
     token: &mut TokenClient,
     user: &str,
     tamper: impl FnOnce(&mut vu2f::client::webauthn::Creation),
-) -> Result<(), ClientError> {
+) -> Result<Attested, ClientError> {
     use vu2f::aa::fido2::{CreationOptions, EnrollRpId, ENROLL_EXCHANGE};
     use vu2f::aa::portal::{DoEnrollRequest, DoEnrollResponse, EnrollStarted, StartEnrollRequest};
     let logged_on = logon_at(
@@ -324,8 +336,30 @@ async fn enroll_with(
         vu2f::client::webauthn::Creation::from_options(&options, &origin, "test").unwrap();
     tamper(&mut creation);
     let made = token.make_credential(&creation, &origin).await?;
-    let result: ExchangeResult = aa.http.post(&exchange, &made.attestation).await.unwrap();
-    let answered: DoEnrollResponse = aa.http.post(&do_enroll, &rp_id).await.unwrap();
+    Ok(Attested {
+        session,
+        process,
+        exchange,
+        do_enroll,
+        rp_id,
+        attestation: made.attestation,
+    })
+}
+
+/// Enrolls with the creation the browser prepared, changed by `tamper` first.
+async fn enroll_with(
+    aa: &Aa,
+    token: &mut TokenClient,
+    user: &str,
+    tamper: impl FnOnce(&mut vu2f::client::webauthn::Creation),
+) -> Result<(), ClientError> {
+    let attested = attest(aa, token, user, tamper).await?;
+    let result: ExchangeResult = aa
+        .http
+        .post(&attested.exchange, &attested.attestation)
+        .await
+        .unwrap();
+    let answered = do_enroll_again(aa, &attested).await;
     if answered.status == LogonStatus::Failed {
         assert_eq!(result.status, "failed");
         assert!(
@@ -464,39 +498,45 @@ async fn an_untampered_assertion_passes_the_same_raw_path() {
     assert_eq!(verdict.status, LogonStatus::Ok, "{verdict:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_tampered_signature() {
-    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
+/// Alice, enrolled under `config`, answers her logon's options with her token's assertion
+/// changed by `tamper` first: the exchange and `do_logon` refuse it with `reason`.
+async fn tampered_assertion_refused(
+    config: SimConfig,
+    tamper: impl FnOnce(&mut CredentialAssertion),
+    reason: &str,
+) {
+    let (aa, _dir, mut token) = alice_enrolled(config).await;
     let (process, options) = start(&aa, "alice").await;
     let mut assertion = sign(&aa, &mut token, &options).await;
-    let mut signature = URL_SAFE_NO_PAD
-        .decode(&assertion.response.signature)
-        .unwrap();
-    *signature.last_mut().unwrap() ^= 0x01;
-    assertion.response.signature = URL_SAFE_NO_PAD.encode(signature);
-    assert_failed(
-        &answer(&aa, &process, &assertion).await,
-        "FIDO2_BAD_SIGNATURE",
-    );
+    tamper(&mut assertion);
+    assert_failed(&answer(&aa, &process, &assertion).await, reason);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tampered_signature() {
+    let flip = |assertion: &mut CredentialAssertion| {
+        let mut signature = URL_SAFE_NO_PAD
+            .decode(&assertion.response.signature)
+            .unwrap();
+        *signature.last_mut().unwrap() ^= 0x01;
+        assertion.response.signature = URL_SAFE_NO_PAD.encode(signature);
+    };
+    tampered_assertion_refused(SimConfig::default(), flip, "FIDO2_BAD_SIGNATURE").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tampered_eddsa_signature() {
     let mut config = SimConfig::default();
     config.fido2.algorithms = vec![vu2f::webauthn::EDDSA];
-    let (aa, _dir, mut token) = alice_enrolled(config).await;
-    let (process, options) = start(&aa, "alice").await;
-    let mut assertion = sign(&aa, &mut token, &options).await;
-    let mut signature = URL_SAFE_NO_PAD
-        .decode(&assertion.response.signature)
-        .unwrap();
-    assert_eq!(signature.len(), 64, "an Ed25519 signature");
-    signature[10] ^= 0x01;
-    assertion.response.signature = URL_SAFE_NO_PAD.encode(signature);
-    assert_failed(
-        &answer(&aa, &process, &assertion).await,
-        "FIDO2_BAD_SIGNATURE",
-    );
+    let flip = |assertion: &mut CredentialAssertion| {
+        let mut signature = URL_SAFE_NO_PAD
+            .decode(&assertion.response.signature)
+            .unwrap();
+        assert_eq!(signature.len(), 64, "an Ed25519 signature");
+        signature[10] ^= 0x01;
+        assertion.response.signature = URL_SAFE_NO_PAD.encode(signature);
+    };
+    tampered_assertion_refused(config, flip, "FIDO2_BAD_SIGNATURE").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -558,7 +598,7 @@ async fn a_wrong_rp_id() {
 #[tokio::test(flavor = "multi_thread")]
 async fn user_verification_required_but_not_given() {
     let mut config = SimConfig::default();
-    config.fido2.user_verification = "required".into();
+    config.fido2.user_verification = Requirement::Required;
     let aa = Aa::start(config).await;
     let (_dir, store) = common::store_with(&[]);
     let mut token = fido2_token(
@@ -745,4 +785,302 @@ async fn the_do_enroll_rp_id_must_be_the_servers() {
         .unwrap();
     assert_eq!(answered.status, LogonStatus::Failed);
     assert_eq!(answered.reason.as_deref(), Some("FIDO2_RP_ID_MISMATCH"));
+}
+
+/// The `do_enroll` after the exchange's result.
+async fn do_enroll_again(aa: &Aa, attested: &Attested) -> vu2f::aa::portal::DoEnrollResponse {
+    aa.http
+        .post(&attested.do_enroll, &attested.rp_id)
+        .await
+        .unwrap()
+}
+
+/// Posts `body` to `path` twice, one after the other: the two exchange results.
+async fn twice_in_turn<B: serde::Serialize>(aa: &Aa, path: &str, body: &B) -> Vec<ExchangeResult> {
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        results.push(aa.http.post(path, body).await.unwrap());
+    }
+    results
+}
+
+/// Posts `body` to `path` from two tasks of the multi-threaded runtime at once (a barrier lets
+/// neither start before the other is ready): the two exchange results.
+async fn twice_at_once<B: serde::Serialize + Clone + Send + Sync + 'static>(
+    aa: &Aa,
+    path: &str,
+    body: &B,
+) -> [ExchangeResult; 2] {
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let (http, path, body) = (aa.http.clone(), path.to_owned(), body.clone());
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                http.post::<_, ExchangeResult>(&path, &body).await.unwrap()
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results.try_into().unwrap()
+}
+
+/// Exactly one of `results` is `ok`; the other `failed` with `reason`.
+fn one_ok_one_refused(results: &[ExchangeResult], reason: &str) {
+    let ok = results.iter().filter(|r| r.status == "ok").count();
+    assert_eq!(ok, 1, "{results:?}");
+    let refused = results.iter().find(|r| r.status != "ok").unwrap();
+    assert_eq!(refused.status, "failed", "{results:?}");
+    assert!(
+        refused.error_message.starts_with(&format!("{reason}: ")),
+        "{results:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replayed_attestation_is_accepted_once_in_turn_or_at_once() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+
+    // In turn: the first result passes, the same one again is a replay, and the process goes on
+    // as the first left it.
+    let attested = attest(&aa, &mut token, "alice", |_| {}).await.unwrap();
+    let results = twice_in_turn(&aa, &attested.exchange, &attested.attestation).await;
+    assert_eq!(results[0].status, "ok", "{results:?}");
+    one_ok_one_refused(&results, "FIDO2_CHALLENGE_REUSED");
+    let confirmed = do_enroll_again(&aa, &attested).await;
+    assert_eq!(confirmed.status, LogonStatus::Ok, "{confirmed:?}");
+
+    // At once, many times over: exactly one of two racing results is checked.
+    for round in 0..10 {
+        let attested = attest(&aa, &mut token, "bob", |_| {}).await.unwrap();
+        let results = twice_at_once(&aa, &attested.exchange, &attested.attestation).await;
+        one_ok_one_refused(&results, "FIDO2_CHALLENGE_REUSED");
+        let confirmed = do_enroll_again(&aa, &attested).await;
+        assert_eq!(
+            confirmed.status,
+            LogonStatus::Ok,
+            "round {round}: {confirmed:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replayed_assertion_is_accepted_once_in_turn_or_at_once() {
+    let (aa, _dir, mut token) = alice_enrolled(SimConfig::default()).await;
+
+    let (process, options) = start(&aa, "alice").await;
+    let assertion = sign(&aa, &mut token, &options).await;
+    let results = twice_in_turn(&aa, &exchange_path(&process), &assertion).await;
+    assert_eq!(results[0].status, "ok", "{results:?}");
+    one_ok_one_refused(&results, "FIDO2_CHALLENGE_REUSED");
+    assert_eq!(do_logon(&aa, &process).await.status, LogonStatus::Ok);
+
+    for _ in 0..10 {
+        let (process, options) = start(&aa, "alice").await;
+        let assertion = sign(&aa, &mut token, &options).await;
+        let results = twice_at_once(&aa, &exchange_path(&process), &assertion).await;
+        one_ok_one_refused(&results, "FIDO2_CHALLENGE_REUSED");
+        let verdict = do_logon(&aa, &process).await;
+        assert_eq!(verdict.status, LogonStatus::Ok, "{verdict:?}");
+    }
+}
+
+/// Saves the enrollment's template as the portal does after the second `do_enroll`.
+async fn save(
+    aa: &Aa,
+    attested: &Attested,
+    user: &str,
+) -> Result<vu2f::aa::portal::TemplateSaved, ClientError> {
+    let found: serde_json::Value = aa
+        .http
+        .get(
+            paths::USERS,
+            &[("user_name", user), ("login_session_id", &attested.session)],
+        )
+        .await
+        .unwrap();
+    let user_id = found["id"].as_str().unwrap();
+    aa.http
+        .post(
+            &paths::fill(paths::TEMPLATES, &[("user_id", user_id)]),
+            &vu2f::aa::portal::SaveTemplateRequest {
+                login_session_id: attested.session.clone(),
+                enroll_process_id: attested.process.clone(),
+                category_id: String::new(),
+                comment: "saved by hand".into(),
+            },
+        )
+        .await
+}
+
+/// Posts the enrollment's result, then the second `do_enroll`.
+async fn post_attestation(
+    aa: &Aa,
+    attested: &Attested,
+    attestation: &vu2f::aa::fido2::CredentialAttestation,
+) -> (ExchangeResult, vu2f::aa::portal::DoEnrollResponse) {
+    let result: ExchangeResult = aa.http.post(&attested.exchange, attestation).await.unwrap();
+    (result, do_enroll_again(aa, attested).await)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_template_is_saved_only_after_the_second_do_enroll() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    let attested = attest(&aa, &mut token, "alice", |_| {}).await.unwrap();
+    let result: ExchangeResult = aa
+        .http
+        .post(&attested.exchange, &attested.attestation)
+        .await
+        .unwrap();
+    assert_eq!(result.status, "ok", "{result:?}");
+    let early = save(&aa, &attested, "alice").await.unwrap_err();
+    assert!(early.to_string().contains("HTTP 400"), "{early}");
+    assert!(
+        early
+            .to_string()
+            .contains("do_enroll after the WebAuthn exchange"),
+        "{early}"
+    );
+    let confirmed = do_enroll_again(&aa, &attested).await;
+    assert_eq!(confirmed.status, LogonStatus::Ok, "{confirmed:?}");
+    save(&aa, &attested, "alice").await.unwrap();
+    logon(&aa, &mut token, "alice").await.unwrap();
+}
+
+/// The byte string stored under the text key `key` of the CBOR map `object` (the map's
+/// members as a portal's attestation object holds them: text keys, byte string values of up to
+/// 65535 bytes), and where its bytes begin.
+fn cbor_bytes_member(object: &[u8], key: &str) -> (usize, Vec<u8>) {
+    let mut pattern = vec![0x60 | key.len() as u8];
+    pattern.extend_from_slice(key.as_bytes());
+    let at = object
+        .windows(pattern.len())
+        .position(|w| w == pattern)
+        .unwrap()
+        + pattern.len();
+    let (length, start) = match object[at] {
+        0x58 => (usize::from(object[at + 1]), at + 2),
+        0x59 => (
+            usize::from(u16::from_be_bytes([object[at + 1], object[at + 2]])),
+            at + 3,
+        ),
+        short @ 0x40..=0x57 => (usize::from(short - 0x40), at + 1),
+        other => panic!("{key}: not a byte string ({other:#x})"),
+    };
+    (start, object[start..start + length].to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credential_key_off_the_curve_is_refused_with_the_detail() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    let attested = attest(&aa, &mut token, "alice", |_| {}).await.unwrap();
+    let mut attestation = attested.attestation.clone();
+    let mut object = URL_SAFE_NO_PAD
+        .decode(&attestation.response.attestation_object)
+        .unwrap();
+    let (start, auth_data) = cbor_bytes_member(&object, "authData");
+    // The COSE key's y: -3 (0x22), 32 bytes (0x58 0x20).
+    let y = auth_data
+        .windows(3)
+        .position(|w| w == [0x22, 0x58, 0x20])
+        .unwrap()
+        + 3;
+    object[start + y + 31] ^= 0x01;
+    attestation.response.attestation_object = URL_SAFE_NO_PAD.encode(object);
+    let (result, answered) = post_attestation(&aa, &attested, &attestation).await;
+    assert!(
+        result
+            .error_message
+            .starts_with("FIDO2_BAD_PUBLIC_KEY: The credential public key is not a valid key: "),
+        "{result:?}"
+    );
+    assert!(result.error_message.contains("not on P-256"), "{result:?}");
+    assert_eq!(answered.status, LogonStatus::Failed, "{answered:?}");
+    assert_eq!(answered.reason.as_deref(), Some("FIDO2_BAD_PUBLIC_KEY"));
+    assert!(answered.msg.contains("not on P-256"), "{answered:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credential_enrolled_already_is_refused_by_the_server() {
+    let aa = Aa::start(SimConfig::default()).await;
+    let (_dir, store) = common::store_with(&[]);
+    let mut token = batch_token(&store, "t");
+    let alices = attest(&aa, &mut token, "alice", |_| {}).await.unwrap();
+    let (result, confirmed) = post_attestation(&aa, &alices, &alices.attestation).await;
+    assert_eq!(
+        (result.status.as_str(), confirmed.status),
+        ("ok", LogonStatus::Ok)
+    );
+    save(&aa, &alices, "alice").await.unwrap();
+
+    // Bob's enrollment answered with alice's credential: her authenticator data under `none`
+    // attestation, with the client data of bob's own challenge. The token would not do this
+    // (excludeCredentials); the server must refuse it all the same (§7.1 step 22).
+    let (_bob_dir, bob_store) = common::store_with(&[]);
+    let mut bobs_token = batch_token(&bob_store, "b");
+    let bobs = attest(&aa, &mut bobs_token, "bob", |_| {}).await.unwrap();
+    let alice_object = URL_SAFE_NO_PAD
+        .decode(&alices.attestation.response.attestation_object)
+        .unwrap();
+    let (_, auth_data) = cbor_bytes_member(&alice_object, "authData");
+    let mut none = vec![0xA3, 0x63];
+    none.extend_from_slice(b"fmt");
+    none.push(0x64);
+    none.extend_from_slice(b"none");
+    none.push(0x67);
+    none.extend_from_slice(b"attStmt");
+    none.push(0xA0);
+    none.push(0x68);
+    none.extend_from_slice(b"authData");
+    none.push(0x59);
+    none.extend_from_slice(&(auth_data.len() as u16).to_be_bytes());
+    none.extend_from_slice(&auth_data);
+    let mut forged = bobs.attestation.clone();
+    forged.raw_id = alices.attestation.raw_id.clone();
+    forged.id = alices.attestation.id.clone();
+    forged.response.attestation_object = URL_SAFE_NO_PAD.encode(none);
+    let refused = post_attestation(&aa, &bobs, &forged).await;
+    assert!(
+        refused
+            .0
+            .error_message
+            .starts_with("FIDO2_ALREADY_ENROLLED: "),
+        "{refused:?}"
+    );
+    assert_eq!(refused.1.status, LogonStatus::Failed, "{refused:?}");
+    assert_eq!(refused.1.reason.as_deref(), Some("FIDO2_ALREADY_ENROLLED"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_handle_that_is_not_the_users() {
+    // The signature does not cover the user handle: only the handle's own check refuses it.
+    let another = |assertion: &mut CredentialAssertion| {
+        assertion.response.user_handle = Some(URL_SAFE_NO_PAD.encode([0x5a; 16]));
+    };
+    tampered_assertion_refused(SimConfig::default(), another, "FIDO2_USER_HANDLE_MISMATCH").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_data_of_a_registration_in_an_assertion() {
+    let swap = |assertion: &mut CredentialAssertion| {
+        let client_data = URL_SAFE_NO_PAD
+            .decode(&assertion.response.client_data_json)
+            .unwrap();
+        let swapped = String::from_utf8(client_data)
+            .unwrap()
+            .replace("\"webauthn.get\"", "\"webauthn.create\"");
+        assert!(swapped.contains("webauthn.create"), "{swapped}");
+        assertion.response.client_data_json = URL_SAFE_NO_PAD.encode(swapped);
+    };
+    tampered_assertion_refused(SimConfig::default(), swap, "FIDO2_WRONG_TYPE").await;
 }

@@ -1,22 +1,15 @@
 //! `vu2f bench` as a process, briefly: every figure is measured, FIDO2:1 logons beside U2F:1
 //! ones against the same ECDSA bound, and both are printed.
+mod common;
+
 #[test]
 fn bench_measures_fido2_logons_beside_u2f_ones() {
     let run = |json: bool| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vu2f"));
+        let mut command = common::vu2f_storeless();
         if json {
             command.arg("--json");
         }
-        let output = command
-            .args(["bench", "--seconds", "100ms"])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output.stdout
+        common::succeeded(command.args(["bench", "--seconds", "100ms"]))
     };
     let report: serde_json::Value = serde_json::from_slice(&run(true)).unwrap();
     let figure = |name: &str| report[name].as_f64().unwrap();

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use common::{Server, Sim};
 use serde_json::{json, Value};
-use vu2f::aa_sim::SimConfig;
+use vu2f::aa_sim::{Requirement, SimConfig};
 
 /// Where the companion finds its token.
 enum Token<'a> {
@@ -203,7 +203,7 @@ fn eddsa_discoverable_over_udp_and_https_as_processes() {
     let store = dir.path().join("store");
     let sim = sim_with(dir.path(), |config| {
         config.fido2.algorithms = vec![vu2f::webauthn::EDDSA];
-        config.fido2.resident_key = "required".into();
+        config.fido2.resident_key = Requirement::Required;
         config.fido2.allow_credentials = false;
     });
     create_token(&store, "u");
@@ -226,7 +226,7 @@ fn uv_required_over_udp_needs_a_token_with_built_in_uv() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let sim = sim_with(dir.path(), |config| {
-        config.fido2.user_verification = "required".into();
+        config.fido2.user_verification = Requirement::Required;
     });
     let plain_store = dir.path().join("plain-store");
     create_token(&store, "uv");

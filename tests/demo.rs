@@ -1,5 +1,7 @@
 //! `vu2f demo`, the README's first command: every section completes, in order, the U2F:1 ones
 //! first and then FIDO2:1's enrollment and logon with the same token; and the binary prints it.
+mod common;
+
 use vu2f::client::Step;
 use vu2f::demo::DemoObserver;
 
@@ -64,16 +66,8 @@ async fn the_demo_logs_on_with_u2f_then_enrolls_and_logs_on_with_fido2() {
 
 #[test]
 fn the_binary_prints_the_fido2_sections() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vu2f"))
-        .arg("demo")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8_lossy(&output.stdout);
+    let stdout = common::succeeded(common::vu2f_storeless().arg("demo"));
+    let text = String::from_utf8_lossy(&stdout);
     assert!(
         text.contains("\nLog on to \"FIDO2\" with FIDO2:1\n"),
         "{text}"

@@ -246,17 +246,12 @@ async fn an_expired_endpoint_session_is_opened_again() {
 fn the_cli_runs_a_mixed_population_and_refuses_bad_method_options() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let output = common::vu2f(&store)
-        .args(["--json", "load", "--tokens", "4", "--fido2-share", "0.5"])
-        .args(["--logons", "20", "--concurrency", "2"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = common::succeeded(
+        common::vu2f(&store)
+            .args(["--json", "load", "--tokens", "4", "--fido2-share", "0.5"])
+            .args(["--logons", "20", "--concurrency", "2"]),
     );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     assert_eq!(
         report["users_by_method"],
         serde_json::json!({"FIDO2:1": 2, "U2F:1": 2})

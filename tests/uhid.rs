@@ -483,22 +483,32 @@ fn replug_makes_a_new_hidraw_node_for_the_same_token() {
     assert!(after > before, "counter {after} after {before}");
 }
 
-/// The companion drives the AA emulator with the token through the kernel.
-#[test]
-fn enroll_and_log_on_through_hidraw() {
-    if !uhid_available() {
-        return;
-    }
+/// A token of a new store (named `prefix` and a number) served by `serve --uhid`, reached
+/// through its hidraw node, and the AA emulator: `body` with them, in a runtime.
+fn against_aa_through_hidraw<F: std::future::Future<Output = ()>>(
+    prefix: &str,
+    body: impl FnOnce(common::aa::Aa, vu2f::client::TokenClient) -> F,
+) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let tokens = names("aa-", 1);
+    let tokens = names(prefix, 1);
     create_tokens(&store, &tokens);
     let served = Served::start(&store, &tokens);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let aa = common::aa::Aa::start(vu2f::aa_sim::SimConfig::default()).await;
         let transport = HidrawTransport::open_path(&served.hidraw[0]).unwrap();
-        let mut token = common::aa::token_over(Box::new(transport));
+        body(aa, common::aa::token_over(Box::new(transport))).await;
+    });
+}
+
+/// The companion drives the AA emulator with the token through the kernel.
+#[test]
+fn enroll_and_log_on_through_hidraw() {
+    if !uhid_available() {
+        return;
+    }
+    against_aa_through_hidraw("aa-", |aa, mut token| async move {
         aa.enroll(&mut token, "alice").await.unwrap();
         let logged_on = aa.logon(&mut token, "alice").await.unwrap();
         assert_eq!(logged_on.completed_methods, ["U2F:1"]);
@@ -625,4 +635,28 @@ fn libfido2_manages_pin_credentials_and_reset() {
             .any(|l| l.starts_with("options:") && l.contains("noclientPin")),
         "{info}"
     );
+
+/// FIDO2:1 through the kernel: the companion enrolls a `fido2` token served by `serve --uhid`
+/// (makeCredential over CTAPHID_CBOR on its hidraw node) and logs on at the `FIDO2` event
+/// (getAssertion), twice, the counter rising.
+#[test]
+fn fido2_enroll_and_log_on_through_hidraw() {
+    if !uhid_available() {
+        return;
+    }
+    against_aa_through_hidraw("aa-fido2-", |aa, mut token| async move {
+        aa.enroll_method(&mut token, "alice", "", vu2f::aa::FIDO2)
+            .await
+            .unwrap();
+        let first = aa
+            .logon_with(&mut token, &aa.policy, "alice", "FIDO2", None)
+            .await
+            .unwrap();
+        let second = aa
+            .logon_with(&mut token, &aa.policy, "alice", "FIDO2", None)
+            .await
+            .unwrap();
+        assert_eq!(first.completed_methods, [vu2f::aa::FIDO2]);
+        assert!(second.counter > first.counter, "{second:?} {first:?}");
+    });
 }

@@ -278,3 +278,52 @@ pub const FIDO2_COUNTER_NOT_INCREASED: Outcome = failed(
     "FIDO2_COUNTER_NOT_INCREASED",
     "The signature counter did not increase",
 );
+/// The credential public key is not a valid key: an EC point off the curve, an Ed25519 key of
+/// the wrong length (§7.1 step 16, the key being the one every later assertion is checked with).
+pub const FIDO2_BAD_PUBLIC_KEY: Outcome = failed(
+    "FIDO2_BAD_PUBLIC_KEY",
+    "The credential public key is not a valid key",
+);
+
+/// A refused step: its row of the table, and what exactly was wrong where the check knows it.
+/// The reply's `reason` is the row's; its `msg` (and a WebAuthn exchange's `errorMessage`) carries
+/// the detail after the row's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The row.
+    pub outcome: Outcome,
+    /// What was wrong, for people.
+    pub detail: Option<String>,
+}
+
+impl Refusal {
+    /// `outcome`, with `detail`.
+    pub fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            detail: Some(detail.into()),
+        }
+    }
+
+    /// The row's message, then the detail if there is one.
+    pub fn message(&self) -> String {
+        match &self.detail {
+            Some(detail) => format!("{}: {detail}", self.outcome.msg),
+            None => self.outcome.msg.to_owned(),
+        }
+    }
+
+    /// The reason (`FAILED` where the row has none).
+    pub fn reason(&self) -> &'static str {
+        self.outcome.reason.unwrap_or("FAILED")
+    }
+}
+
+impl From<Outcome> for Refusal {
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            detail: None,
+        }
+    }
+}

@@ -52,19 +52,70 @@ pub struct Fido2Config {
     pub algorithms: Vec<i64>,
     /// `discouraged`, `preferred` or `required`; with `required` an assertion or registration
     /// without the UV flag is refused.
-    pub user_verification: String,
+    pub user_verification: Requirement,
     /// `discouraged`, `preferred` or `required`: whether a discoverable credential is asked for.
-    pub resident_key: String,
+    pub resident_key: Requirement,
     /// Whether logon options list the user's credentials; without them the client finds a
     /// discoverable one, and the user handle must then be the user's.
     pub allow_credentials: bool,
-    /// The attestation conveyance asked for (`none`, `indirect`, `direct`).
-    pub attestation: String,
+    /// The attestation conveyance asked for (`none`, `indirect`, `direct`, `enterprise`).
+    pub attestation: Conveyance,
     /// Which attestations are taken: `any` (`none`, self, or a certificate whose signature
     /// verifies) or `trusted` (only a certificate chain up to one of `trusted_cas`).
     pub attestation_policy: AttestationPolicy,
     /// PEM files of the attestation CAs trusted (`vu2f token export-ca` writes one).
     pub trusted_cas: Vec<std::path::PathBuf>,
+}
+
+/// How much the relying party wants user verification or a discoverable credential
+/// (WebAuthn Level 2 §5.8.6 UserVerificationRequirement, §5.4.6 ResidentKeyRequirement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Requirement {
+    /// `discouraged`.
+    Discouraged,
+    /// `preferred`.
+    Preferred,
+    /// `required`.
+    Required,
+}
+
+impl Requirement {
+    /// The WebAuthn string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Discouraged => "discouraged",
+            Self::Preferred => "preferred",
+            Self::Required => "required",
+        }
+    }
+}
+
+/// The attestation conveyance asked for (WebAuthn Level 2 §5.4.7
+/// AttestationConveyancePreference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Conveyance {
+    /// `none`.
+    None,
+    /// `indirect`.
+    Indirect,
+    /// `direct`.
+    Direct,
+    /// `enterprise`.
+    Enterprise,
+}
+
+impl Conveyance {
+    /// The WebAuthn string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Indirect => "indirect",
+            Self::Direct => "direct",
+            Self::Enterprise => "enterprise",
+        }
+    }
 }
 
 /// Which attestations an enrollment takes.
@@ -83,10 +134,10 @@ impl Default for Fido2Config {
             rp_id: None,
             rp_name: "vu2f aa-sim".into(),
             algorithms: vec![crate::webauthn::ES256, crate::webauthn::EDDSA],
-            user_verification: "discouraged".into(),
-            resident_key: "discouraged".into(),
+            user_verification: Requirement::Discouraged,
+            resident_key: Requirement::Discouraged,
             allow_credentials: true,
-            attestation: "direct".into(),
+            attestation: Conveyance::Direct,
             attestation_policy: AttestationPolicy::Any,
             trusted_cas: Vec::new(),
         }
@@ -96,7 +147,7 @@ impl Default for Fido2Config {
 impl Fido2Config {
     /// Whether registrations and assertions must carry the UV flag.
     pub fn requires_uv(&self) -> bool {
-        self.user_verification == "required"
+        self.user_verification == Requirement::Required
     }
 }
 
@@ -203,6 +254,16 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// Reads a configuration file's JSON; an error names the field that is wrong
+    /// (`fido2.user_verification: unknown variant …`).
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let mut reader = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+            let path = e.path().to_string();
+            format!("{path}: {}", e.into_inner())
+        })
+    }
+
     /// Checks that every event's chains exist and every chain has methods.
     pub fn validate(&self) -> Result<(), String> {
         for chain in &self.chains {
@@ -218,15 +279,6 @@ impl SimConfig {
                         event.name
                     ));
                 }
-            }
-        }
-        let levels = ["discouraged", "preferred", "required"];
-        for (name, value) in [
-            ("fido2.user_verification", &self.fido2.user_verification),
-            ("fido2.resident_key", &self.fido2.resident_key),
-        ] {
-            if !levels.contains(&value.as_str()) {
-                return Err(format!("{name} {value:?} is none of {levels:?}"));
             }
         }
         if let Some(alg) = self
@@ -288,6 +340,26 @@ mod tests {
         assert_eq!(config.user("LOCAL\\Alice").unwrap().name, "alice");
         assert_eq!(config.user("alice").unwrap().name, "alice");
         assert!(config.user("OTHER\\alice").is_none());
+    }
+
+    #[test]
+    fn a_fido2_level_that_is_none_of_the_words_is_refused_naming_its_field() {
+        for (field, word) in [
+            ("user_verification", "requird"),
+            ("resident_key", "always"),
+            ("attestation", "full"),
+            ("attestation_policy", "some"),
+        ] {
+            let text = format!(r#"{{"fido2": {{"{field}": "{word}"}}}}"#);
+            let refused = SimConfig::from_json(&text).unwrap_err();
+            assert!(
+                refused.starts_with(&format!("fido2.{field}: unknown variant")),
+                "{refused}"
+            );
+        }
+        let taken =
+            SimConfig::from_json(r#"{"fido2": {"user_verification": "required"}}"#).unwrap();
+        assert!(taken.fido2.requires_uv());
     }
 
     #[test]

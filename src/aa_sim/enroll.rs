@@ -316,6 +316,11 @@ pub async fn save_template(
                 "the enroll process belongs to another login session",
             ));
         }
+        if process.method == FIDO2 && !process.fido2.confirmed {
+            return Err(ApiError::wrong_step(
+                "enroll_process_id: the enrollment has not completed: do_enroll after the WebAuthn exchange first",
+            ));
+        }
         process.registration.clone().ok_or_else(|| {
             ApiError::wrong_step("enroll_process_id: the enrollment has not completed")
         })?

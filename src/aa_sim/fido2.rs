@@ -2,10 +2,31 @@
 //! [`crate::aa::fido2`]): the `do_enroll` and `do_logon` rounds, and the WebAuthn exchanges on
 //! `/api/v1/logon_method/FIDO2:1/{enroll,login}/{id}`, each an options request then a result.
 //!
-//! Every registration and assertion is verified as WebAuthn Level 2 §7.1 and §7.2 say
-//! ([`super::fido2_check`]); the challenge is single-use, expires, and belongs to its process. A
-//! refused result answers `{status:"failed", errorMessage:"REASON: text"}`, and the `do_enroll` or
-//! `do_logon` that follows answers `FAILED` with the reason and ends the process.
+//! Every registration and assertion is verified as WebAuthn Level 2 §7.1 and §7.2 ask
+//! ([`super::fido2_check`]), in this order (the first check that fails names the refusal):
+//!
+//! ```text
+//!  registration (§7.1)                       assertion (§7.2)
+//!  0  the challenge leaves the process        0  the challenge leaves the process
+//!  1  clientData type, crossOrigin  (5-7)     1  clientData type, crossOrigin  (9-11)
+//!  2  challenge: this process's, unused,      2  challenge: this process's, unused,
+//!     unexpired                     (8)          unexpired                     (12)
+//!  3  origin                        (9)       3  credential offered to the user (5)
+//!  4  rpIdHash, UP, UV          (13-15)       4  user handle the user's         (6)
+//!  5  algorithm asked for, key valid (16)     5  origin                        (13)
+//!  6  fmt, attestation statement (18-19)      6  rpIdHash, UP, UV          (15-17)
+//!  7  trust, if the policy asks  (20-21)      7  signature                     (20)
+//!  8  rawId = the attested id                 8  counter rises                 (21)
+//!  9  not enrolled already          (22)
+//! ```
+//!
+//! Step 0 is the single use: a result takes the process's challenge out under the lock before
+//! anything of it is read, so of two results racing for one challenge exactly one is checked;
+//! the other finds none and is refused (`FIDO2_CHALLENGE_REUSED`) without touching the process.
+//! A refused result answers `{status:"failed", errorMessage:"REASON: message: detail"}`, and the
+//! `do_enroll` or `do_logon` that follows answers `FAILED` with the reason (the detail in `msg`)
+//! and ends the process. A fault of the emulator's own storage is a 500 error body, not a refusal.
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +38,7 @@ use rand::RngCore;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::config::Requirement;
 use super::enroll::{answer, process_of, response_as};
 use super::error::ApiError;
 use super::fido2_check::{self, ClientDataSeen, Policy, Trust};
@@ -29,12 +51,10 @@ use crate::aa::fido2::{
     CredentialDescriptor, CredentialParameter, EnrollRpId, ExchangeResult, OptionsRequest,
     RelyingParty, RequestOptions, User, STATUS_FAILED, STATUS_OK,
 };
-use crate::aa::outcome::{self, Outcome};
+use crate::aa::outcome::{self, Outcome, Refusal};
 use crate::aa::portal::DoEnrollResponse;
 use crate::aa::FIDO2;
-use crate::webauthn;
-
-const PUBLIC_KEY: &str = "public-key";
+use crate::webauthn::{self, PUBLIC_KEY};
 
 /// The user's FIDO2 templates.
 pub(super) fn credentials_of(
@@ -117,18 +137,53 @@ fn check_username(state: &SimState, body: &Value, user: &str) -> Result<(), ApiE
     }
 }
 
-fn exchange_result(verdict: Result<(), Outcome>) -> Json<Value> {
+fn exchange_result(verdict: Result<(), Refusal>) -> Json<Value> {
     let result = match verdict {
         Ok(()) => ExchangeResult {
             status: STATUS_OK.into(),
             error_message: String::new(),
         },
-        Err(failed) => ExchangeResult {
+        Err(refused) => ExchangeResult {
             status: STATUS_FAILED.into(),
-            error_message: format!("{}: {}", failed.reason.unwrap_or("FAILED"), failed.msg),
+            error_message: format!("{}: {}", refused.reason(), refused.message()),
         },
     };
     Json(serde_json::to_value(result).unwrap_or_default())
+}
+
+/// Why a result was not taken: refused (the exchange answers `failed`, the next round `FAILED`
+/// with the reason), or the emulator's own storage failed (a 500 error body, as AA answers a
+/// fault of its own; the client did nothing wrong).
+enum Stop {
+    Refused(Refusal),
+    Server(ApiError),
+}
+
+impl From<Outcome> for Stop {
+    fn from(outcome: Outcome) -> Self {
+        Self::Refused(outcome.into())
+    }
+}
+
+impl From<Refusal> for Stop {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
+impl From<ApiError> for Stop {
+    fn from(error: ApiError) -> Self {
+        Self::Server(error)
+    }
+}
+
+/// A server fault out of the verdict, to be answered as an error.
+fn server_fault<T>(verdict: Result<T, Stop>) -> Result<Result<T, Refusal>, ApiError> {
+    match verdict {
+        Ok(value) => Ok(Ok(value)),
+        Err(Stop::Refused(refusal)) => Ok(Err(refusal)),
+        Err(Stop::Server(error)) => Err(error),
+    }
 }
 
 /// A fresh challenge, base64url, recorded as issued so that a replay is recognised.
@@ -149,29 +204,38 @@ fn new_challenge(state: &SimState) -> Issued {
     issued
 }
 
-/// Consumes `taken` (the process's challenge, whatever the outcome) and checks the client data's
-/// challenge against it: another process's is a mismatch, one answered before a replay, an old one
-/// expired.
+/// Marks `issued` answered in the register of challenges, so that a replay of it to any process
+/// is recognised as one.
+fn mark_answered(challenges: &mut HashMap<String, ChallengeOwner>, issued: &Issued) {
+    if let Some(owner) = challenges.get_mut(&issued.challenge) {
+        owner.used = true;
+    }
+}
+
+/// Checks the client data's challenge against `taken`, the challenge this result took out of its
+/// process (under the lock, before anything of the result was read): none taken means another
+/// result took it first, or none was issued. Another process's challenge is a mismatch, one
+/// answered before a replay, an old one expired.
 fn check_challenge(
     state: &SimState,
     taken: Option<&Issued>,
     seen: &ClientDataSeen,
 ) -> Result<(), Outcome> {
-    let mut live = state.live();
-    if let Some(issued) = taken {
-        if let Some(owner) = live.challenges.get_mut(&issued.challenge) {
-            owner.used = true;
-        }
-    }
+    let live = state.live();
+    let answered_before = || {
+        live.challenges
+            .get(&seen.challenge)
+            .is_some_and(|owner| owner.used)
+    };
     let Some(issued) = taken else {
-        return Err(outcome::FIDO2_CHALLENGE_MISMATCH);
+        return Err(if answered_before() {
+            outcome::FIDO2_CHALLENGE_REUSED
+        } else {
+            outcome::FIDO2_CHALLENGE_MISMATCH
+        });
     };
     if seen.challenge != issued.challenge {
-        let replayed = live
-            .challenges
-            .get(&seen.challenge)
-            .is_some_and(|owner| owner.used);
-        return Err(if replayed {
+        return Err(if answered_before() {
             outcome::FIDO2_CHALLENGE_REUSED
         } else {
             outcome::FIDO2_CHALLENGE_MISMATCH
@@ -181,6 +245,25 @@ fn check_challenge(
         return Err(outcome::FIDO2_CHALLENGE_EXPIRED);
     }
     Ok(())
+}
+
+/// Why a result that found no challenge in its process is refused: its client data does not
+/// read, or its challenge was answered already (a replay) or never issued to it.
+fn refusal_without_challenge(
+    client_data_json: &str,
+    expected_type: &str,
+    state: &SimState,
+) -> Refusal {
+    let refused = match fido2_check::client_data(client_data_json, expected_type) {
+        Ok(seen) => check_challenge(state, None, &seen)
+            .err()
+            .unwrap_or(outcome::FIDO2_CHALLENGE_MISMATCH),
+        Err(failed) => failed,
+    };
+    Refusal::new(
+        refused,
+        "the process has no challenge waiting: another result took it, or none was issued",
+    )
 }
 
 fn descriptors(templates: &[TemplateRecord]) -> Vec<CredentialDescriptor> {
@@ -210,9 +293,11 @@ pub(super) fn do_enroll(
         .enrolls
         .get_mut(id)
         .ok_or_else(super::enroll::unknown_process)?;
-    if let Some(failed) = stored.fido2.failed {
+    if let Some(failed) = stored.fido2.failed.take() {
         live.enrolls.remove(id);
-        return Ok(answer(failed));
+        let mut reply = answer(failed.outcome);
+        reply.msg = failed.message();
+        return Ok(reply);
     }
     if stored.registration.is_some() {
         stored.fido2.confirmed = true;
@@ -256,31 +341,59 @@ pub async fn enroll_exchange(
             process.method
         )));
     }
-    if !process.fido2.begun || process.registration.is_some() || process.fido2.failed.is_some() {
-        return Err(ApiError::wrong_step(
-            "enroll_process_id: no WebAuthn exchange is due: do_enroll with response.rp_id first, once",
-        ));
-    }
     if !is_result(&body) {
+        if !process.fido2.begun || process.registration.is_some() || process.fido2.failed.is_some()
+        {
+            return Err(ApiError::wrong_step(
+                "enroll_process_id: no WebAuthn exchange is due: do_enroll with response.rp_id first, once",
+            ));
+        }
         check_username(&state, &body, &process.user)?;
         let request: OptionsRequest = body_as(body)?;
         return creation_options(&state, &id, &process.user, request);
     }
+    if !process.fido2.begun {
+        return Err(ApiError::wrong_step(
+            "enroll_process_id: no WebAuthn exchange is due: do_enroll with response.rp_id first",
+        ));
+    }
     let attestation: CredentialAttestation = body_as(body)?;
-    let verdict = check_attestation(&state, &process, &attestation);
+    // The challenge leaves the process before anything of the result is read: of two results
+    // racing for it, one is checked and the other finds none.
+    let taken = {
+        let mut live = state.live();
+        let live = &mut *live;
+        let stored = live
+            .enrolls
+            .get_mut(&id)
+            .ok_or_else(super::enroll::unknown_process)?;
+        let taken = stored.challenge.take();
+        if let Some(issued) = &taken {
+            mark_answered(&mut live.challenges, issued);
+        }
+        taken
+    };
+    let Some(issued) = taken else {
+        // Refused, and the process is left as the result that took the challenge left it.
+        return Ok(exchange_result(Err(refusal_without_challenge(
+            &attestation.response.client_data_json,
+            webauthn::TYPE_CREATE,
+            &state,
+        ))));
+    };
+    let verdict = server_fault(check_attestation(&state, &issued, &attestation))?;
     let mut live = state.live();
     let stored = live
         .enrolls
         .get_mut(&id)
         .ok_or_else(super::enroll::unknown_process)?;
-    stored.challenge = None;
     Ok(exchange_result(match verdict {
         Ok(template) => {
             stored.registration = Some(template);
             Ok(())
         }
         Err(failed) => {
-            stored.fido2.failed = Some(failed);
+            stored.fido2.failed = Some(failed.clone());
             Err(failed)
         }
     }))
@@ -323,34 +436,27 @@ fn creation_options(
         exclude_credentials: descriptors(&enrolled),
         authenticator_selection: Some(AuthenticatorSelection {
             authenticator_attachment: None,
-            require_resident_key: Some(config.resident_key == "required"),
-            resident_key: Some(config.resident_key.clone()),
-            user_verification: Some(config.user_verification.clone()),
+            require_resident_key: Some(config.resident_key == Requirement::Required),
+            resident_key: Some(config.resident_key.as_str().into()),
+            user_verification: Some(config.user_verification.as_str().into()),
         }),
-        attestation: Some(config.attestation.clone()),
+        attestation: Some(config.attestation.as_str().into()),
         extensions: Map::new(),
     };
     Ok(Json(serde_json::to_value(options).unwrap_or_default()))
 }
 
-/// WebAuthn Level 2 §7.1, in its order, and the duplicate check of its step 22.
+/// WebAuthn Level 2 §7.1, in the order of the module docs' table, from step 1 on.
 fn check_attestation(
     state: &SimState,
-    process: &super::state::EnrollProcess,
+    issued: &Issued,
     attestation: &CredentialAttestation,
-) -> Result<TemplateRecord, Outcome> {
+) -> Result<TemplateRecord, Stop> {
     let seen = fido2_check::client_data(
         &attestation.response.client_data_json,
         webauthn::TYPE_CREATE,
-    );
-    // The challenge is consumed whether or not the client data reads.
-    let challenge = check_challenge(
-        state,
-        process.challenge.as_ref(),
-        seen.as_ref().map_err(|e| *e)?,
-    );
-    let seen = seen?;
-    challenge?;
+    )?;
+    check_challenge(state, Some(issued), &seen)?;
     fido2_check::origin(&seen, &state.facets)?;
     let config = &state.config.fido2;
     let registration = fido2_check::registration(
@@ -367,14 +473,15 @@ fn check_attestation(
     if raw_id != registration.credential_id
         || fido2_check::base64url(&attestation.id)? != registration.credential_id
     {
-        return Err(outcome::FIDO2_MALFORMED_RESPONSE);
+        return Err(Refusal::new(
+            outcome::FIDO2_MALFORMED_RESPONSE,
+            "rawId and id are not the attested credential's id",
+        )
+        .into());
     }
     let credential_id = URL_SAFE_NO_PAD.encode(&registration.credential_id);
-    if state
-        .key_handle_enrolled(&credential_id)
-        .map_err(|_| outcome::FIDO2_ALREADY_ENROLLED)?
-    {
-        return Err(outcome::FIDO2_ALREADY_ENROLLED);
+    if state.key_handle_enrolled(&credential_id)? {
+        return Err(outcome::FIDO2_ALREADY_ENROLLED.into());
     }
     Ok(TemplateRecord {
         id: random_hex_id(),
@@ -401,8 +508,13 @@ pub async fn login_exchange(
     super::error::ApiJson(body): super::error::ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     check_method(&method_id)?;
-    let process = {
+    let result = is_result(&body);
+    // A result takes the challenge out of the process in the same lock that reads the process,
+    // before anything of the result is read: of two results racing for it, one is checked and
+    // the other finds none.
+    let (process, taken) = {
         let mut live = state.live();
+        let live = &mut *live;
         let process = live
             .logons
             .get_mut(&id)
@@ -417,20 +529,37 @@ pub async fn login_exchange(
                 ))
             }
         }
+        if process.current.as_deref() != Some(FIDO2) || (!result && process.fido2.is_some()) {
+            return Err(ApiError::wrong_step(
+                "logon_process_id: no FIDO2:1 exchange is due in this process",
+            ));
+        }
         process.touched = Instant::now();
-        process.clone()
+        let taken = if result {
+            process.challenge.take()
+        } else {
+            None
+        };
+        let process = process.clone();
+        if let Some((issued, _)) = &taken {
+            mark_answered(&mut live.challenges, issued);
+        }
+        (process, taken)
     };
-    if process.current.as_deref() != Some(FIDO2) || process.fido2.is_some() {
-        return Err(ApiError::wrong_step(
-            "logon_process_id: no FIDO2:1 exchange is due in this process",
-        ));
-    }
-    if !is_result(&body) {
+    if !result {
         check_username(&state, &body, &process.user)?;
         return request_options(&state, &id, &process.user);
     }
     let assertion: CredentialAssertion = body_as(body)?;
-    let verdict = check_assertion(&state, &id, &process, &assertion);
+    let Some(taken) = taken else {
+        // Refused, and the process is left as the result that took the challenge left it.
+        return Ok(exchange_result(Err(refusal_without_challenge(
+            &assertion.response.client_data_json,
+            webauthn::TYPE_GET,
+            &state,
+        ))));
+    };
+    let verdict = server_fault(check_assertion(&state, taken, &process, &assertion))?;
     if verdict.is_ok() {
         state.persist().await?;
     }
@@ -445,9 +574,9 @@ fn request_options(state: &SimState, id: &str, user: &str) -> Result<Json<Value>
     let config = &state.config.fido2;
     let templates = credentials_of(state, user)?;
     if templates.is_empty() {
-        let failed = outcome::FIDO2_NOT_ENROLLED;
+        let failed = Refusal::from(outcome::FIDO2_NOT_ENROLLED);
         if let Some(stored) = state.live().logons.get_mut(id) {
-            stored.fido2 = Some(Err(failed));
+            stored.fido2 = Some(Err(failed.clone()));
         }
         return Ok(exchange_result(Err(failed)));
     }
@@ -475,41 +604,30 @@ fn request_options(state: &SimState, id: &str, user: &str) -> Result<Json<Value>
         } else {
             Vec::new()
         },
-        user_verification: Some(config.user_verification.clone()),
+        user_verification: Some(config.user_verification.as_str().into()),
         extensions: Map::new(),
     };
     Ok(Json(serde_json::to_value(options).unwrap_or_default()))
 }
 
-/// WebAuthn Level 2 §7.2, in its order; the counter raised when every check passed. Returns the
-/// template that signed.
+/// WebAuthn Level 2 §7.2, in the order of the module docs' table, from step 1 on; the counter
+/// raised when every check passed. Returns the template that signed.
 fn check_assertion(
     state: &SimState,
-    id: &str,
+    (issued, offered): (Issued, Vec<String>),
     process: &super::state::LogonProcess,
     assertion: &CredentialAssertion,
-) -> Result<String, Outcome> {
-    let taken = state
-        .live()
-        .logons
-        .get_mut(id)
-        .and_then(|p| p.challenge.take());
-    let seen = fido2_check::client_data(&assertion.response.client_data_json, webauthn::TYPE_GET);
-    let challenge = check_challenge(
-        state,
-        taken.as_ref().map(|(issued, _)| issued),
-        seen.as_ref().map_err(|e| *e)?,
-    );
-    let seen = seen?;
+) -> Result<String, Stop> {
+    let seen = fido2_check::client_data(&assertion.response.client_data_json, webauthn::TYPE_GET)?;
+    let challenge = check_challenge(state, Some(&issued), &seen);
     // §7.2 steps 5-6: the credential is one offered to this user, the user handle the user's.
     let raw_id = fido2_check::base64url(&assertion.raw_id)?;
     if fido2_check::base64url(&assertion.id)? != raw_id {
-        return Err(outcome::FIDO2_MALFORMED_RESPONSE);
+        return Err(Refusal::new(outcome::FIDO2_MALFORMED_RESPONSE, "rawId and id differ").into());
     }
     let credential_id = URL_SAFE_NO_PAD.encode(&raw_id);
-    let offered = taken.as_ref().map(|(_, ids)| ids.as_slice()).unwrap_or(&[]);
     if challenge.is_ok() && !offered.contains(&credential_id) {
-        return Err(outcome::FIDO2_UNKNOWN_CREDENTIAL);
+        return Err(outcome::FIDO2_UNKNOWN_CREDENTIAL.into());
     }
     challenge?;
     // The user handle, when given, must be the user's; with no allow list it must be given.
@@ -518,17 +636,21 @@ fn check_assertion(
         None => state.config.fido2.allow_credentials,
     };
     if !handle_ok {
-        return Err(outcome::FIDO2_USER_HANDLE_MISMATCH);
+        return Err(outcome::FIDO2_USER_HANDLE_MISMATCH.into());
     }
     fido2_check::origin(&seen, &state.facets)?;
     let owner = user_id(state, &process.user);
     let template = state
-        .templates_of(&owner)
-        .map_err(|_| outcome::FIDO2_UNKNOWN_CREDENTIAL)?
+        .templates_of(&owner)?
         .into_iter()
         .find(|t| t.method_id == FIDO2 && t.key_handle == credential_id)
         .ok_or(outcome::FIDO2_UNKNOWN_CREDENTIAL)?;
-    let public_key = hex::decode(&template.public_key).map_err(|_| outcome::FIDO2_BAD_SIGNATURE)?;
+    let public_key = hex::decode(&template.public_key)
+        .ok()
+        .and_then(|cose| webauthn::PublicKey::from_cose(&cose).ok())
+        .ok_or_else(|| {
+            ApiError::storage(format!("stored template {}: no public key", template.id))
+        })?;
     let counter = fido2_check::assertion(&assertion.response, &seen, policy(state), &public_key)?;
     raise_counter(state, &owner, &template.id, counter)?;
     Ok(template.id)
@@ -540,28 +662,30 @@ fn raise_counter(
     owner: &str,
     template_id: &str,
     counter: u32,
-) -> Result<(), Outcome> {
+) -> Result<(), Stop> {
     let key = format!("{owner}/{template_id}");
     loop {
         let stored = state
             .templates
             .get(&key)
-            .ok()
-            .flatten()
+            .map_err(ApiError::storage)?
             .ok_or(outcome::FIDO2_UNKNOWN_CREDENTIAL)?;
-        let mut template: TemplateRecord =
-            decode(&stored).map_err(|_| outcome::FIDO2_UNKNOWN_CREDENTIAL)?;
+        let mut template: TemplateRecord = decode(&stored)?;
         if !fido2_check::counter_rises(template.counter, counter) {
-            return Err(outcome::FIDO2_COUNTER_NOT_INCREASED);
+            return Err(Refusal::new(
+                outcome::FIDO2_COUNTER_NOT_INCREASED,
+                format!("{counter} after {}", template.counter),
+            )
+            .into());
         }
         template.counter = counter;
         match state
             .templates
             .compare_and_swap(&key, Some(stored), Some(encode(&template)))
+            .map_err(ApiError::storage)?
         {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(_)) => continue,
-            Err(_) => return Err(outcome::FIDO2_UNKNOWN_CREDENTIAL),
+            Ok(()) => return Ok(()),
+            Err(_) => continue,
         }
     }
 }

@@ -1,29 +1,21 @@
 //! What a WebAuthn relying party verifies of a `FIDO2:1` registration and assertion (WebAuthn
 //! Level 2 §7.1 and §7.2, attestation §8.2 `packed` and §8.7 `none`), as pure functions that
-//! answer the [`Outcome`] of the first check that fails. The challenge's bookkeeping (single use,
-//! owner, expiry), the credential's owner and the counter's storage need the emulator's state and
-//! are the callers'.
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ED25519};
+//! answer the [`Refusal`] of the first check that fails, with what exactly was wrong where it is
+//! known. The challenge's bookkeeping (single use, owner, expiry), the credential's owner and the
+//! counter's storage need the emulator's state and are the callers' ([`super::fido2`]).
 use serde::Deserialize;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
 use super::config::AttestationPolicy;
 use crate::aa::fido2::AssertionResponse;
-use crate::aa::outcome::{self, Outcome};
+use crate::aa::outcome::{self, Outcome, Refusal};
 use crate::ctap2::cbor::{self, Arena, Item};
-use crate::webauthn::{self, AuthData, PublicKey, FLAG_UP, FLAG_UV};
-
-/// The certificate extension id-fido-gen-ce-aaguid (WebAuthn Level 2 §8.2.1).
-const AAGUID_EXTENSION: &str = "1.3.6.1.4.1.45724.1.1.4";
+use crate::webauthn::{self, attestation, AuthData, CoseKeyError, PublicKey, FLAG_UP, FLAG_UV};
 
 /// Base64url, with or without padding.
 pub fn base64url(text: &str) -> Result<Vec<u8>, Outcome> {
-    URL_SAFE_NO_PAD
-        .decode(text.trim_end_matches('='))
-        .map_err(|_| outcome::FIDO2_MALFORMED_RESPONSE)
+    webauthn::base64url(text).map_err(|_| outcome::FIDO2_MALFORMED_RESPONSE)
 }
 
 /// The client data, as received and as parsed.
@@ -67,12 +59,39 @@ pub fn client_data(encoded: &str, expected_type: &str) -> Result<ClientDataSeen,
     })
 }
 
-/// Checks that `origin` is one of the server's (§7.1 step 9, §7.2 step 13).
-pub fn origin(seen: &ClientDataSeen, origins: &[String]) -> Result<(), Outcome> {
-    if origins.iter().any(|o| o == &seen.origin) {
+/// `origin` as a browser serialises an origin (RFC 6454 §6.2, HTML's ASCII serialisation):
+/// scheme, lowercase host and the port unless it is the scheme's default; `None` for what is no
+/// origin (not a URL, a path, a query, a fragment, user info).
+pub fn normalised_origin(origin: &str) -> Option<String> {
+    let url = reqwest::Url::parse(origin).ok()?;
+    let bare = matches!(url.path(), "" | "/")
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    let serialised = url.origin().ascii_serialization();
+    (bare && serialised != "null").then_some(serialised)
+}
+
+/// Checks that `origin` is one of the server's (§7.1 step 9, §7.2 step 13), both compared as
+/// origins ([`normalised_origin`]), not as strings.
+pub fn origin(seen: &ClientDataSeen, origins: &[String]) -> Result<(), Refusal> {
+    let Some(given) = normalised_origin(&seen.origin) else {
+        return Err(Refusal::new(
+            outcome::FIDO2_ORIGIN_MISMATCH,
+            format!("{:?} is not an origin", seen.origin),
+        ));
+    };
+    if origins
+        .iter()
+        .any(|o| normalised_origin(o).as_deref() == Some(&given))
+    {
         Ok(())
     } else {
-        Err(outcome::FIDO2_ORIGIN_MISMATCH)
+        Err(Refusal::new(
+            outcome::FIDO2_ORIGIN_MISMATCH,
+            format!("{given} is not one of the server's origins"),
+        ))
     }
 }
 
@@ -129,45 +148,78 @@ pub fn registration(
     seen: &ClientDataSeen,
     policy: Policy,
     trust: Trust,
-) -> Result<Registration, Outcome> {
+) -> Result<Registration, Refusal> {
     let malformed = outcome::FIDO2_MALFORMED_RESPONSE;
     let bytes = base64url(attestation_object)?;
     let arena = Arena::new();
-    let (item, length) = Item::decode_prefix(&bytes, &arena).map_err(|_| malformed)?;
+    let (item, length) = Item::decode_prefix(&bytes, &arena)
+        .map_err(|e| Refusal::new(malformed, format!("attestationObject: not CBOR: {e}")))?;
     if length != bytes.len() {
-        return Err(malformed);
+        return Err(Refusal::new(
+            malformed,
+            "attestationObject: bytes after the map",
+        ));
     }
     let members = cbor::map(&item).map_err(|_| malformed)?;
-    let field = |name: &str| cbor::member(members, name).ok_or(malformed);
+    let field = |name: &str| {
+        cbor::member(members, name)
+            .ok_or_else(|| Refusal::new(malformed, format!("attestationObject: no {name}")))
+    };
     let fmt = cbor::text(field("fmt")?).map_err(|_| malformed)?;
     let statement = cbor::map(field("attStmt")?).map_err(|_| malformed)?;
     let raw_auth_data = cbor::bytes(field("authData")?).map_err(|_| malformed)?;
-    let auth_data = AuthData::parse(raw_auth_data).map_err(|_| malformed)?;
+    let auth_data = AuthData::parse(raw_auth_data).map_err(|e| Refusal::new(malformed, e))?;
     check_flags(&auth_data, policy)?;
-    let attested = auth_data.attested.as_ref().ok_or(malformed)?;
+    let attested = auth_data
+        .attested
+        .as_ref()
+        .ok_or_else(|| Refusal::new(malformed, "authData: no attested credential data"))?;
     if attested.id.is_empty() {
-        return Err(malformed);
+        return Err(Refusal::new(malformed, "authData: an empty credential id"));
     }
-    let public_key = PublicKey::from_cose(attested.public_key)
-        .map_err(|_| outcome::FIDO2_UNSUPPORTED_ALGORITHM)?;
+    let public_key = PublicKey::from_cose(attested.public_key).map_err(|e| match e {
+        CoseKeyError::Unsupported(detail) => {
+            Refusal::new(outcome::FIDO2_UNSUPPORTED_ALGORITHM, detail)
+        }
+        CoseKeyError::Invalid(detail) => Refusal::new(outcome::FIDO2_BAD_PUBLIC_KEY, detail),
+    })?;
     if !trust.algorithms.contains(&public_key.algorithm()) {
-        return Err(outcome::FIDO2_UNSUPPORTED_ALGORITHM);
+        return Err(Refusal::new(
+            outcome::FIDO2_UNSUPPORTED_ALGORITHM,
+            format!(
+                "{} was not asked for",
+                webauthn::algorithm_name(public_key.algorithm())
+            ),
+        ));
     }
     let signed = [raw_auth_data, &webauthn::sha256(&seen.raw)[..]].concat();
     let certificate = match fmt {
         "none" => {
             if !statement.is_empty() {
-                return Err(outcome::FIDO2_BAD_ATTESTATION);
+                return Err(Refusal::new(
+                    outcome::FIDO2_BAD_ATTESTATION,
+                    "none: attStmt is not empty",
+                ));
             }
             None
         }
         "packed" => packed(statement, &signed, &public_key, &attested.aaguid)?,
-        _ => return Err(outcome::FIDO2_ATTESTATION_UNSUPPORTED),
+        other => {
+            return Err(Refusal::new(
+                outcome::FIDO2_ATTESTATION_UNSUPPORTED,
+                format!("fmt {other:?}"),
+            ))
+        }
     };
     if trust.policy == AttestationPolicy::Trusted {
         let chain = match cbor::member(statement, "x5c") {
             Some(x5c) if fmt == "packed" => der_chain(x5c)?,
-            _ => return Err(outcome::FIDO2_ATTESTATION_UNTRUSTED),
+            _ => {
+                return Err(Refusal::new(
+                    outcome::FIDO2_ATTESTATION_UNTRUSTED,
+                    "no certificate chain: the policy takes only trusted ones",
+                ))
+            }
         };
         chains_to_trusted(&chain, trust.cas)?;
     }
@@ -198,54 +250,33 @@ fn packed(
     signed: &[u8],
     credential_key: &PublicKey,
     aaguid: &[u8; 16],
-) -> Result<Option<Vec<u8>>, Outcome> {
-    let bad = outcome::FIDO2_BAD_ATTESTATION;
+) -> Result<Option<Vec<u8>>, Refusal> {
+    let bad =
+        |detail: &str| Refusal::new(outcome::FIDO2_BAD_ATTESTATION, format!("packed: {detail}"));
     let alg = cbor::member(statement, "alg")
         .and_then(Item::as_i64)
-        .ok_or(bad)?;
+        .ok_or_else(|| bad("no alg"))?;
     let signature = cbor::member(statement, "sig")
         .and_then(Item::as_bytes)
-        .ok_or(bad)?;
+        .ok_or_else(|| bad("no sig"))?;
     let Some(x5c) = cbor::member(statement, "x5c") else {
-        if alg != credential_key.algorithm() || !credential_key.verify(signed, signature) {
-            return Err(bad);
+        if alg != credential_key.algorithm() {
+            return Err(bad(
+                "self attestation with an alg other than the credential's",
+            ));
+        }
+        if !credential_key.verify(signed, signature) {
+            return Err(bad("the self attestation signature does not verify"));
         }
         return Ok(None);
     };
     let chain = der_chain(x5c)?;
-    let (_, certificate) = X509Certificate::from_der(chain[0]).map_err(|_| bad)?;
-    let key = certificate.public_key().subject_public_key.data.as_ref();
-    let verified = match alg {
-        webauthn::ES256 => UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key)
-            .verify(signed, signature)
-            .is_ok(),
-        webauthn::EDDSA => UnparsedPublicKey::new(&ED25519, key)
-            .verify(signed, signature)
-            .is_ok(),
-        _ => false,
-    };
-    if !verified {
-        return Err(bad);
+    let (_, certificate) =
+        X509Certificate::from_der(chain[0]).map_err(|_| bad("x5c[0] is not a certificate"))?;
+    if !attestation::x5c_signature_verifies(&certificate, alg, signed, signature) {
+        return Err(bad("the signature does not verify with x5c[0]'s key"));
     }
-    // §8.2.1: version 3, OU "Authenticator Attestation", not a CA, the AAGUID extension (if
-    // present) the authenticator data's.
-    let unit_ok = certificate
-        .subject()
-        .iter_organizational_unit()
-        .any(|ou| ou.as_str() == Ok("Authenticator Attestation"));
-    let not_ca = certificate
-        .basic_constraints()
-        .ok()
-        .flatten()
-        .is_some_and(|bc| !bc.value.ca);
-    let aaguid_ok = certificate
-        .extensions()
-        .iter()
-        .filter(|e| e.oid.to_id_string() == AAGUID_EXTENSION)
-        .all(|e| e.value.get(..2) == Some(&[0x04, 0x10][..]) && e.value.get(2..) == Some(aaguid));
-    if certificate.version().0 != 2 || !unit_ok || !not_ca || !aaguid_ok {
-        return Err(bad);
-    }
+    attestation::certificate_requirements(&certificate, aaguid).map_err(|e| bad(&e))?;
     Ok(Some(chain[0].to_vec()))
 }
 
@@ -299,17 +330,16 @@ pub fn assertion(
     response: &AssertionResponse,
     seen: &ClientDataSeen,
     policy: Policy,
-    public_key: &[u8],
-) -> Result<u32, Outcome> {
+    public_key: &PublicKey,
+) -> Result<u32, Refusal> {
     let raw_auth_data = base64url(&response.authenticator_data)?;
     let signature = base64url(&response.signature)?;
-    let auth_data =
-        AuthData::parse(&raw_auth_data).map_err(|_| outcome::FIDO2_MALFORMED_RESPONSE)?;
+    let auth_data = AuthData::parse(&raw_auth_data)
+        .map_err(|e| Refusal::new(outcome::FIDO2_MALFORMED_RESPONSE, e))?;
     check_flags(&auth_data, policy)?;
-    let key = PublicKey::from_cose(public_key).map_err(|_| outcome::FIDO2_BAD_SIGNATURE)?;
     let signed = [&raw_auth_data[..], &webauthn::sha256(&seen.raw)[..]].concat();
-    if !key.verify(&signed, &signature) {
-        return Err(outcome::FIDO2_BAD_SIGNATURE);
+    if !public_key.verify(&signed, &signature) {
+        return Err(outcome::FIDO2_BAD_SIGNATURE.into());
     }
     Ok(auth_data.counter)
 }
@@ -340,6 +370,9 @@ pub fn pem_certificates(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+
     use super::*;
 
     fn encoded(json: &str) -> String {
@@ -365,6 +398,54 @@ mod tests {
                 client_data(bad, webauthn::TYPE_GET).unwrap_err(),
                 outcome::FIDO2_MALFORMED_RESPONSE
             );
+        }
+    }
+
+    fn seen_from(origin: &str) -> ClientDataSeen {
+        ClientDataSeen {
+            raw: Vec::new(),
+            challenge: String::new(),
+            origin: origin.into(),
+        }
+    }
+
+    #[test]
+    fn origins_are_compared_as_a_browser_serialises_them() {
+        assert_eq!(
+            normalised_origin("HTTPS://AA.Example:443").as_deref(),
+            Some("https://aa.example")
+        );
+        assert_eq!(
+            normalised_origin("http://127.0.0.1:80/").as_deref(),
+            Some("http://127.0.0.1")
+        );
+        for not_an_origin in [
+            "aa.example",
+            "https://aa.example/login",
+            "https://u@aa.example",
+        ] {
+            assert_eq!(normalised_origin(not_an_origin), None, "{not_an_origin}");
+        }
+        let server = [
+            "https://aa.example".to_owned(),
+            "http://127.0.0.1:8443".into(),
+        ];
+        for taken in [
+            "https://AA.example",
+            "https://aa.example:443",
+            "http://127.0.0.1:8443",
+        ] {
+            origin(&seen_from(taken), &server).unwrap();
+        }
+        for refused in [
+            "https://aa.example:8443",
+            "http://aa.example",
+            "http://127.0.0.1",
+            "https://aa.example.evil",
+            "https://aa.example/path",
+        ] {
+            let refusal = origin(&seen_from(refused), &server).unwrap_err();
+            assert_eq!(refusal.outcome, outcome::FIDO2_ORIGIN_MISMATCH, "{refused}");
         }
     }
 

@@ -246,7 +246,12 @@ pub async fn do_logon(
                         outcome::FIDO2_WAITING_ASSERTION,
                     )));
                 }
-                Some(verdict) => verdict.map(Some),
+                Some(Ok(template_id)) => Ok(Some(template_id)),
+                Some(Err(refused)) => {
+                    let mut reply = end(&state, &id, &process, refused.outcome);
+                    reply.msg = refused.message();
+                    return Ok(Json(reply));
+                }
             },
             (FIDO2, Some(_)) => return Err(ApiError::bad_field(
                 "response",

@@ -39,7 +39,7 @@ mod state;
 mod template_test;
 mod u2f_check;
 
-pub use config::{AttestationPolicy, Fido2Config, SimConfig};
+pub use config::{AttestationPolicy, Conveyance, Fido2Config, Requirement, SimConfig};
 use state::SimState;
 
 /// How to run the emulator.

@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::expiring::Expiring;
 use super::records::{now_unix, EndpointSessionRecord, LoginSessionRecord, TemplateRecord};
 use crate::aa::errors;
-use crate::aa::outcome::Outcome;
+use crate::aa::outcome::Refusal;
 
 /// A U2F challenge handed out by a logon or enroll process.
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ pub struct LogonProcess {
     pub challenge: Option<(Issued, Vec<String>)>,
     /// The verdict of the FIDO2 exchange of the current method (the template that signed, or
     /// why not), for the `do_logon` that follows it.
-    pub fido2: Option<Result<String, Outcome>>,
+    pub fido2: Option<Result<String, Refusal>>,
     /// Last activity, to forget abandoned processes.
     pub touched: Instant,
 }
@@ -91,7 +91,7 @@ pub struct Fido2Enrollment {
     /// The first `do_enroll` named this server's RP id: the exchange may begin.
     pub begun: bool,
     /// Why the exchange's result was refused, for the `do_enroll` that follows.
-    pub failed: Option<Outcome>,
+    pub failed: Option<Refusal>,
     /// The `do_enroll` after a verified registration answered `OK`.
     pub confirmed: bool,
 }

@@ -65,7 +65,7 @@ pub(super) fn run(global: &Global, args: AaSimArgs) -> anyhow::Result<()> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
-            serde_json::from_str(&text)
+            SimConfig::from_json(&text)
                 .map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?
         }
         None => SimConfig::default(),

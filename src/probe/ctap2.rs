@@ -17,13 +17,13 @@ use std::fmt::Write as _;
 use anyhow::{anyhow, bail, ensure, Context as _};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ring::digest::{digest, SHA256};
 use ring::rand::{SecureRandom as _, SystemRandom};
-use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 
 use super::Step;
 use crate::ctap2::cbor::{self, text_map, uint_map, Arena, Item, Parameters, Value};
 use crate::transport::TokenTransport;
+use crate::webauthn::ctap2_reply::{self, ReplyError};
+use crate::webauthn::{self, attestation, sha256, AuthData, PublicKey, ES256, FLAG_UP, PUBLIC_KEY};
 
 /// The RP the probe makes its credential for.
 pub const RP_ID: &str = "probe.vu2f.invalid";
@@ -33,15 +33,6 @@ const ORIGIN: &str = "https://probe.vu2f.invalid";
 const MAKE_CREDENTIAL: u8 = 0x01;
 const GET_ASSERTION: u8 = 0x02;
 const GET_INFO: u8 = 0x04;
-
-/// COSE algorithm ES256, the one the probe asks for.
-const ES256: i64 = -7;
-/// authData flags (WebAuthn Level 2 section 6.1).
-const FLAG_UP: u8 = 0x01;
-const FLAG_AT: u8 = 0x40;
-const FLAG_ED: u8 = 0x80;
-/// The certificate extension id-fido-gen-ce-aaguid (WebAuthn Level 2 section 8.2.1).
-const AAGUID_EXTENSION: &str = "1.3.6.1.4.1.45724.1.1.4";
 
 /// Runs the CTAP2 checks; `None` when the token (or the transport) speaks no CTAP2.
 pub fn check(token: &mut dyn TokenTransport) -> anyhow::Result<Option<Vec<Step>>> {
@@ -103,17 +94,8 @@ fn new_client_data_hash(typ: &str) -> anyhow::Result<[u8; 32]> {
     SystemRandom::new()
         .fill(&mut challenge)
         .map_err(|_| anyhow!("no randomness for a challenge"))?;
-    let json = format!(
-        r#"{{"type":"{typ}","challenge":"{}","origin":"{ORIGIN}","crossOrigin":false}}"#,
-        URL_SAFE_NO_PAD.encode(challenge)
-    );
-    Ok(sha256(json.as_bytes()))
-}
-
-fn sha256(data: &[u8]) -> [u8; 32] {
-    let mut hash = [0u8; 32];
-    hash.copy_from_slice(digest(&SHA256, data).as_ref());
-    hash
+    let json = webauthn::client_data_json(typ, &URL_SAFE_NO_PAD.encode(challenge), ORIGIN);
+    Ok(sha256(&json))
 }
 
 /// makeCredential: ES256, non-discoverable (no `rk` option), for [`RP_ID`].
@@ -139,7 +121,7 @@ fn make_credential_request(client_data_hash: &[u8; 32]) -> Vec<u8> {
             4,
             Value::Array(vec![text_map([
                 ("alg", Value::Integer(ES256.into())),
-                ("type", Value::Text("public-key".into())),
+                ("type", Value::Text(PUBLIC_KEY.into())),
             ])]),
         ),
     ]);
@@ -155,46 +137,23 @@ fn get_assertion_request(client_data_hash: &[u8; 32], credential_id: &[u8]) -> V
             3,
             Value::Array(vec![text_map([
                 ("id", Value::Bytes(credential_id.to_vec())),
-                ("type", Value::Text("public-key".into())),
+                ("type", Value::Text(PUBLIC_KEY.into())),
             ])]),
         ),
     ]);
     [vec![GET_ASSERTION], cbor::encode(&request)].concat()
 }
 
-/// The name of a CTAP2 status byte a probe may meet (CTAP 2.1 section 8.2).
-fn status_name(status: u8) -> &'static str {
-    match status {
-        0x01 => "INVALID_COMMAND",
-        0x02 => "INVALID_PARAMETER",
-        0x11 => "CBOR_UNEXPECTED_TYPE",
-        0x12 => "INVALID_CBOR",
-        0x14 => "MISSING_PARAMETER",
-        0x26 => "UNSUPPORTED_ALGORITHM",
-        0x27 => "OPERATION_DENIED",
-        0x2B => "UNSUPPORTED_OPTION",
-        0x2C => "INVALID_OPTION",
-        0x2D => "KEEPALIVE_CANCEL",
-        0x2E => "NO_CREDENTIALS",
-        0x2F => "USER_ACTION_TIMEOUT",
-        0x36 => "PUAT_REQUIRED",
-        0x7F => "OTHER",
-        _ => "unknown",
-    }
-}
-
 /// A successful reply's map: status 0, then one CBOR map.
 fn reply_map<'a>(reply: &'a [u8], arena: &'a Arena) -> anyhow::Result<Parameters<'a>> {
-    let (&status, body) = reply
-        .split_first()
-        .ok_or_else(|| anyhow!("status: an empty reply"))?;
-    ensure!(
-        status == 0,
-        "status: 0x{status:02X} ({}), expected 0 (OK)",
-        status_name(status)
-    );
-    Parameters::decode(body, arena)
-        .map_err(|status| anyhow!("the reply is not one CBOR map: {status}"))
+    ctap2_reply::reply_map(reply, arena).map_err(|e| match e {
+        ReplyError::Empty => anyhow!("status: an empty reply"),
+        ReplyError::Status(status) => anyhow!(
+            "status: 0x{status:02X} ({}), expected 0 (OK)",
+            ctap2_reply::status_name(status)
+        ),
+        ReplyError::NotAMap(e) => anyhow!("the reply is not one CBOR map: {e}"),
+    })
 }
 
 /// The member `key` (`name`) of a reply.
@@ -315,72 +274,6 @@ fn verify_info(reply: &[u8]) -> anyhow::Result<Info> {
     })
 }
 
-/// Authenticator data, split (WebAuthn Level 2 section 6.1).
-struct AuthData<'a> {
-    rp_id_hash: [u8; 32],
-    flags: u8,
-    counter: u32,
-    attested: Option<Attested<'a>>,
-}
-
-/// Attested credential data: AAGUID ‖ id length ‖ id ‖ COSE key.
-struct Attested<'a> {
-    aaguid: [u8; 16],
-    id: &'a [u8],
-    public_key: Item<'a>,
-}
-
-fn parse_auth_data<'a>(data: &'a [u8], arena: &'a Arena) -> anyhow::Result<AuthData<'a>> {
-    ensure!(
-        data.len() >= 37,
-        "authData: {} bytes, shorter than rpIdHash ‖ flags ‖ signCount",
-        data.len()
-    );
-    let mut rp_id_hash = [0u8; 32];
-    rp_id_hash.copy_from_slice(&data[..32]);
-    let flags = data[32];
-    let counter = u32::from_be_bytes([data[33], data[34], data[35], data[36]]);
-    let mut rest = &data[37..];
-    let attested = if flags & FLAG_AT != 0 {
-        ensure!(
-            rest.len() >= 18,
-            "authData: the AT flag is set but the attested credential data is cut short"
-        );
-        let mut aaguid = [0u8; 16];
-        aaguid.copy_from_slice(&rest[..16]);
-        let id_len = usize::from(u16::from_be_bytes([rest[16], rest[17]]));
-        rest = &rest[18..];
-        ensure!(
-            rest.len() >= id_len,
-            "authData: credentialId: {id_len} bytes announced, {} there",
-            rest.len()
-        );
-        let id = &rest[..id_len];
-        rest = &rest[id_len..];
-        let (public_key, length) = Item::decode_prefix(rest, arena)
-            .map_err(|e| anyhow!("authData: credentialPublicKey: not CBOR: {e}"))?;
-        rest = &rest[length..];
-        Some(Attested {
-            aaguid,
-            id,
-            public_key,
-        })
-    } else {
-        None
-    };
-    ensure!(
-        rest.is_empty() || flags & FLAG_ED != 0,
-        "authData: {} bytes left over without the ED flag",
-        rest.len()
-    );
-    Ok(AuthData {
-        rp_id_hash,
-        flags,
-        counter,
-        attested,
-    })
-}
-
 /// The rpIdHash and the UP flag, common to both replies.
 fn check_rp_and_presence(auth_data: &AuthData) -> anyhow::Result<()> {
     ensure!(
@@ -395,45 +288,16 @@ fn check_rp_and_presence(auth_data: &AuthData) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The member `key` of a COSE key's map.
-fn cose_member<'i, 'a>(key: &'i [(Item<'a>, Item<'a>)], label: i64) -> Option<&'i Item<'a>> {
-    key.iter()
-        .find(|(k, _)| k.as_i64() == Some(label))
-        .map(|(_, v)| v)
-}
-
-/// An ES256 COSE key `{1: 2, 3: -7, -1: 1, -2: x, -3: y}` as an uncompressed SEC1 point.
-fn es256_point(key: &Item) -> anyhow::Result<[u8; 65]> {
-    let name = "authData: credentialPublicKey";
-    let members = cbor::map(key).map_err(|_| anyhow!("{name}: not a map"))?;
-    let int = |label: i64, field: &str, expected: i64| -> anyhow::Result<()> {
-        let value = cose_member(members, label)
-            .ok_or_else(|| anyhow!("{name}: {field} ({label}) missing"))?;
-        let value = integer(value, &format!("{name}: {field}"))?;
-        ensure!(
-            value == expected,
-            "{name}: {field} ({label}) is {value}, expected {expected}"
-        );
-        Ok(())
-    };
-    int(1, "kty", 2)?;
-    int(3, "alg", ES256)?;
-    int(-1, "crv", 1)?;
-    let coordinate = |label: i64, field: &str| -> anyhow::Result<&[u8]> {
-        let value = cose_member(members, label)
-            .ok_or_else(|| anyhow!("{name}: {field} ({label}) missing"))?;
-        let value = bytes(value, &format!("{name}: {field}"))?;
-        ensure!(
-            value.len() == 32,
-            "{name}: {field} ({label}) is {} bytes, expected 32",
-            value.len()
-        );
-        Ok(value)
-    };
-    let mut point = [0x04u8; 65];
-    point[1..33].copy_from_slice(coordinate(-2, "x")?);
-    point[33..].copy_from_slice(coordinate(-3, "y")?);
-    Ok(point)
+/// The credential's COSE key, which must be ES256 (the algorithm the probe asked for), as an
+/// uncompressed SEC1 point checked to be on P-256.
+fn es256_point(cose_key: &[u8]) -> anyhow::Result<[u8; 65]> {
+    match PublicKey::from_cose(cose_key).map_err(|e| anyhow!("authData: {e}"))? {
+        PublicKey::Es256(point) => Ok(point),
+        other => bail!(
+            "authData: credentialPublicKey: {}, expected ES256",
+            webauthn::algorithm_name(other.algorithm())
+        ),
+    }
 }
 
 /// The credential makeCredential made, verified.
@@ -456,7 +320,7 @@ fn verify_made(
     let fmt = text(member(&params, 0x01, "fmt")?, "fmt")?;
     ensure!(fmt == "packed", "fmt: {fmt:?}, expected \"packed\"");
     let raw_auth_data = bytes(member(&params, 0x02, "authData")?, "authData")?;
-    let auth_data = parse_auth_data(raw_auth_data, &arena)?;
+    let auth_data = AuthData::parse(raw_auth_data).map_err(|e| anyhow!(e))?;
     check_rp_and_presence(&auth_data)?;
     let Some(attested) = &auth_data.attested else {
         bail!(
@@ -471,7 +335,7 @@ fn verify_made(
         uuid(aaguid)
     );
     ensure!(!attested.id.is_empty(), "authData: credentialId: empty");
-    let public_key = es256_point(&attested.public_key)?;
+    let public_key = es256_point(attested.public_key)?;
 
     let statement =
         cbor::map(member(&params, 0x03, "attStmt")?).map_err(|_| anyhow!("attStmt: not a map"))?;
@@ -491,24 +355,12 @@ fn verify_made(
             let der = bytes(first, "attStmt: x5c[0]")?;
             let (_, certificate) = x509_parser::parse_x509_certificate(der)
                 .map_err(|e| anyhow!("attStmt: x5c[0]: not an X.509 certificate: {e}"))?;
-            let key = certificate.public_key().subject_public_key.data.as_ref();
-            UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key)
-                .verify(&signed, signature)
-                .map_err(|_| {
-                    anyhow!("attStmt: sig does not verify with the x5c[0] certificate's key")
-                })?;
-            let extension = certificate
-                .extensions()
-                .iter()
-                .find(|e| e.oid.to_id_string() == AAGUID_EXTENSION);
-            if let Some(extension) = extension {
-                // The extension's value is an OCTET STRING of the 16 bytes: 04 10 ‖ AAGUID.
-                ensure!(
-                    extension.value.get(2..) == Some(&attested.aaguid[..])
-                        && extension.value.get(..2) == Some(&[0x04, 0x10][..]),
-                    "attStmt: x5c[0]: its AAGUID extension is not authData's AAGUID"
-                );
-            }
+            ensure!(
+                attestation::x5c_signature_verifies(&certificate, alg, &signed, signature),
+                "attStmt: sig does not verify with the x5c[0] certificate's key"
+            );
+            attestation::aaguid_extension(&certificate, &attested.aaguid)
+                .map_err(|e| anyhow!("attStmt: x5c[0]: {e}"))?;
             let subject = certificate
                 .subject()
                 .iter_common_name()
@@ -518,13 +370,10 @@ fn verify_made(
             format!("x5c[0] {subject:?}")
         }
         None => {
-            UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &public_key[..])
-                .verify(&signed, signature)
-                .map_err(|_| {
-                    anyhow!(
-                        "attStmt: sig (self attestation) does not verify with the credential's key"
-                    )
-                })?;
+            ensure!(
+                PublicKey::Es256(public_key).verify(&signed, signature),
+                "attStmt: sig (self attestation) does not verify with the credential's key"
+            );
             "self attestation".into()
         }
     };
@@ -556,7 +405,7 @@ fn verify_assertion(
         );
     }
     let raw_auth_data = bytes(member(&params, 0x02, "authData")?, "authData")?;
-    let auth_data = parse_auth_data(raw_auth_data, &arena)?;
+    let auth_data = AuthData::parse(raw_auth_data).map_err(|e| anyhow!(e))?;
     check_rp_and_presence(&auth_data)?;
     ensure!(
         auth_data.attested.is_none(),
@@ -568,8 +417,10 @@ fn verify_assertion(
         auth_data.counter
     );
     let signature = bytes(member(&params, 0x03, "signature")?, "signature")?;
-    UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &made.public_key[..])
-        .verify(&[raw_auth_data, client_data_hash].concat(), signature)
-        .map_err(|_| anyhow!("signature: does not verify with the credential's COSE key"))?;
+    ensure!(
+        PublicKey::Es256(made.public_key)
+            .verify(&[raw_auth_data, client_data_hash].concat(), signature),
+        "signature: does not verify with the credential's COSE key"
+    );
     Ok(auth_data.counter)
 }

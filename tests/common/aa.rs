@@ -176,7 +176,18 @@ impl AaClient {
         user: &str,
         category: &str,
     ) -> Result<Enrolled, ClientError> {
-        vu2f::client::enroll::enroll(
+        self.enroll_method(token, user, category, U2F).await
+    }
+
+    /// Enrolls `token` for `user` with `method` (`U2F:1` or `FIDO2:1`), in `category`.
+    pub async fn enroll_method(
+        &self,
+        token: &mut TokenClient,
+        user: &str,
+        category: &str,
+        method: &str,
+    ) -> Result<Enrolled, ClientError> {
+        vu2f::client::enroll::enroll_method(
             &self.http,
             &self.endpoint,
             token,
@@ -189,6 +200,7 @@ impl AaClient {
                 category: category.into(),
                 comment: "test".into(),
             },
+            method,
             &mut quiet(),
         )
         .await

@@ -31,6 +31,24 @@ pub fn vu2f(store: &Path) -> Command {
     command
 }
 
+/// The `vu2f` binary with no store, as a command that is not about one (`bench`, `demo`).
+pub fn vu2f_storeless() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vu2f"))
+}
+
+/// Runs `command` to its end and returns its stdout; a failure shows its stderr.
+pub fn succeeded(command: &mut Command) -> Vec<u8> {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{:?}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    output.stdout
+}
+
 /// A `vu2f` process that announces itself in JSON lines on stdout; killed on drop.
 pub struct Running {
     pub child: Child,

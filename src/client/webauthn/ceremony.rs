@@ -1,32 +1,31 @@
-//! The browser's part of a WebAuthn ceremony (WebAuthn Level 2 §5.1.3, §5.1.4), done by the
-//! companion for AA's `FIDO2:1`: it reads the server's options, checks the RP id against the
-//! page's origin as a browser does, builds the client data JSON, and asks the token over CTAP2
-//! (makeCredential, getAssertion; CBOR written with the crate's canonical writer), then shapes
-//! the token's answer as the portal sends it (base64url fields, [`crate::aa::fido2`]).
+//! The token's part of a ceremony, asked over CTAP2 (CTAP 2.1 §6.1 authenticatorMakeCredential,
+//! §6.2 authenticatorGetAssertion, §6.4 authenticatorGetInfo), and its reply shaped as the portal
+//! sends it (WebAuthn Level 2 §5.2.1 AuthenticatorAttestationResponse, §5.2.2
+//! AuthenticatorAssertionResponse; every binary field base64url):
 //!
 //! ```text
-//!  options ──► Creation / Request (RP id checked) ──► clientDataJSON, its SHA-256
-//!          ──► token: 0x01 makeCredential / 0x02 getAssertion ──► attestationObject / assertion
+//!  makeCredential {1 clientDataHash, 2 rp, 3 user, 4 pubKeyCredParams, 5 excludeList, 7 options}
+//!    → {1 fmt, 2 authData, 3 attStmt} → attestationObject {fmt, attStmt, authData}
+//!  getAssertion   {1 rpId, 2 clientDataHash, 3 allowList, 5 options}
+//!    → {1 credential, 2 authData, 3 signature, 4 user} → {authenticatorData, signature, userHandle}
 //! ```
-use std::net::IpAddr;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use super::token::TokenClient;
-use super::ClientError;
+use super::{Creation, Request};
 use crate::aa::fido2::{
-    AssertionResponse, AttestationResponse, CreationOptions, CredentialAssertion,
-    CredentialAttestation, RequestOptions,
+    AssertionResponse, AttestationResponse, CredentialAssertion, CredentialAttestation,
 };
+use crate::client::token::TokenClient;
+use crate::client::ClientError;
 use crate::ctap2::cbor::{self, text_map, uint_map, Arena, Item, Parameters, Value};
-use crate::webauthn::{self, AuthData, PublicKey};
+use crate::webauthn::ctap2_reply::{self, ReplyError};
+use crate::webauthn::{self, AuthData, PublicKey, PUBLIC_KEY};
 
 /// CTAP2 command bytes (CTAP 2.1 section 6).
 const MAKE_CREDENTIAL: u8 = 0x01;
 const GET_ASSERTION: u8 = 0x02;
 const GET_INFO: u8 = 0x04;
-const PUBLIC_KEY: &str = "public-key";
 
 /// What getInfo told of the token, as far as a ceremony needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,206 +34,6 @@ pub struct Ctap2Info {
     pub uv: bool,
     /// Discoverable credentials (option `rk: true`).
     pub rk: bool,
-}
-
-/// Whether `rp_id` is one a page of `origin` may use (WebAuthn Level 2 §5.1.3 step 8, §5.1.4
-/// step 8): the origin must be a secure context (https, or http on a loopback host), and the RP
-/// id its host or a registrable suffix of it. Without the Public Suffix List a suffix must still
-/// hold a dot; an IP address only as itself (browsers refuse IP addresses altogether: this is the
-/// one leniency, for an emulator on loopback).
-pub fn check_rp_id(rp_id: &str, origin: &str) -> Result<(), ClientError> {
-    let refuse = |why: &str| ClientError::RpIdNotAllowed {
-        rp_id: rp_id.to_owned(),
-        origin: origin.to_owned(),
-        why: why.to_owned(),
-    };
-    let url = reqwest::Url::parse(origin).map_err(|_| refuse("the origin is not a URL"))?;
-    let host = url
-        .host_str()
-        .ok_or_else(|| refuse("the origin has no host"))?
-        .to_ascii_lowercase();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let ip = bare.parse::<IpAddr>().ok();
-    let loopback = host == "localhost" || ip.is_some_and(|ip| ip.is_loopback());
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => {
-            return Err(refuse(
-                "the origin is not a secure context (https, or http on loopback)",
-            ))
-        }
-    }
-    let rp_id = rp_id.to_ascii_lowercase();
-    if rp_id == host || (ip.is_some() && rp_id == bare) {
-        return Ok(());
-    }
-    if ip.is_some() {
-        return Err(refuse("an IP address origin allows only itself as RP id"));
-    }
-    if !rp_id.contains('.') || !host.ends_with(&format!(".{rp_id}")) {
-        return Err(refuse(
-            "it is neither the origin's host nor a registrable suffix of it",
-        ));
-    }
-    Ok(())
-}
-
-/// The origin's host: the RP id when the options name none.
-fn default_rp_id(origin: &str) -> String {
-    reqwest::Url::parse(origin)
-        .ok()
-        .and_then(|u| {
-            u.host_str()
-                .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
-        })
-        .unwrap_or_default()
-}
-
-fn bad_reply(call: &str, detail: impl Into<String>) -> ClientError {
-    ClientError::BadReply {
-        call: call.to_owned(),
-        detail: detail.into(),
-    }
-}
-
-/// Base64url as a browser takes it: with or without padding.
-fn base64url(text: &str, call: &str, field: &str) -> Result<Vec<u8>, ClientError> {
-    URL_SAFE_NO_PAD
-        .decode(text.trim_end_matches('='))
-        .map_err(|e| bad_reply(call, format!("{field}: not base64url: {e}")))
-}
-
-/// A registration, as the browser prepares it from the creation options.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Creation {
-    /// The challenge, base64url without padding, as the client data carries it.
-    pub challenge: String,
-    /// The RP id.
-    pub rp_id: String,
-    /// The RP's name.
-    pub rp_name: String,
-    /// The user handle.
-    pub user_id: Vec<u8>,
-    /// The user name.
-    pub user_name: String,
-    /// The name shown.
-    pub display_name: String,
-    /// COSE algorithms, most preferred first.
-    pub algorithms: Vec<i64>,
-    /// Credential ids the token must not register again.
-    pub exclude: Vec<Vec<u8>>,
-    /// `discouraged`, `preferred` or `required`.
-    pub resident_key: String,
-    /// `discouraged`, `preferred` or `required`.
-    pub user_verification: String,
-}
-
-impl Creation {
-    /// Reads `options` (the answer to `call`) for a page of `origin`, checking its RP id.
-    pub fn from_options(
-        options: &CreationOptions,
-        origin: &str,
-        call: &str,
-    ) -> Result<Self, ClientError> {
-        let challenge = base64url(&options.challenge, call, "challenge")?;
-        if challenge.len() < 16 {
-            return Err(bad_reply(call, "challenge: shorter than 16 bytes"));
-        }
-        let rp_id = options
-            .rp
-            .id
-            .clone()
-            .unwrap_or_else(|| default_rp_id(origin));
-        check_rp_id(&rp_id, origin)?;
-        let user_id = base64url(&options.user.id, call, "user.id")?;
-        if user_id.is_empty() || user_id.len() > 64 {
-            return Err(bad_reply(call, "user.id: not 1 to 64 bytes"));
-        }
-        let algorithms: Vec<i64> = options
-            .pub_key_cred_params
-            .iter()
-            .filter(|p| p.kind == PUBLIC_KEY)
-            .map(|p| p.alg)
-            .collect();
-        if algorithms.is_empty() {
-            return Err(bad_reply(call, "pubKeyCredParams: no public-key algorithm"));
-        }
-        let exclude = options
-            .exclude_credentials
-            .iter()
-            .enumerate()
-            .map(|(i, c)| base64url(&c.id, call, &format!("excludeCredentials[{i}].id")))
-            .collect::<Result<_, _>>()?;
-        let selection = options.authenticator_selection.clone().unwrap_or_default();
-        let resident_key = match (selection.resident_key, selection.require_resident_key) {
-            (Some(level), _) => level,
-            (None, Some(true)) => "required".into(),
-            (None, _) => "discouraged".into(),
-        };
-        Ok(Self {
-            challenge: URL_SAFE_NO_PAD.encode(challenge),
-            rp_id,
-            rp_name: options.rp.name.clone(),
-            user_id,
-            user_name: options.user.name.clone(),
-            display_name: options.user.display_name.clone(),
-            algorithms,
-            exclude,
-            resident_key,
-            user_verification: selection
-                .user_verification
-                .unwrap_or_else(|| "preferred".into()),
-        })
-    }
-}
-
-/// An authentication, as the browser prepares it from the request options.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    /// The challenge, base64url without padding, as the client data carries it.
-    pub challenge: String,
-    /// The RP id.
-    pub rp_id: String,
-    /// The credentials offered; empty: a discoverable one.
-    pub allow: Vec<Vec<u8>>,
-    /// `discouraged`, `preferred` or `required`.
-    pub user_verification: String,
-}
-
-impl Request {
-    /// Reads `options` (the answer to `call`) for a page of `origin`, checking its RP id.
-    pub fn from_options(
-        options: &RequestOptions,
-        origin: &str,
-        call: &str,
-    ) -> Result<Self, ClientError> {
-        let challenge = base64url(&options.challenge, call, "challenge")?;
-        if challenge.len() < 16 {
-            return Err(bad_reply(call, "challenge: shorter than 16 bytes"));
-        }
-        let rp_id = options
-            .rp_id
-            .clone()
-            .unwrap_or_else(|| default_rp_id(origin));
-        check_rp_id(&rp_id, origin)?;
-        let allow = options
-            .allow_credentials
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.kind == PUBLIC_KEY)
-            .map(|(i, c)| base64url(&c.id, call, &format!("allowCredentials[{i}].id")))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            challenge: URL_SAFE_NO_PAD.encode(challenge),
-            rp_id,
-            allow,
-            user_verification: options
-                .user_verification
-                .clone()
-                .unwrap_or_else(|| "preferred".into()),
-        })
-    }
 }
 
 /// A registration the token made.
@@ -257,44 +56,22 @@ pub struct Asserted {
     pub counter: u32,
 }
 
-/// The name of a CTAP2 status byte a ceremony may meet (CTAP 2.1 section 8.2).
-fn status_name(status: u8) -> &'static str {
-    match status {
-        0x01 => "INVALID_COMMAND",
-        0x02 => "INVALID_PARAMETER",
-        0x11 => "CBOR_UNEXPECTED_TYPE",
-        0x12 => "INVALID_CBOR",
-        0x14 => "MISSING_PARAMETER",
-        0x19 => "CREDENTIAL_EXCLUDED",
-        0x26 => "UNSUPPORTED_ALGORITHM",
-        0x27 => "OPERATION_DENIED",
-        0x2B => "UNSUPPORTED_OPTION",
-        0x2C => "INVALID_OPTION",
-        0x2D => "KEEPALIVE_CANCEL",
-        0x2E => "NO_CREDENTIALS",
-        0x2F => "USER_ACTION_TIMEOUT",
-        0x7F => "OTHER",
-        _ => "an error",
-    }
-}
-
 /// A successful reply's map, or the token's status as an error.
 fn reply_map<'a>(
     reply: &'a [u8],
     arena: &'a Arena,
     command: &str,
 ) -> Result<Parameters<'a>, ClientError> {
-    let (&status, body) = reply
-        .split_first()
-        .ok_or_else(|| ClientError::Token(format!("{command}: an empty reply")))?;
-    if status != 0 {
-        return Err(ClientError::Token(format!(
-            "{command}: status 0x{status:02X} ({})",
-            status_name(status)
-        )));
-    }
-    Parameters::decode(body, arena)
-        .map_err(|e| ClientError::Token(format!("{command}: the reply is not one CBOR map: {e}")))
+    ctap2_reply::reply_map(reply, arena).map_err(|e| {
+        ClientError::Token(match e {
+            ReplyError::Empty => format!("{command}: an empty reply"),
+            ReplyError::Status(status) => format!(
+                "{command}: status 0x{status:02X} ({})",
+                ctap2_reply::status_name(status)
+            ),
+            ReplyError::NotAMap(e) => format!("{command}: the reply is not one CBOR map: {e}"),
+        })
+    })
 }
 
 fn token_field(command: &str, detail: impl std::fmt::Display) -> ClientError {
@@ -578,33 +355,4 @@ fn descriptor_list(ids: &[Vec<u8>]) -> Value {
             })
             .collect(),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_rp_id_is_checked_against_the_origin_as_a_browser_does() {
-        for (rp_id, origin) in [
-            ("aa.example.com", "https://aa.example.com"),
-            ("example.com", "https://aa.example.com:8443"),
-            ("localhost", "http://localhost:8440"),
-            ("127.0.0.1", "http://127.0.0.1:8440"),
-        ] {
-            assert!(check_rp_id(rp_id, origin).is_ok(), "{rp_id} {origin}");
-        }
-        for (rp_id, origin) in [
-            ("evil.example", "https://aa.example.com"),
-            ("ample.com", "https://aa.example.com"),
-            ("com", "https://aa.example.com"),
-            ("aa.example.com", "http://aa.example.com"),
-            ("0.0.1", "http://127.0.0.1:8440"),
-            ("localhost", "http://127.0.0.1:8440"),
-            ("x", "not a url"),
-        ] {
-            let error = check_rp_id(rp_id, origin).unwrap_err().to_string();
-            assert!(error.starts_with("refusing RP id"), "{error}");
-        }
-    }
 }
