@@ -635,6 +635,7 @@ fn libfido2_manages_pin_credentials_and_reset() {
             .any(|l| l.starts_with("options:") && l.contains("noclientPin")),
         "{info}"
     );
+}
 
 /// FIDO2:1 through the kernel: the companion enrolls a `fido2` token served by `serve --uhid`
 /// (makeCredential over CTAPHID_CBOR on its hidraw node) and logs on at the `FIDO2` event

@@ -160,7 +160,7 @@ mod tests {
                 })
                 .unwrap();
             let mut blob = vec![0x81, 0x41, 7];
-            blob.extend_from_slice(&crate::large_blob_trailer(&blob));
+            blob.extend_from_slice(&crate::large_blob::large_blob_trailer(&blob));
             keys.large_blobs.replace(blob).unwrap();
             let last = keys.counter.next_value().unwrap();
             keys.factory_reset().unwrap();
@@ -169,7 +169,7 @@ mod tests {
             assert_eq!(keys.config.get(), &TokenConfig::default());
             assert_eq!(
                 keys.large_blobs.serialized(),
-                crate::initial_large_blob_array()
+                crate::large_blob::initial_large_blob_array()
             );
             assert!(keys.counter.next_value().unwrap() > last);
             let other_handle = other.wrapper.wrap(&key, &app, &rng).unwrap();
@@ -190,7 +190,7 @@ mod tests {
         let mut keys = store.load("t").unwrap();
         assert_eq!(
             keys.large_blobs.serialized(),
-            crate::initial_large_blob_array()
+            crate::large_blob::initial_large_blob_array()
         );
         assert!(keys.wrapper.unwrap(&handle, &app).is_err());
         assert!(keys.counter.next_value().unwrap() > last + 1);
