@@ -244,13 +244,17 @@ fn libfido2_speaks_ctap2_to_a_fido2_token() {
     for expected in [
         "version strings: U2F_V2, FIDO_2_0, FIDO_2_1",
         "algorithms: es256 (public-key), eddsa (public-key)",
-        "maxcredlen: 126",
+        "extension strings: credBlob, credProtect, hmac-secret, hmac-secret-mc, largeBlobKey",
+        "maxcredlen: 162",
+        "maxlargeblob: 4096",
     ] {
         assert!(info.contains(expected), "{expected:?} not in:\n{info}");
     }
     assert!(
-        info.lines()
-            .any(|l| l.starts_with("options:") && l.contains(" rk,") && l.contains(" up,")),
+        info.lines().any(|l| l.starts_with("options:")
+            && l.contains(" rk,")
+            && l.contains(" up,")
+            && l.contains(" largeBlobs,")),
         "{info}"
     );
 
