@@ -172,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn a_certificate_of_version_2_is_not_an_certificate_requirements() {
+    fn a_certificate_of_version_2_is_refused() {
         let mut der = certificate(|_| {});
         // tbsCertificate's version: [0] EXPLICIT INTEGER 2 (v3); made 1 (v2).
         let at = der
@@ -180,11 +180,9 @@ mod tests {
             .position(|w| w == [0xA0, 0x03, 0x02, 0x01, 0x02])
             .unwrap();
         der[at + 4] = 0x01;
-        // x509-parser may refuse a v2 certificate with extensions outright; if it reads it, the
-        // §8.2.1 check must.
-        if let Ok((_, parsed)) = X509Certificate::from_der(&der) {
-            let refused = certificate_requirements(&parsed, &AAGUID).unwrap_err();
-            assert!(refused.contains("version 2"), "{refused}");
-        }
+        let (_, parsed) =
+            X509Certificate::from_der(&der).expect("x509-parser reads a v2 certificate");
+        let refused = certificate_requirements(&parsed, &AAGUID).unwrap_err();
+        assert!(refused.contains("version 2"), "{refused}");
     }
 }
