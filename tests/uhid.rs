@@ -244,7 +244,8 @@ fn libfido2_speaks_ctap2_to_a_fido2_token() {
     for expected in [
         "version strings: U2F_V2, FIDO_2_0, FIDO_2_1",
         "algorithms: es256 (public-key), eddsa (public-key)",
-        "extension strings: credBlob, credProtect, hmac-secret, hmac-secret-mc, largeBlobKey",
+        "extension strings: credBlob, credProtect, hmac-secret, hmac-secret-mc, largeBlobKey, \
+         minPinLength",
         "maxcredlen: 162",
         "maxlargeblob: 4096",
     ] {

@@ -81,7 +81,7 @@ def test_get_info_lists_the_extensions_and_their_limits(served):
     device, _ = fido2_device(served)
     info = Ctap2(device).info
     assert set(info.extensions) == {"credBlob", "credProtect", "hmac-secret", "hmac-secret-mc",
-                                    "largeBlobKey"}
+                                    "largeBlobKey", "minPinLength"}
     assert info.options["largeBlobs"] is True
     assert info.max_cred_blob_length == 32
     assert info.max_large_blob == 4096
