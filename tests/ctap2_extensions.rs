@@ -750,6 +750,35 @@ fn the_large_blob_array_starts_empty_and_is_written_in_fragments_durably() {
     );
 }
 
+/// authenticatorReset erases the array (CTAP 2.1 §6.6) and ends a write in progress: its next
+/// fragment is out of sequence, so no write begun before the reset completes after it.
+#[test]
+fn a_reset_erases_the_array_and_ends_a_write_in_progress() {
+    let (_dir, mut token) = token();
+    let first = serialized(&[0x81, 0x41, 0x01]);
+    assert_eq!(
+        set_fragment(&mut token, &first, 0, Some(first.len()), None),
+        0
+    );
+    let second = serialized(&[vec![0x81, 0x59, 0x03, 0xE8], vec![0x33; 1000]].concat());
+    assert_eq!(
+        set_fragment(&mut token, &second[..600], 0, Some(second.len()), None),
+        0
+    );
+    assert_eq!(call_raw(&mut token, &[0x07]), (0, Vec::new()));
+    assert_eq!(
+        hex::encode(read_array(&mut token)),
+        "8076be8b528d0075f7aae98d6fa57a6d3c",
+        "the initial array again"
+    );
+    assert_eq!(
+        set_fragment(&mut token, &second[600..], 600, None, None),
+        0x04,
+        "INVALID_SEQ"
+    );
+    assert_eq!(read_array(&mut token).len(), 17);
+}
+
 #[test]
 fn large_blob_requests_are_refused_as_the_spec_says() {
     let (_dir, mut token) = token();
