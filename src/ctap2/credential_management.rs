@@ -7,13 +7,14 @@
 //!            3: user {id, name?, displayName?}}, 3: pinUvAuthProtocol, 4: pinUvAuthParam}
 //!  reply    {1: existingResidentCredentialsCount, 2: maxPossibleRemainingResidentCredentialsCount,
 //!            3: rp {id}, 4: rpIDHash, 5: totalRPs, 6: user, 7: credentialID {id, type},
-//!            8: publicKey (COSE_Key), 9: totalCredentials, 10: credProtect (when set)}
+//!            8: publicKey (COSE_Key), 9: totalCredentials, 10: credProtect (when set),
+//!            11: largeBlobKey (when made with one)}
 //!
 //!  0x01 getCredsMetadata                      → {1, 2}          token without an RP ID
 //!  0x02 enumerateRPsBegin                     → {3, 4, 5}       token without an RP ID
 //!  0x03 enumerateRPsGetNextRP                 → {3, 4}          no pinUvAuthParam
-//!  0x04 enumerateCredentialsBegin (rpIDHash)  → {6, 7, 8, 9, 10?}   token without an RP ID
-//!  0x05 enumerateCredentialsGetNextCredential → {6, 7, 8, 10?}  no pinUvAuthParam   or for it
+//!  0x04 enumerateCredentialsBegin (rpIDHash)  → {6, 7, 8, 9, 10?, 11?}  token without an RP ID
+//!  0x05 enumerateCredentialsGetNextCredential → {6, 7, 8, 10?, 11?}  no pinUvAuthParam  or for it
 //!  0x06 deleteCredential (credentialID)       → status           ┘
 //!  0x07 updateUserInformation (credentialID, user) → status      ┘
 //!
@@ -30,7 +31,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use keystore::DiscoverableCredential;
+use keystore::{CredentialSecret, DiscoverableCredential, KeyWrapper};
 
 use super::authenticator::{body, reply, rp_id_hash, Authenticator, Step};
 use super::cbor::{self, raw_member, text_map, uint_map, Item, Parameters, Value};
@@ -139,8 +140,13 @@ fn user(credential: &DiscoverableCredential) -> Value {
     text_map(members)
 }
 
-/// The members of one credential in an enumeration's reply: 6, 7, 8 and 10 (9 is the Begin's).
-fn credential_members(credential: &DiscoverableCredential) -> Result<Vec<(u64, Value)>, Status> {
+/// The members of one credential in an enumeration's reply: 6, 7, 8, 10 and 11 (9 is the
+/// Begin's). The largeBlobKey (§6.8.3: "largeBlobKey, if the credential has one") is derived
+/// again from the credential id, which says whether it was made with one.
+fn credential_members(
+    credential: &DiscoverableCredential,
+    wrapper: &KeyWrapper,
+) -> Result<Vec<(u64, Value)>, Status> {
     let public_key: Value = ciborium::de::from_reader(credential.public_key_cose.as_slice())
         .map_err(|_| Status::Other)?;
     let mut members = vec![
@@ -156,6 +162,14 @@ fn credential_members(credential: &DiscoverableCredential) -> Result<Vec<(u64, V
     ];
     if credential.cred_protect != 0 {
         members.push((0x0A, Value::Integer(credential.cred_protect.into())));
+    }
+    let opened = wrapper
+        .unwrap_credential(&credential.credential_id, &credential.rp_id_hash())
+        .map_err(|_| Status::Other)?;
+    if opened.extensions.is_some_and(|e| e.large_blob_key) {
+        let key =
+            wrapper.credential_secret(CredentialSecret::LargeBlobKey, &credential.credential_id);
+        members.push((0x0B, Value::Bytes(key.to_vec())));
     }
     Ok(members)
 }
@@ -260,10 +274,10 @@ impl Authenticator {
             return Err(Status::PinAuthInvalid);
         }
         let rp: [u8; 32] = rp.try_into().map_err(|_| Status::NoCredentials)?;
-        let stored = &self.u2f.keys().discoverable;
-        let found = stored.for_rp(&rp);
+        let keys = self.u2f.keys();
+        let found = keys.discoverable.for_rp(&rp);
         let (first, rest) = found.split_first().ok_or(Status::NoCredentials)?;
-        let mut members = credential_members(first)?;
+        let mut members = credential_members(first, &keys.wrapper)?;
         members.push((0x09, Value::Integer((found.len() as u64).into())));
         let rest: VecDeque<Vec<u8>> = rest.iter().map(|c| c.credential_id.clone()).collect();
         if !rest.is_empty() {
@@ -277,13 +291,9 @@ impl Authenticator {
             return Err(Status::NotAllowed);
         };
         let id = ids.pop_front().ok_or(Status::NotAllowed)?;
-        let credential = self
-            .u2f
-            .keys()
-            .discoverable
-            .find(&id)
-            .ok_or(Status::NotAllowed)?;
-        let members = credential_members(credential)?;
+        let keys = self.u2f.keys();
+        let credential = keys.discoverable.find(&id).ok_or(Status::NotAllowed)?;
+        let members = credential_members(credential, &keys.wrapper)?;
         if !ids.is_empty() {
             self.enumeration = Some(Enumeration::Credentials(ids));
         }

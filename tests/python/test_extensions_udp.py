@@ -4,7 +4,8 @@ hmac-secret, and hmac-secret-mc at creation) giving the same secret for the same
 credential, another with user verification (a PIN); credProtect 3 invisible without UV and
 visible with it, credProtect 2 found only through an allowList without UV; credBlob kept and
 returned; python-fido2's LargeBlobs reading and writing the large-blob array with a
-pinUvAuthToken with the lbw permission; and Fido2Client's largeBlob extension. Assertions are
+pinUvAuthToken with the lbw permission, and CredentialManagement listing a credential's
+largeBlobKey; and Fido2Client's largeBlob extension. Assertions are
 verified with python-fido2's own classes (Fido2Server, the credential's CoseKey)."""
 import os
 
@@ -13,6 +14,7 @@ from fido2.client import DefaultClientDataCollector, Fido2Client
 from fido2.ctap import CtapError
 from fido2.ctap2 import Ctap2
 from fido2.ctap2.blob import LargeBlobs
+from fido2.ctap2.credman import CredentialManagement
 from fido2.ctap2.extensions import HmacSecretExtension
 from fido2.ctap2.pin import ClientPin, PinProtocolV2
 
@@ -230,6 +232,17 @@ def test_large_blobs_with_an_lbw_token(served):
     assert len(key) == 32
     got = ctap_get(ctap2, made.auth_data.credential_data, extensions={"largeBlobKey": True})
     assert got.large_blob_key == key
+    # Credential management lists the key with the credential made with one, and none with one
+    # made without.
+    plain = ctap_make(ctap2, user(9), rk=True, token=pin_token(ctap2, PERMISSION.MAKE_CREDENTIAL))
+    result = CredentialManagement.RESULT
+    listed = {
+        bytes(c[result.CREDENTIAL_ID]["id"]): c.get(result.LARGE_BLOB_KEY)
+        for c in CredentialManagement(ctap2, *pin_token(ctap2, PERMISSION.CREDENTIAL_MGMT))
+        .enumerate_creds(sha256(RP_ID.encode()))
+    }
+    assert listed == {made.auth_data.credential_data.credential_id: key,
+                      plain.auth_data.credential_data.credential_id: None}
     # Without the lbw permission a write is refused; with it, written across fragments.
     protocol, mc_token = pin_token(ctap2, PERMISSION.MAKE_CREDENTIAL)
     refused(ERR.PIN_AUTH_INVALID, LargeBlobs(ctap2, protocol, mc_token).put_blob, key, b"x")
