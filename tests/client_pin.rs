@@ -4,6 +4,8 @@
 //! touch. A platform of the test's own drives the token through the public PIN/UV auth protocol
 //! (`vu2f::ctap2::pin_protocol`, itself checked against python-fido2's); python-fido2 drives the
 //! same over UDP in tests/python/test_client_pin_udp.py.
+mod common;
+
 use std::time::{Duration, Instant};
 
 use ring::digest::{digest, SHA256};
@@ -11,7 +13,7 @@ use ring::rand::SystemRandom;
 use vu2f::ctap2::cbor::{self, text_map, uint_map, Arena, Parameters, Value};
 use vu2f::ctap2::pin_protocol::{encapsulate, PinUvAuthProtocol, SharedSecret};
 use vu2f::ctap2::{Authenticator, Status, Step};
-use vu2f::u2f::{self, Presence, PresencePolicy};
+use vu2f::u2f::PresencePolicy;
 
 const CLIENT_PIN: u8 = 0x06;
 const MC: u64 = 0x01;
@@ -21,15 +23,7 @@ fn token_with(
     presence: PresencePolicy,
     uv: Option<PresencePolicy>,
 ) -> (tempfile::TempDir, Authenticator) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = keystore::Store::open(&dir.path().join("store")).unwrap();
-    let options = keystore::TokenOptions {
-        profile: keystore::Profile::Fido2,
-        ..Default::default()
-    };
-    store.create_token("t", options).unwrap();
-    let u2f = u2f::Authenticator::new(store.load("t").unwrap(), Presence::new(presence));
-    (dir, Authenticator::new(u2f, uv))
+    common::fido2_token(presence, uv)
 }
 
 fn int(i: i64) -> Value {

@@ -3,6 +3,8 @@
 //! in-process: every output, and every refusal with its status. A platform of the test's own
 //! drives the token through the public PIN/UV auth protocol; python-fido2 drives the same over
 //! UDP in tests/python/test_extensions_udp.py.
+mod common;
+
 use std::time::Instant;
 
 use ring::digest::{digest, SHA256};
@@ -10,7 +12,7 @@ use ring::rand::SystemRandom;
 use vu2f::ctap2::cbor::{self, int_map, text_map, uint_map, Arena, Parameters, Value};
 use vu2f::ctap2::pin_protocol::{encapsulate, PinUvAuthProtocol, SharedSecret};
 use vu2f::ctap2::{Authenticator, Step};
-use vu2f::u2f::{self, Presence, PresencePolicy};
+use vu2f::u2f::PresencePolicy;
 
 const UP: u8 = 0x01;
 const UV: u8 = 0x04;
@@ -18,16 +20,7 @@ const ED: u8 = 0x80;
 const NO_CREDENTIALS: u8 = 0x2E;
 
 fn token() -> (tempfile::TempDir, Authenticator) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = keystore::Store::open(&dir.path().join("store")).unwrap();
-    let options = keystore::TokenOptions {
-        profile: keystore::Profile::Fido2,
-        ..Default::default()
-    };
-    store.create_token("t", options).unwrap();
-    let keys = store.load("t").unwrap();
-    let u2f = u2f::Authenticator::new(keys, Presence::new(PresencePolicy::Auto));
-    (dir, Authenticator::new(u2f, None))
+    common::fido2_token(PresencePolicy::Auto, None)
 }
 
 fn int(i: i64) -> Value {
@@ -702,16 +695,8 @@ fn the_large_blob_array_starts_empty_and_is_written_in_fragments_durably() {
     let new_array = serialized(&[vec![0x81, 0x59, 0x07, 0xD0], vec![0x5A; 2000]].concat());
     {
         let store = keystore::Store::open(&path).unwrap();
-        let options = keystore::TokenOptions {
-            profile: keystore::Profile::Fido2,
-            ..Default::default()
-        };
-        store.create_token("t", options).unwrap();
-        let u2f = u2f::Authenticator::new(
-            store.load("t").unwrap(),
-            Presence::new(PresencePolicy::Auto),
-        );
-        let mut token = Authenticator::new(u2f, None);
+        store.create_token("t", common::fido2_options()).unwrap();
+        let mut token = common::ctap2_engine(&store, "t", PresencePolicy::Auto, None);
         assert_eq!(
             hex::encode(read_array(&mut token)),
             "8076be8b528d0075f7aae98d6fa57a6d3c"
@@ -738,11 +723,7 @@ fn the_large_blob_array_starts_empty_and_is_written_in_fragments_durably() {
         assert_eq!(read_array(&mut token), new_array);
     }
     let store = keystore::Store::open(&path).unwrap();
-    let u2f = u2f::Authenticator::new(
-        store.load("t").unwrap(),
-        Presence::new(PresencePolicy::Auto),
-    );
-    let mut token = Authenticator::new(u2f, None);
+    let mut token = common::ctap2_engine(&store, "t", PresencePolicy::Auto, None);
     assert_eq!(
         read_array(&mut token),
         new_array,

@@ -227,11 +227,9 @@ fn libfido2_speaks_ctap2_to_a_fido2_token() {
     let store = dir.path().join("store");
     let tokens = names("ctap2-", 1);
     let opened = keystore::Store::open(&store).unwrap();
-    let options = keystore::TokenOptions {
-        profile: keystore::Profile::Fido2,
-        ..Default::default()
-    };
-    opened.create_tokens(&tokens, options).unwrap();
+    opened
+        .create_tokens(&tokens, common::fido2_options())
+        .unwrap();
     drop(opened);
     let served = Served::start(&store, &tokens);
     let device = served.hidraw[0].to_str().unwrap();
@@ -568,11 +566,9 @@ fn libfido2_manages_pin_credentials_and_reset() {
     let store = dir.path().join("store");
     let tokens = names("manage-", 1);
     let opened = keystore::Store::open(&store).unwrap();
-    let options = keystore::TokenOptions {
-        profile: keystore::Profile::Fido2,
-        ..Default::default()
-    };
-    opened.create_tokens(&tokens, options).unwrap();
+    opened
+        .create_tokens(&tokens, common::fido2_options())
+        .unwrap();
     drop(opened);
     let served = Served::start(&store, &tokens);
     let device = served.hidraw[0].to_str().unwrap().to_owned();

@@ -24,6 +24,37 @@ pub fn engine(store: &keystore::Store, name: &str, policy: PresencePolicy) -> Au
     Authenticator::new(store.load(name).unwrap(), Presence::new(policy))
 }
 
+/// The options of a `fido2` token (CTAP2 beside U2F), the others the defaults.
+pub fn fido2_options() -> keystore::TokenOptions {
+    keystore::TokenOptions {
+        profile: keystore::Profile::Fido2,
+        ..Default::default()
+    }
+}
+
+/// The CTAP2 engine of token `name` of `store`: touches answered by `presence`, built-in user
+/// verification by `uv` (none: the token has none).
+pub fn ctap2_engine(
+    store: &keystore::Store,
+    name: &str,
+    presence: PresencePolicy,
+    uv: Option<PresencePolicy>,
+) -> vu2f::ctap2::Authenticator {
+    vu2f::ctap2::Authenticator::new(engine(store, name, presence), uv)
+}
+
+/// A temporary store with one `fido2` token, `t`, and its CTAP2 engine.
+pub fn fido2_token(
+    presence: PresencePolicy,
+    uv: Option<PresencePolicy>,
+) -> (tempfile::TempDir, vu2f::ctap2::Authenticator) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = keystore::Store::open(&dir.path().join("store")).unwrap();
+    store.create_token("t", fido2_options()).unwrap();
+    let engine = ctap2_engine(&store, "t", presence, uv);
+    (dir, engine)
+}
+
 /// The `vu2f` binary.
 pub fn vu2f(store: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vu2f"));
