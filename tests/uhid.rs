@@ -57,11 +57,15 @@ impl Served {
     }
 }
 
+/// Creates U2F tokens `names` in the store at `store`.
 fn create_tokens(store: &Path, names: &[String]) {
+    create_tokens_with(store, names, keystore::TokenOptions::default());
+}
+
+/// Creates tokens `names` with `options` in the store at `store`, and closes it for `serve`.
+fn create_tokens_with(store: &Path, names: &[String], options: keystore::TokenOptions) {
     let store = keystore::Store::open(store).unwrap();
-    store
-        .create_tokens(names, keystore::TokenOptions::default())
-        .unwrap();
+    store.create_tokens(names, options).unwrap();
 }
 
 fn names(prefix: &str, count: usize) -> Vec<String> {
@@ -226,11 +230,7 @@ fn libfido2_speaks_ctap2_to_a_fido2_token() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let tokens = names("ctap2-", 1);
-    let opened = keystore::Store::open(&store).unwrap();
-    opened
-        .create_tokens(&tokens, common::fido2_options())
-        .unwrap();
-    drop(opened);
+    create_tokens_with(&store, &tokens, common::fido2_options());
     let served = Served::start(&store, &tokens);
     let device = served.hidraw[0].to_str().unwrap();
 
@@ -565,11 +565,7 @@ fn libfido2_manages_pin_credentials_and_reset() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let tokens = names("manage-", 1);
-    let opened = keystore::Store::open(&store).unwrap();
-    opened
-        .create_tokens(&tokens, common::fido2_options())
-        .unwrap();
-    drop(opened);
+    create_tokens_with(&store, &tokens, common::fido2_options());
     let served = Served::start(&store, &tokens);
     let device = served.hidraw[0].to_str().unwrap().to_owned();
     let uniq = hid_uniq(&served.hidraw[0]);
