@@ -142,7 +142,8 @@ fn user(credential: &DiscoverableCredential) -> Value {
 
 /// The members of one credential in an enumeration's reply: 6, 7, 8, 10 and 11 (9 is the
 /// Begin's). The largeBlobKey (§6.8.3: "largeBlobKey, if the credential has one") is derived
-/// again from the credential id, which says whether it was made with one.
+/// again from the credential id, which says whether it was made with one; a record whose id no
+/// longer opens is still listed (without one), so that it can be deleted.
 fn credential_members(
     credential: &DiscoverableCredential,
     wrapper: &KeyWrapper,
@@ -163,10 +164,10 @@ fn credential_members(
     if credential.cred_protect != 0 {
         members.push((0x0A, Value::Integer(credential.cred_protect.into())));
     }
-    let opened = wrapper
+    let has_large_blob_key = wrapper
         .unwrap_credential(&credential.credential_id, &credential.rp_id_hash())
-        .map_err(|_| Status::Other)?;
-    if opened.extensions.is_some_and(|e| e.large_blob_key) {
+        .is_ok_and(|opened| opened.extensions.is_some_and(|e| e.large_blob_key));
+    if has_large_blob_key {
         let key =
             wrapper.credential_secret(CredentialSecret::LargeBlobKey, &credential.credential_id);
         members.push((0x0B, Value::Bytes(key.to_vec())));

@@ -10,10 +10,10 @@
 //! The keystore's [`keystore::TokenKeys::factory_reset`] gives the token a new master key (every
 //! credential id and U2F key handle it issued stops opening: U2F answers `6A80` for them) and
 //! erases its discoverable credentials, its PIN (8 retries again), its authenticatorConfig
-//! settings and its large-blob array, durably before the reply; the signature counter goes on, never back. The volatile
-//! state goes as at a power cycle: pinUvAuthTokens and key-agreement keys, the U2F key cache,
-//! getNextAssertion's queue, credentialManagement's enumerations and a large-blob write in
-//! progress (its next fragment answers as if none had begun).
+//! settings and its large-blob array, durably before the reply; the signature counter goes on,
+//! never back. The volatile state goes as at a power cycle: pinUvAuthTokens and key-agreement
+//! keys, the U2F key cache, getNextAssertion's queue, credentialManagement's enumerations and a
+//! large-blob write in progress (its next fragment answers as if none had begun).
 use std::time::{Duration, Instant};
 
 use super::authenticator::{reply, Authenticator, Operation, Step};
