@@ -150,14 +150,7 @@ pub async fn run(observer: &mut dyn DemoObserver) -> anyhow::Result<DemoReport> 
         &endpoint,
         &mut token,
         &policy,
-        &EnrollRequest {
-            user: USER.into(),
-            password: alice_password.clone(),
-            event: DEFAULT_ENROLL_EVENT.into(),
-            chain: None,
-            category: String::new(),
-            comment: "vu2f demo".into(),
-        },
+        &enroll_request(&alice_password, "vu2f demo"),
         &mut |s: &Step| recorder.step(s),
     )
     .await?;
@@ -219,14 +212,7 @@ pub async fn run(observer: &mut dyn DemoObserver) -> anyhow::Result<DemoReport> 
         &endpoint,
         &mut token,
         &policy,
-        &EnrollRequest {
-            user: USER.into(),
-            password: alice_password.clone(),
-            event: DEFAULT_ENROLL_EVENT.into(),
-            chain: None,
-            category: String::new(),
-            comment: "vu2f demo, FIDO2".into(),
-        },
+        &enroll_request(&alice_password, "vu2f demo, FIDO2"),
         &mut |s: &Step| recorder.step(s),
     )
     .await?;
@@ -260,4 +246,16 @@ pub async fn run(observer: &mut dyn DemoObserver) -> anyhow::Result<DemoReport> 
         sections: recorder.sections,
         login_session_id: last_session,
     })
+}
+
+/// Alice's enrollment at the default enroll event, its template commented `comment`.
+fn enroll_request(password: &str, comment: &str) -> EnrollRequest {
+    EnrollRequest {
+        user: USER.into(),
+        password: password.into(),
+        event: DEFAULT_ENROLL_EVENT.into(),
+        chain: None,
+        category: String::new(),
+        comment: comment.into(),
+    }
 }

@@ -208,17 +208,8 @@ impl Token {
         with: Option<&PinToken>,
         now: Instant,
     ) -> (u8, Vec<u8>) {
-        let mut request = vec![(1, int(sub.into()))];
-        let mut message = vec![sub];
-        if let Some(params) = params {
-            message.extend(cbor::encode(&params));
-            request.push((2, params));
-        }
-        if let Some((protocol, key)) = with {
-            request.push((3, int(*protocol as i64)));
-            request.push((4, Value::Bytes(protocol.authenticate(key, &message))));
-        }
-        self.call(command, Some(uint_map(request)), now)
+        let request = subcommand_request(vec![sub], sub, params, with);
+        self.call(command, Some(request), now)
     }
 
     /// An authenticatorConfig request, authenticated with `with` over 32×FF ‖ 0D ‖ sub ‖ params.
@@ -229,17 +220,9 @@ impl Token {
         with: Option<&PinToken>,
         now: Instant,
     ) -> u8 {
-        let mut request = vec![(1, int(sub.into()))];
-        let mut message = [vec![0xFF; 32], vec![0x0D, sub]].concat();
-        if let Some(params) = params {
-            message.extend(cbor::encode(&params));
-            request.push((2, params));
-        }
-        if let Some((protocol, key)) = with {
-            request.push((3, int(*protocol as i64)));
-            request.push((4, Value::Bytes(protocol.authenticate(key, &message))));
-        }
-        self.status(CONFIG, Some(uint_map(request)), now)
+        let prefix = [vec![0xFF; 32], vec![0x0D, sub]].concat();
+        let request = subcommand_request(prefix, sub, params, with);
+        self.status(CONFIG, Some(request), now)
     }
 
     fn info(&mut self) -> Vec<u8> {
@@ -813,4 +796,24 @@ fn min_pin_length_grows_forces_a_change_and_is_enforced() {
         0x36,
         "PIN set now"
     );
+}
+
+/// A credentialManagement or authenticatorConfig request {1: sub, 2: params, 3: protocol,
+/// 4: pinUvAuthParam}, the param authenticated with `with` over `prefix` ‖ params' CBOR.
+fn subcommand_request(
+    mut message: Vec<u8>,
+    sub: u8,
+    params: Option<Value>,
+    with: Option<&PinToken>,
+) -> Value {
+    let mut request = vec![(1, int(sub.into()))];
+    if let Some(params) = params {
+        message.extend(cbor::encode(&params));
+        request.push((2, params));
+    }
+    if let Some((protocol, key)) = with {
+        request.push((3, int(*protocol as i64)));
+        request.push((4, Value::Bytes(protocol.authenticate(key, &message))));
+    }
+    uint_map(request)
 }
