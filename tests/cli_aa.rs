@@ -28,15 +28,6 @@ fn companion(store: &Path, sim: &Sim, verb: &str, extra: &[&str]) -> Command {
     command
 }
 
-fn json_of(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
 fn enroll_and_log_on(tls: bool) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
@@ -48,7 +39,7 @@ fn enroll_and_log_on(tls: bool) {
         .status
         .success());
 
-    let enrolled = json_of(&run(&mut companion(
+    let enrolled = common::json_of(&run(&mut companion(
         &store,
         &sim,
         "enroll",
@@ -58,7 +49,7 @@ fn enroll_and_log_on(tls: bool) {
 
     // VU2F_PASSWORD stays set, as a new user has it for enrollment: the client still takes the
     // event's first chain it can complete, "U2F only", instead of guessing PASSWORD:1 first.
-    let logged_on = json_of(&run(&mut companion(
+    let logged_on = common::json_of(&run(&mut companion(
         &store,
         &sim,
         "logon",
@@ -79,7 +70,7 @@ fn enroll_and_log_on(tls: bool) {
         ]
     );
 
-    let chained = json_of(&run(&mut companion(
+    let chained = common::json_of(&run(&mut companion(
         &store,
         &sim,
         "logon",
@@ -91,7 +82,7 @@ fn enroll_and_log_on(tls: bool) {
         serde_json::json!(["PASSWORD:1", "U2F:1"])
     );
 
-    let tested = json_of(&run(&mut companion(
+    let tested = common::json_of(&run(&mut companion(
         &store,
         &sim,
         "template test",
@@ -177,7 +168,7 @@ fn a_kept_endpoint_is_reused_and_its_secret_never_printed() {
         "enroll",
         &["--token", "t", "--endpoint-file", endpoint_arg],
     ));
-    json_of(&enrolled);
+    common::json_of(&enrolled);
     let saved: Value =
         serde_json::from_str(&std::fs::read_to_string(&endpoint_file).unwrap()).unwrap();
     let secret = saved["secret"].as_str().unwrap();
@@ -205,7 +196,7 @@ fn a_kept_endpoint_is_reused_and_its_secret_never_printed() {
         ])
         .args(["--token", "t", "--endpoint-file", endpoint_arg]);
     let logged_on = run(&mut logon);
-    json_of(&logged_on);
+    common::json_of(&logged_on);
     for output in [&enrolled, &logged_on] {
         for stream in [&output.stdout, &output.stderr] {
             let text = String::from_utf8_lossy(stream);

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::{Server, Sim};
 use serde_json::{json, Value};
@@ -39,17 +39,8 @@ fn companion(store: &Path, sim: &Sim, verb: &str, user: &str, token: &Token) -> 
     command
 }
 
-fn json_of(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
 fn run(command: &mut Command) -> Value {
-    json_of(&command.output().unwrap())
+    common::json_of(&command.output().unwrap())
 }
 
 /// The statuses of a report's steps, after the endpoint's own.

@@ -55,6 +55,16 @@ pub fn fido2_token(
     (dir, engine)
 }
 
+/// The JSON a command printed, which must have succeeded (else its stderr shows).
+pub fn json_of(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// The `vu2f` binary.
 pub fn vu2f(store: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vu2f"));
