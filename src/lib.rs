@@ -19,6 +19,7 @@
 
 pub mod aa;
 pub mod aa_sim;
+pub mod automation;
 pub mod bench;
 pub mod cli;
 pub mod client;

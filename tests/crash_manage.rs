@@ -42,6 +42,8 @@ fn credential(id: u8) -> keystore::DiscoverableCredential {
         user_display_name: None,
         public_key_cose: vec![0xA0],
         cred_protect: 0,
+        handle: None,
+        sign_count: None,
     }
 }
 

@@ -267,3 +267,84 @@ fn a_power_cycle_abandons_the_waiting_request_without_a_reply() {
         "the token is free"
     );
 }
+
+/// The automation API's transport faults (`vu2f::u2f::faults`): BUSY answers the next request
+/// CHANNEL_BUSY, and a delay holds the next one back 250 ms, with KEEPALIVE PROCESSING every
+/// 100 ms for CBOR and silence for MSG; each spoils one request.
+#[test]
+fn transport_faults_answer_busy_or_late_once() {
+    struct Faulty {
+        inner: Scripted,
+        faults: Vec<vu2f::u2f::TransportFault>,
+    }
+    impl MessageHandler for Faulty {
+        fn handle_message(&mut self, apdu: &[u8], now: Instant) -> Vec<u8> {
+            self.inner.handle_message(apdu, now)
+        }
+        fn speaks_cbor(&self) -> bool {
+            true
+        }
+        fn start_cbor(&mut self, request: &[u8], now: Instant) -> CborStep {
+            self.inner.start_cbor(request, now)
+        }
+        fn take_transport_fault(&mut self) -> Option<vu2f::u2f::TransportFault> {
+            self.faults.pop()
+        }
+    }
+    const MSG: u8 = 0x83;
+    let delay = vu2f::u2f::TransportFault::Delay(Duration::from_millis(250));
+    let mut hid = CtapHid::new(Faulty {
+        inner: Scripted::new(Duration::ZERO),
+        faults: vec![delay, delay, vu2f::u2f::TransportFault::Busy],
+    });
+    let t0 = Instant::now();
+    let (cid, _) = init(&mut hid, t0);
+    assert_eq!(
+        replies_on(cid, &send(&mut hid, cid, PING, &[1], t0)),
+        [Reply::Message {
+            command: PING,
+            payload: vec![1]
+        }],
+        "PING is not spoilt"
+    );
+    assert_eq!(
+        replies_on(cid, &send(&mut hid, cid, CBOR, &[0x04], t0)),
+        [Reply::Error(HidError::ChannelBusy)]
+    );
+    let mut seen = replies_on(cid, &send(&mut hid, cid, CBOR, &[0x04], t0));
+    let mut polls = Vec::new();
+    while let Some(deadline) = hid.next_deadline() {
+        polls.push(deadline.duration_since(t0).as_millis());
+        seen.extend(replies_on(cid, &hid.poll(deadline)));
+    }
+    let processing = keepalive(KeepaliveStatus::Processing);
+    assert_eq!(
+        seen,
+        [
+            processing.clone(),
+            processing.clone(),
+            processing,
+            cbor_reply(&[0x00, 0xA0])
+        ]
+    );
+    assert_eq!(polls, [100, 200, 250]);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(
+        send(&mut hid, cid, MSG, &[0, 3, 0, 0], t1).is_empty(),
+        "held"
+    );
+    let deadline = hid.next_deadline().unwrap();
+    assert_eq!(deadline.duration_since(t1).as_millis(), 250);
+    assert_eq!(
+        replies_on(cid, &hid.poll(deadline)),
+        [Reply::Message {
+            command: MSG,
+            payload: vec![0x90, 0x00]
+        }]
+    );
+    assert_eq!(
+        replies_on(cid, &send(&mut hid, cid, CBOR, &[0x04], t1)),
+        [cbor_reply(&[0x00, 0xA0])],
+        "disarmed"
+    );
+}

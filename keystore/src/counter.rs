@@ -88,6 +88,30 @@ impl Counter {
         Ok(())
     }
 
+    /// Makes every value handed out from now on greater than `value`, durably (flushed when the
+    /// persisted ceiling is below it): the automation API's Add Credential with a signCount. A
+    /// value the counter is past already changes nothing: the counter never goes back.
+    pub fn skip_past(&mut self, value: u32) -> Result<()> {
+        if u64::from(value) < self.next {
+            return Ok(());
+        }
+        if value >= self.ceiling {
+            let ceiling = value.saturating_add(self.block);
+            self.tree
+                .insert(self.name.as_bytes(), &ceiling.to_be_bytes())?;
+            self.tree.flush()?;
+            self.flushes += 1;
+            self.ceiling = ceiling;
+        }
+        self.next = u64::from(value) + 1;
+        Ok(())
+    }
+
+    /// The last value handed out (0: none yet in this run nor, as far as the store knows, before).
+    pub fn last_value(&self) -> u32 {
+        u32::try_from(self.next.saturating_sub(1)).unwrap_or(u32::MAX)
+    }
+
     /// How many times this counter flushed the database.
     pub fn flushes(&self) -> u64 {
         self.flushes
@@ -118,5 +142,31 @@ pub(crate) fn read_ceiling(tree: &sled::Tree, name: &str) -> Result<u32> {
             })?;
             Ok(u32::from_be_bytes(raw))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counter(tree: &sled::Tree, block: u32) -> Counter {
+        let lease = crate::store::TokenLease::for_tests("t");
+        Counter::open(tree.clone(), "t", block, lease).unwrap()
+    }
+
+    #[test]
+    fn skip_past_moves_on_durably_and_never_back() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("counters").unwrap();
+        let mut first = counter(&tree, 16);
+        assert_eq!(first.next_value().unwrap(), 1);
+        first.skip_past(1000).unwrap();
+        assert_eq!(first.next_value().unwrap(), 1001);
+        first.skip_past(5).unwrap();
+        assert_eq!(first.next_value().unwrap(), 1002, "never back");
+        assert!(read_ceiling(&tree, "t").unwrap() >= 1002, "persisted above");
+        std::mem::forget(first);
+        let mut after_a_crash = counter(&tree, 16);
+        assert!(after_a_crash.next_value().unwrap() > 1002);
     }
 }

@@ -18,6 +18,26 @@
 //! the engine opens it as for any other credential. The record holds the user's id and names,
 //! which is why a locked store seals it whole.
 //!
+//! The same tree holds two more kinds of record, for the automation API (`src/automation`):
+//!
+//! * **imported credentials** (WebDriver's Add Credential): the id is the test's, any bytes, and
+//!   the record's `handle` is the key the test gave, wrapped into a handle of this token as if it
+//!   had made it ([`DiscoverableCredentials::handle_for`] tells the engine which handle an id
+//!   opens as);
+//! * **records of non-discoverable credentials**, which only a token that tracks its credentials
+//!   keeps (one added through the automation API), so that Get Credentials lists them too.
+//!
+//! Those are kept apart by the top bit of the sequence, so that discovery, credential management,
+//! the limit and the count see discoverable credentials alone, while reset, removal and a new
+//! passphrase, which go by the token's prefix, take every record:
+//!
+//! ```text
+//!  sequence  0xxx…  a discoverable credential      1xxx…  a non-discoverable credential's record
+//! ```
+//! A record may carry `sign_count`, the counter value of the credential's last signature
+//! (tracked and imported credentials): rewritten at each signature without a flush, as it only
+//! reports; the counter's own promise is kept by [`crate::Counter`].
+//!
 //! [`DiscoverableCredentials`] holds all of a token's records in memory from `Store::load` on (one
 //! prefix scan, nothing for a token without any), and writes through: [`DiscoverableCredentials::store`]
 //! and [`DiscoverableCredentials::remove`] return only once the change is flushed, so a reply
@@ -66,6 +86,18 @@ pub struct DiscoverableCredential {
     /// The credProtect level (1–3); 0 = not set.
     #[serde(default)]
     pub cred_protect: u8,
+    /// An imported credential's handle: its key wrapped by this token (module docs); `None` for
+    /// a credential the token made, whose id is its handle.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::hex::option"
+    )]
+    pub handle: Option<Vec<u8>>,
+    /// The counter value of the credential's last signature, on a token that tracks its
+    /// credentials or for an imported credential; `None` when not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_count: Option<u32>,
 }
 
 impl DiscoverableCredential {
@@ -81,6 +113,9 @@ fn rp_id_hash(rp_id: &str) -> [u8; 32] {
     hash.copy_from_slice(digest.as_ref());
     hash
 }
+
+/// The top bit of a sequence: set for a non-discoverable credential's record (module docs).
+const NOT_DISCOVERABLE: u64 = 1 << 63;
 
 struct Entry {
     sequence: u64,
@@ -98,6 +133,9 @@ pub struct DiscoverableCredentials {
     next_sequence: u64,
     /// Oldest first (ascending sequence).
     entries: Vec<Entry>,
+    /// The records of non-discoverable credentials, oldest first.
+    others: Vec<Entry>,
+    next_other: u64,
 }
 
 impl std::fmt::Debug for DiscoverableCredentials {
@@ -195,12 +233,14 @@ pub(crate) fn reseal(
     seal_value(to, &json, token, sequence, rng)
 }
 
-/// The number of records `token` has in `tree`.
+/// The number of discoverable credentials `token` has in `tree`.
 pub(crate) fn count(tree: &sled::Tree, token: &str) -> Result<usize> {
     let mut count = 0;
-    for entry in tree.scan_prefix(prefix(token)).keys() {
-        entry?;
-        count += 1;
+    for key in tree.scan_prefix(prefix(token)).keys() {
+        let (_, sequence) = split_key(&key?)?;
+        if sequence & NOT_DISCOVERABLE == 0 {
+            count += 1;
+        }
     }
     Ok(count)
 }
@@ -213,7 +253,7 @@ impl DiscoverableCredentials {
         limit: u32,
         vault: Arc<Vault>,
     ) -> Result<Self> {
-        let mut entries = Vec::new();
+        let (mut entries, mut others) = (Vec::new(), Vec::new());
         for entry in tree.scan_prefix(prefix(token)) {
             let (key, value) = entry?;
             let (name, sequence) = split_key(&key)?;
@@ -223,13 +263,21 @@ impl DiscoverableCredentials {
             let json = open_value(&vault, &value, token, sequence)?;
             let credential: DiscoverableCredential = serde_json::from_slice(&json)
                 .map_err(|e| corrupt(place(token, sequence), e.to_string()))?;
-            entries.push(Entry {
+            let entry = Entry {
                 sequence,
                 rp_id_hash: credential.rp_id_hash(),
                 credential,
-            });
+            };
+            if sequence & NOT_DISCOVERABLE == 0 {
+                entries.push(entry);
+            } else {
+                others.push(entry);
+            }
         }
         let next_sequence = entries.last().map_or(0, |e| e.sequence.saturating_add(1));
+        let next_other = others
+            .last()
+            .map_or(NOT_DISCOVERABLE, |e| e.sequence.saturating_add(1));
         Ok(Self {
             token: token.to_owned(),
             tree,
@@ -238,6 +286,8 @@ impl DiscoverableCredentials {
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
             next_sequence,
             entries,
+            others,
+            next_other,
         })
     }
 
@@ -271,6 +321,174 @@ impl DiscoverableCredentials {
     /// If the flush fails the batch is applied all the same (sled may still write it): this view
     /// holds the credential, and the error is returned.
     pub fn store(&mut self, credential: DiscoverableCredential) -> Result<()> {
+        self.check(&credential)?;
+        let replaced: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|e| {
+                (e.credential.rp_id == credential.rp_id
+                    && e.credential.user_id == credential.user_id)
+                    || e.credential.credential_id == credential.credential_id
+            })
+            .map(|e| e.sequence)
+            .collect();
+        if replaced.is_empty() && self.entries.len() >= self.limit {
+            return Err(StoreError::DiscoverableFull {
+                token: self.token.clone(),
+                limit: self.limit,
+            });
+        }
+        let sequence = self.next_sequence;
+        let value = self.sealed(&credential, sequence)?;
+        let mut batch = sled::Batch::default();
+        for old in &replaced {
+            batch.remove(key(&self.token, *old));
+        }
+        if let Some(other) = self.position_of_other(&credential.credential_id) {
+            batch.remove(key(&self.token, self.others[other].sequence));
+            self.others.remove(other);
+        }
+        batch.insert(key(&self.token, sequence), value);
+        self.tree.apply_batch(batch)?;
+        self.next_sequence = sequence.saturating_add(1);
+        self.entries.retain(|e| !replaced.contains(&e.sequence));
+        self.entries.push(Entry {
+            sequence,
+            rp_id_hash: credential.rp_id_hash(),
+            credential,
+        });
+        self.tree.flush()?;
+        Ok(())
+    }
+
+    /// Deletes the credential whose id is `credential_id`, durably (flushed); `false` when there
+    /// is none.
+    /// A record of a non-discoverable credential goes the same way.
+    pub fn remove(&mut self, credential_id: &[u8]) -> Result<bool> {
+        let found = |entries: &[Entry]| {
+            entries
+                .iter()
+                .position(|e| e.credential.credential_id == credential_id)
+        };
+        let (list, index) = match (found(&self.entries), found(&self.others)) {
+            (Some(index), _) => (&mut self.entries, index),
+            (None, Some(index)) => (&mut self.others, index),
+            (None, None) => return Ok(false),
+        };
+        self.tree.remove(key(&self.token, list[index].sequence))?;
+        list.remove(index);
+        self.tree.flush()?;
+        Ok(true)
+    }
+
+    /// Deletes every record, discoverable or not, in one batch, durably (flushed): WebDriver's
+    /// Remove All Credentials. Returns how many there were.
+    pub fn remove_all(&mut self) -> Result<usize> {
+        let mut batch = sled::Batch::default();
+        for entry in self.entries.iter().chain(&self.others) {
+            batch.remove(key(&self.token, entry.sequence));
+        }
+        self.tree.apply_batch(batch)?;
+        let removed = self.entries.len() + self.others.len();
+        self.forget_all();
+        self.tree.flush()?;
+        Ok(removed)
+    }
+
+    /// Keeps `credential` as a non-discoverable credential's record (module docs), replacing a
+    /// record with the same id, durably (flushed). Not counted against the limit: such records
+    /// are kept only by tokens that track their credentials and for imported ones.
+    pub fn track(&mut self, credential: DiscoverableCredential) -> Result<()> {
+        self.check(&credential)?;
+        if self.find(&credential.credential_id).is_some() {
+            return Err(StoreError::InvalidCredential {
+                token: self.token.clone(),
+                detail: "the id is a discoverable credential's already".into(),
+            });
+        }
+        let sequence = self.next_other;
+        let value = self.sealed(&credential, sequence)?;
+        let mut batch = sled::Batch::default();
+        let replaced = self.position_of_other(&credential.credential_id);
+        if let Some(old) = replaced {
+            batch.remove(key(&self.token, self.others[old].sequence));
+        }
+        batch.insert(key(&self.token, sequence), value);
+        self.tree.apply_batch(batch)?;
+        if let Some(old) = replaced {
+            self.others.remove(old);
+        }
+        self.next_other = sequence.saturating_add(1);
+        self.others.push(Entry {
+            sequence,
+            rp_id_hash: credential.rp_id_hash(),
+            credential,
+        });
+        self.tree.flush()?;
+        Ok(())
+    }
+
+    /// The handle an imported credential's id opens as (module docs); `None` for any other id,
+    /// which is its own handle.
+    pub fn handle_for(&self, credential_id: &[u8]) -> Option<&[u8]> {
+        self.record(credential_id)
+            .and_then(|(credential, _)| credential.handle.as_deref())
+    }
+
+    /// The record of `credential_id`, discoverable (`true`) or not.
+    pub fn record(&self, credential_id: &[u8]) -> Option<(&DiscoverableCredential, bool)> {
+        if let Some(credential) = self.find(credential_id) {
+            return Some((credential, true));
+        }
+        self.position_of_other(credential_id)
+            .map(|index| (&self.others[index].credential, false))
+    }
+
+    /// Every record, discoverable (`true`) or not, oldest first.
+    pub fn records(&self) -> impl Iterator<Item = (&DiscoverableCredential, bool)> {
+        let discoverable = self.entries.iter().map(|e| (&e.credential, true));
+        let others = self.others.iter().map(|e| (&e.credential, false));
+        discoverable.chain(others)
+    }
+
+    /// Notes that `credential_id` signed with `counter`, when its record keeps a sign count.
+    /// Written without a flush: the count only reports (module docs).
+    pub fn note_signature(&mut self, credential_id: &[u8], counter: u32) -> Result<()> {
+        let entry = self
+            .entries
+            .iter_mut()
+            .chain(self.others.iter_mut())
+            .find(|e| e.credential.credential_id == credential_id);
+        let Some(entry) = entry.filter(|e| e.credential.sign_count.is_some()) else {
+            return Ok(());
+        };
+        let mut updated = entry.credential.clone();
+        updated.sign_count = Some(counter);
+        let json = serde_json::to_vec(&updated)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| StoreError::Crypto(e.to_string()))?;
+        let value = seal_value(&self.vault, &json, &self.token, entry.sequence, &self.rng)?;
+        self.tree.insert(key(&self.token, entry.sequence), value)?;
+        entry.credential = updated;
+        Ok(())
+    }
+
+    fn position_of_other(&self, credential_id: &[u8]) -> Option<usize> {
+        self.others
+            .iter()
+            .position(|e| e.credential.credential_id == credential_id)
+    }
+
+    /// `credential` as stored at `sequence`: JSON, sealed when the store is locked.
+    fn sealed(&self, credential: &DiscoverableCredential, sequence: u64) -> Result<Vec<u8>> {
+        let json = serde_json::to_vec(credential)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| StoreError::Crypto(e.to_string()))?;
+        seal_value(&self.vault, &json, &self.token, sequence, &self.rng)
+    }
+
+    /// Refuses an id or a user id out of range.
+    fn check(&self, credential: &DiscoverableCredential) -> Result<()> {
         let invalid = |detail: String| StoreError::InvalidCredential {
             token: self.token.clone(),
             detail,
@@ -289,59 +507,7 @@ impl DiscoverableCredentials {
                 credential.user_id.len()
             )));
         }
-        let replaced: Vec<u64> = self
-            .entries
-            .iter()
-            .filter(|e| {
-                (e.credential.rp_id == credential.rp_id
-                    && e.credential.user_id == credential.user_id)
-                    || e.credential.credential_id == credential.credential_id
-            })
-            .map(|e| e.sequence)
-            .collect();
-        if replaced.is_empty() && self.entries.len() >= self.limit {
-            return Err(StoreError::DiscoverableFull {
-                token: self.token.clone(),
-                limit: self.limit,
-            });
-        }
-        let sequence = self.next_sequence;
-        let json = serde_json::to_vec(&credential)
-            .map(zeroize::Zeroizing::new)
-            .map_err(|e| StoreError::Crypto(e.to_string()))?;
-        let value = seal_value(&self.vault, &json, &self.token, sequence, &self.rng)?;
-        let mut batch = sled::Batch::default();
-        for old in &replaced {
-            batch.remove(key(&self.token, *old));
-        }
-        batch.insert(key(&self.token, sequence), value);
-        self.tree.apply_batch(batch)?;
-        self.next_sequence = sequence.saturating_add(1);
-        self.entries.retain(|e| !replaced.contains(&e.sequence));
-        self.entries.push(Entry {
-            sequence,
-            rp_id_hash: credential.rp_id_hash(),
-            credential,
-        });
-        self.tree.flush()?;
         Ok(())
-    }
-
-    /// Deletes the credential whose id is `credential_id`, durably (flushed); `false` when there
-    /// is none.
-    pub fn remove(&mut self, credential_id: &[u8]) -> Result<bool> {
-        let Some(index) = self
-            .entries
-            .iter()
-            .position(|e| e.credential.credential_id == credential_id)
-        else {
-            return Ok(false);
-        };
-        self.tree
-            .remove(key(&self.token, self.entries[index].sequence))?;
-        self.entries.remove(index);
-        self.tree.flush()?;
-        Ok(true)
     }
 
     /// Replaces the user's name and display name of the credential whose id is `credential_id`
@@ -376,6 +542,7 @@ impl DiscoverableCredentials {
     /// Forgets every record in memory: they were removed from the store (authenticatorReset).
     pub(crate) fn forget_all(&mut self) {
         self.entries.clear();
+        self.others.clear();
     }
 
     /// How many credentials are stored.
@@ -418,6 +585,8 @@ mod tests {
             user_display_name: None,
             public_key_cose: vec![0xa4, 1, 1, 3, 0x27],
             cred_protect: 0,
+            handle: None,
+            sign_count: None,
         }
     }
 
@@ -492,6 +661,74 @@ mod tests {
         assert_eq!(updated.user_name.as_deref(), Some("new"));
         assert_eq!(updated.user_display_name, None);
         assert_eq!(updated.user_id, b"1");
+    }
+
+    #[test]
+    fn non_discoverable_records_stay_out_of_discovery_the_limit_and_the_count() {
+        let tree = temporary_tree();
+        let mut creds = open(&tree, "t", 1);
+        creds.store(credential("x.example", b"1", 1)).unwrap();
+        let imported = DiscoverableCredential {
+            handle: Some(vec![0x81; 126]),
+            sign_count: Some(41),
+            ..credential("x.example", b"", 2)
+        };
+        creds.track(imported.clone()).unwrap();
+        creds.track(credential("y.example", b"", 3)).unwrap();
+        assert!(
+            creds.track(credential("x.example", b"", 1)).is_err(),
+            "an id is one kind of record or the other"
+        );
+        let reloaded = open(&tree, "t", 1);
+        for view in [&creds, &reloaded] {
+            assert_eq!((view.len(), view.remaining()), (1, 0));
+            assert_eq!(view.for_rp(&rp_id_hash("x.example")).len(), 1);
+            assert!(view.find(&[2; 61]).is_none(), "not discoverable");
+            assert_eq!(view.record(&[2; 61]), Some((&imported, false)));
+            assert_eq!(view.handle_for(&[2; 61]), Some(&[0x81; 126][..]));
+            assert_eq!(view.handle_for(&[1; 61]), None, "its id is its handle");
+            let ids: Vec<(u8, bool)> = view
+                .records()
+                .map(|(c, discoverable)| (c.credential_id[0], discoverable))
+                .collect();
+            assert_eq!(ids, vec![(1, true), (2, false), (3, false)]);
+        }
+        assert_eq!(count(&tree, "t").unwrap(), 1);
+    }
+
+    #[test]
+    fn a_signature_updates_a_kept_sign_count_only() {
+        let tree = temporary_tree();
+        let mut creds = open(&tree, "t", 10);
+        creds.store(credential("x.example", b"1", 1)).unwrap();
+        let counted = DiscoverableCredential {
+            sign_count: Some(0),
+            ..credential("x.example", b"", 2)
+        };
+        creds.track(counted).unwrap();
+        creds.note_signature(&[1; 61], 7).unwrap();
+        creds.note_signature(&[2; 61], 7).unwrap();
+        creds.note_signature(&[9; 61], 7).unwrap();
+        let reloaded = open(&tree, "t", 10);
+        assert_eq!(reloaded.record(&[1; 61]).unwrap().0.sign_count, None);
+        assert_eq!(reloaded.record(&[2; 61]).unwrap().0.sign_count, Some(7));
+    }
+
+    #[test]
+    fn remove_takes_either_kind_and_remove_all_takes_every_record() {
+        let tree = temporary_tree();
+        let mut creds = open(&tree, "t", 10);
+        creds.store(credential("x.example", b"1", 1)).unwrap();
+        creds.store(credential("x.example", b"2", 2)).unwrap();
+        creds.track(credential("x.example", b"", 3)).unwrap();
+        creds.track(credential("x.example", b"", 4)).unwrap();
+        assert!(creds.remove(&[3; 61]).unwrap());
+        assert!(creds.remove(&[1; 61]).unwrap());
+        assert_eq!(open(&tree, "t", 10).records().count(), 2);
+        assert_eq!(creds.remove_all().unwrap(), 2);
+        assert_eq!(creds.records().count(), 0);
+        assert_eq!(open(&tree, "t", 10).records().count(), 0);
+        assert_eq!(tree.len(), 0);
     }
 
     #[derive(Debug, Clone)]

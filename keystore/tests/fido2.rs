@@ -24,6 +24,8 @@ fn credential(rp: &str, user: &[u8], name: &str, id: u8) -> DiscoverableCredenti
         user_display_name: Some(format!("{name} (display)")),
         public_key_cose: vec![0xa5, 0x01, 0x02, 0x03, 0x26],
         cred_protect: 0,
+        handle: None,
+        sign_count: None,
     }
 }
 

@@ -39,6 +39,14 @@ pub(super) enum TokenCommand {
         /// credential's own key, no certificate).
         #[arg(long, value_name = "TYPE", default_value_t = AttestationType::default())]
         attestation: AttestationType,
+        /// Keep a record of every credential the token makes, discoverable or not, with its
+        /// sign count, for the automation API's Get Credentials (`serve --control`).
+        #[arg(long)]
+        track_credentials: bool,
+        /// Let the automation API read the private keys of the token's credentials back: for
+        /// test tokens only.
+        #[arg(long)]
+        exportable: bool,
     },
     /// Change a token's settings.
     Set {
@@ -251,6 +259,8 @@ pub(super) fn run(global: &Global, command: TokenCommand) -> anyhow::Result<()> 
             profile,
             discoverable_limit,
             attestation,
+            track_credentials,
+            exportable,
         } => {
             if profile == Profile::U2f && attestation != AttestationType::Batch {
                 anyhow::bail!(
@@ -268,6 +278,8 @@ pub(super) fn run(global: &Global, command: TokenCommand) -> anyhow::Result<()> 
                 profile,
                 discoverable_limit,
                 attestation,
+                tracks_credentials: track_credentials,
+                exportable,
             };
             let created = store.create_tokens(&names, options)?;
             print(global, &created, |c| {

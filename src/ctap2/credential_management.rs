@@ -164,8 +164,12 @@ fn credential_members(
     if credential.cred_protect != 0 {
         members.push((0x0A, Value::Integer(credential.cred_protect.into())));
     }
+    let handle = credential
+        .handle
+        .as_deref()
+        .unwrap_or(&credential.credential_id);
     let has_large_blob_key = wrapper
-        .unwrap_credential(&credential.credential_id, &credential.rp_id_hash())
+        .unwrap_credential(handle, &credential.rp_id_hash())
         .is_ok_and(|opened| opened.extensions.is_some_and(|e| e.large_blob_key));
     if has_large_blob_key {
         let key =

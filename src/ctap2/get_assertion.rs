@@ -93,15 +93,17 @@ impl AssertionExtensions {
     /// ids only; the others have none).
     fn outputs(
         &self,
-        wrapper: &KeyWrapper,
+        keys: &keystore::TokenKeys,
         id: &[u8],
         rp_id_hash: &[u8; 32],
         verified: bool,
         rng: &ring::rand::SystemRandom,
     ) -> Outputs {
-        let state = if KeyWrapper::is_extended(id) {
+        let wrapper = &keys.wrapper;
+        let handle = keys.discoverable.handle_for(id).unwrap_or(id);
+        let state = if KeyWrapper::is_extended(handle) {
             wrapper
-                .unwrap_credential(id, rp_id_hash)
+                .unwrap_credential(handle, rp_id_hash)
                 .ok()
                 .and_then(|opened| opened.extensions)
         } else {
@@ -285,12 +287,12 @@ impl Authenticator {
         found: &Found,
         count: Option<usize>,
     ) -> Result<Vec<u8>, Status> {
-        let counter = self
-            .u2f
-            .keys_mut()
-            .counter
-            .next_value()
+        let keys = self.u2f.keys_mut();
+        let counter = keys.counter.next_value().map_err(|_| Status::Other)?;
+        keys.discoverable
+            .note_signature(&found.id, counter)
             .map_err(|_| Status::Other)?;
+        let counter = self.u2f.faults_mut().counter_for(counter);
         let plain = auth_data::plain(&queue.rp_id_hash, queue.flags, counter);
         let verified = queue.flags & USER_VERIFIED != 0;
         let Some(extensions) = &queue.extensions else {
@@ -311,7 +313,7 @@ impl Authenticator {
             return Ok(reply.encode());
         };
         let outputs = extensions.outputs(
-            &self.u2f.keys().wrapper,
+            self.u2f.keys(),
             &found.id,
             &queue.rp_id_hash,
             verified,
@@ -396,12 +398,23 @@ impl Authenticator {
     /// and go through the U2F engine's cache of opened keys: opening one costs ring a scalar
     /// multiplication, as much as the signature, and a host signs with the same credential again
     /// and again.
+    /// An imported credential signs with the handle its record keeps, and an armed
+    /// corrupt-signature fault spoils the message (`crate::u2f::faults`).
     fn sign_with(
         &mut self,
         id: &[u8],
         rp_id_hash: &[u8; 32],
         message: &[u8],
     ) -> Result<Signature, Status> {
+        let message = self.u2f.faults_mut().message_for(message);
+        let message = &message[..];
+        let imported = self
+            .u2f
+            .keys()
+            .discoverable
+            .handle_for(id)
+            .map(<[u8]>::to_vec);
+        let id = imported.as_deref().unwrap_or(id);
         if keystore::KeyWrapper::is_u2f_handle(id) {
             let key = self
                 .u2f

@@ -48,6 +48,9 @@ pub(super) struct Creation {
     rp_id_hash: [u8; 32],
     /// For a discoverable credential, the account stored with it.
     account: Option<Account>,
+    /// For a non-discoverable credential of a token that tracks its credentials, the RP id its
+    /// record names (`keystore::discoverable`).
+    tracked_rp_id: Option<String>,
     /// The extensions asked for, if any.
     extensions: Option<Box<CreationExtensions>>,
 }
@@ -195,6 +198,8 @@ impl Authenticator {
             algorithm,
             rp_id_hash,
             account: discoverable.then(|| Account::of(request.rp.id, &request.user)),
+            tracked_rp_id: (!discoverable && self.u2f.keys().tracks_credentials)
+                .then(|| request.rp.id.to_owned()),
             extensions,
         };
         Ok(self.wait_verified(Operation::Make(Box::new(creation)), verify, token, now))
@@ -208,7 +213,7 @@ impl Authenticator {
             return Some(0);
         }
         let keys = self.u2f.keys();
-        let opened = keys.wrapper.unwrap_credential(id, rp_id_hash).ok()?;
+        let opened = keys.open_credential(id, rp_id_hash).ok()?;
         let ours =
             opened.residency == Residency::ServerSide || keys.discoverable.find(id).is_some();
         ours.then(|| opened.extensions.map_or(0, |e| e.cred_protect))
@@ -224,6 +229,7 @@ impl Authenticator {
             algorithm,
             rp_id_hash,
             account,
+            tracked_rp_id,
             extensions: asked,
         } = creation;
         let residency = match account {
@@ -297,6 +303,7 @@ impl Authenticator {
             }
         };
         auth_data.truncate(length);
+        let sign_count = keys.tracks_credentials.then_some(counter);
         if let Some(account) = account {
             let record = DiscoverableCredential {
                 credential_id: id,
@@ -306,8 +313,23 @@ impl Authenticator {
                 user_display_name: account.user_display_name,
                 public_key_cose: cbor::encode(&public_key),
                 cred_protect: kept.cred_protect,
+                handle: None,
+                sign_count,
             };
             keys.discoverable.store(record).map_err(store_failure)?;
+        } else if let Some(rp_id) = tracked_rp_id {
+            let record = DiscoverableCredential {
+                credential_id: id,
+                rp_id,
+                user_id: Vec::new(),
+                user_name: None,
+                user_display_name: None,
+                public_key_cose: cbor::encode(&public_key),
+                cred_protect: kept.cred_protect,
+                handle: None,
+                sign_count,
+            };
+            keys.discoverable.track(record).map_err(store_failure)?;
         }
         let reply = Packed {
             auth_data: &auth_data,

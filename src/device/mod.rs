@@ -71,6 +71,9 @@ impl MessageHandler for SharedToken {
     fn cancel_cbor(&mut self) -> Vec<u8> {
         self.engine().cancel_cbor()
     }
+    fn take_transport_fault(&mut self) -> Option<crate::u2f::TransportFault> {
+        self.engine().take_transport_fault()
+    }
     // No `power_cycle`: each device's CTAPHID power cycle leaves the shared engine alone. A replug
     // power-cycles the engine once, through the token's own plug, before its devices (see
     // `replug`): another device's power cycle later would drop a request a host has just started

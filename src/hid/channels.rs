@@ -30,6 +30,7 @@ use super::wire::{
     CAPABILITY_WINK, KEEPALIVE_INTERVAL, MAX_LOCK_SECONDS, MAX_PAYLOAD, MESSAGE_TIMEOUT,
     PROTOCOL_VERSION,
 };
+use crate::u2f::TransportFault;
 
 /// Where a CTAP2 request stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +69,11 @@ pub trait MessageHandler {
     /// Whatever a later feature keeps per power-up resets here too: CTAP 2.1's clientPIN its
     /// pinUvAuthToken and its retries per power-up. Nothing to do for a token without state.
     fn power_cycle(&mut self) {}
+    /// The transport fault armed for the next MSG or CBOR request (`crate::u2f::faults`), taken
+    /// (disarmed). None for a handler without faults.
+    fn take_transport_fault(&mut self) -> Option<TransportFault> {
+        None
+    }
 }
 
 impl MessageHandler for crate::u2f::Authenticator {
@@ -76,6 +82,9 @@ impl MessageHandler for crate::u2f::Authenticator {
     }
     fn power_cycle(&mut self) {
         crate::u2f::Authenticator::power_cycle(self);
+    }
+    fn take_transport_fault(&mut self) -> Option<TransportFault> {
+        self.faults_mut().take_transport()
     }
 }
 
@@ -99,6 +108,9 @@ impl MessageHandler for crate::ctap2::Authenticator {
     fn power_cycle(&mut self) {
         crate::ctap2::Authenticator::power_cycle(self);
     }
+    fn take_transport_fault(&mut self) -> Option<TransportFault> {
+        self.u2f_mut().faults_mut().take_transport()
+    }
 }
 
 impl From<crate::ctap2::Step> for CborStep {
@@ -110,10 +122,19 @@ impl From<crate::ctap2::Step> for CborStep {
     }
 }
 
-/// A CTAP2 request waiting on a channel.
+/// A request waiting on a channel: a CTAP2 one the handler works on, or one a delay fault holds
+/// back.
 struct Pending {
     cid: u32,
     next_keepalive: Instant,
+    deferred: Option<Deferred>,
+}
+
+/// A MSG or CBOR request held back by a delay fault, run at `until`.
+struct Deferred {
+    command: Command,
+    payload: Vec<u8>,
+    until: Instant,
 }
 
 /// A message being reassembled.
@@ -231,6 +252,20 @@ impl<H: MessageHandler> CtapHid<H> {
         };
         if let Some(pending) = self.pending.as_mut().filter(|p| now >= p.next_keepalive) {
             let cid = pending.cid;
+            if let Some(deferred) = &pending.deferred {
+                if now >= deferred.until {
+                    let deferred = pending.deferred.take().expect("checked above");
+                    self.pending = None;
+                    replies.extend(self.run(cid, deferred.command, &deferred.payload, now));
+                } else {
+                    pending.next_keepalive = (now + KEEPALIVE_INTERVAL).min(deferred.until);
+                    if deferred.command == Command::Cbor {
+                        let status = KeepaliveStatus::Processing as u8;
+                        replies.extend(fragment(cid, Command::Keepalive as u8, &[status]));
+                    }
+                }
+                return replies;
+            }
             match self.handler.poll_cbor(now) {
                 CborStep::Done(reply) => {
                     self.pending = None;
@@ -297,6 +332,19 @@ impl<H: MessageHandler> CtapHid<H> {
         // channel, and is ignored anywhere else.
         if command == Command::Cancel {
             return match self.pending.take() {
+                // A request a delay fault holds back never reached the handler.
+                Some(Pending {
+                    cid: waiting,
+                    deferred: Some(deferred),
+                    ..
+                }) if waiting == cid => match deferred.command {
+                    Command::Cbor => fragment(
+                        cid,
+                        Command::Cbor as u8,
+                        &[crate::ctap2::status::Status::KeepaliveCancel.byte()],
+                    ),
+                    _ => Vec::new(),
+                },
                 Some(pending) if pending.cid == cid => {
                     fragment(cid, Command::Cbor as u8, &self.handler.cancel_cbor())
                 }
@@ -425,7 +473,44 @@ impl<H: MessageHandler> CtapHid<H> {
         }
     }
 
+    /// Runs a complete request, unless a transport fault armed on the token answers it busy or
+    /// holds it back (`crate::u2f::faults`).
     fn execute(&mut self, cid: u32, command: Command, payload: &[u8], now: Instant) -> Vec<Report> {
+        let spoilable =
+            command == Command::Msg || (command == Command::Cbor && !payload.is_empty());
+        match spoilable
+            .then(|| self.handler.take_transport_fault())
+            .flatten()
+        {
+            None => self.run(cid, command, payload, now),
+            Some(TransportFault::Busy) => vec![error_report(cid, HidError::ChannelBusy)],
+            Some(TransportFault::Delay(delay)) => {
+                let until = now + delay;
+                let next_keepalive = if command == Command::Cbor {
+                    (now + KEEPALIVE_INTERVAL).min(until)
+                } else {
+                    until
+                };
+                self.pending = Some(Pending {
+                    cid,
+                    next_keepalive,
+                    deferred: Some(Deferred {
+                        command,
+                        payload: payload.to_vec(),
+                        until,
+                    }),
+                });
+                if command == Command::Cbor {
+                    let status = KeepaliveStatus::Processing as u8;
+                    fragment(cid, Command::Keepalive as u8, &[status])
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    fn run(&mut self, cid: u32, command: Command, payload: &[u8], now: Instant) -> Vec<Report> {
         let reply = |payload: &[u8]| fragment(cid, command as u8, payload);
         match command {
             Command::Ping => reply(payload),
@@ -440,6 +525,7 @@ impl<H: MessageHandler> CtapHid<H> {
                     self.pending = Some(Pending {
                         cid,
                         next_keepalive: now + KEEPALIVE_INTERVAL,
+                        deferred: None,
                     });
                     fragment(cid, Command::Keepalive as u8, &[status as u8])
                 }

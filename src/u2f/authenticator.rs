@@ -19,6 +19,7 @@ use ring::rand::SystemRandom;
 use ring::signature::EcdsaKeyPair;
 
 use super::apdu::{Apdu, Instruction};
+use super::faults::Faults;
 use super::presence::Presence;
 use super::status::StatusWord;
 
@@ -65,6 +66,7 @@ pub struct Authenticator {
     presence: Presence,
     key_cache: Vec<CachedKey>,
     rng: SystemRandom,
+    faults: Faults,
 }
 
 fn split_32(bytes: &[u8]) -> [u8; 32] {
@@ -81,7 +83,13 @@ impl Authenticator {
             presence,
             key_cache: Vec::new(),
             rng: SystemRandom::new(),
+            faults: Faults::default(),
         }
+    }
+
+    /// The faults armed on the token (`super::faults`).
+    pub fn faults_mut(&mut self) -> &mut Faults {
+        &mut self.faults
     }
 
     /// The token's name.
@@ -203,12 +211,19 @@ impl Authenticator {
     }
 
     /// The signing key of a handle, from the cache or by unwrapping it (CTAP2 signs with U2F
-    /// key handles too: they are its ES256 credential ids).
+    /// key handles too: they are its ES256 credential ids). An imported credential's id opens
+    /// as the handle its record keeps (`keystore::discoverable`).
     pub(crate) fn signing_key(
         &mut self,
         app: &[u8; 32],
         key_handle: &[u8],
     ) -> Result<&EcdsaKeyPair, StatusWord> {
+        let imported = self
+            .keys
+            .discoverable
+            .handle_for(key_handle)
+            .map(<[u8]>::to_vec);
+        let key_handle = imported.as_deref().unwrap_or(key_handle);
         let hit = self
             .key_cache
             .iter()
@@ -267,16 +282,22 @@ impl Authenticator {
             Control::EnforcePresenceAndSign => return Err(StatusWord::ConditionsNotSatisfied),
             Control::DontEnforcePresenceAndSign => 0,
         };
-        let counter = self.keys.counter.next_value()?.to_be_bytes();
+        let counter = self.keys.counter.next_value()?;
+        self.keys
+            .discoverable
+            .note_signature(key_handle, counter)
+            .map_err(|_| StatusWord::NoPreciseDiagnosis)?;
+        let counter = self.faults.counter_for(counter).to_be_bytes();
 
         let mut signed = [0u8; 32 + 1 + 4 + 32];
         signed[..32].copy_from_slice(&app);
         signed[32] = flags;
         signed[33..37].copy_from_slice(&counter);
         signed[37..].copy_from_slice(&challenge);
+        let message = self.faults.message_for(&signed);
         let signature = self.key_cache[0]
             .signing_key
-            .sign(&self.rng, &signed)
+            .sign(&self.rng, &message)
             .map_err(|_| StatusWord::NoPreciseDiagnosis)?;
 
         out.push(flags);

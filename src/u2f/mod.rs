@@ -8,13 +8,16 @@
 //! * [`presence`]: the user-presence policy of a token (`auto`, `deny`, `delay:MS`, `prompt`, `touch`).
 //! * [`authenticator`]: REGISTER, AUTHENTICATE, VERSION (spec sections 4, 5, 6).
 //! * [`messages`]: the host side: building requests, parsing and verifying responses.
+//! * [`faults`]: the one-shot faults a test arms through the automation API.
 pub mod apdu;
 pub mod authenticator;
+pub mod faults;
 pub mod messages;
 pub mod presence;
 pub mod status;
 
 pub use apdu::{Apdu, Instruction};
 pub use authenticator::Authenticator;
+pub use faults::{Faults, TransportFault};
 pub use presence::{Button, Presence, PresencePolicy};
 pub use status::StatusWord;

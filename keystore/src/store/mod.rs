@@ -58,6 +58,11 @@ pub struct TokenOptions {
     pub discoverable_limit: u32,
     /// How its CTAP2 credentials are attested: the batch certificate, or self attestation.
     pub attestation: AttestationType,
+    /// Keep a record of every credential the token makes, discoverable or not, with its sign
+    /// count (the automation API's Get Credentials; `crate::discoverable`).
+    pub tracks_credentials: bool,
+    /// Let the automation API read the private keys of the token's credentials back.
+    pub exportable: bool,
 }
 
 impl Default for TokenOptions {
@@ -67,6 +72,8 @@ impl Default for TokenOptions {
             profile: Profile::default(),
             discoverable_limit: DEFAULT_DISCOVERABLE_LIMIT,
             attestation: AttestationType::default(),
+            tracks_credentials: false,
+            exportable: false,
         }
     }
 }
@@ -98,6 +105,10 @@ pub struct TokenInfo {
     pub pin_retries: u8,
     /// What authenticatorConfig set (alwaysUv, the minimum PIN length, forcePINChange).
     pub config: TokenConfig,
+    /// Whether the token keeps a record of every credential it makes.
+    pub tracks_credentials: bool,
+    /// Whether its credentials' private keys may be read back.
+    pub exportable: bool,
 }
 
 /// A token as the `tokens` tree keeps it (JSON).
@@ -122,6 +133,12 @@ struct TokenRecord {
     /// Absent in records made before self attestation: batch.
     #[serde(default)]
     attestation: AttestationType,
+    /// Absent in records made before the automation API: false.
+    #[serde(default)]
+    tracks_credentials: bool,
+    /// Absent in records made before the automation API: false.
+    #[serde(default)]
+    exportable: bool,
 }
 
 fn default_discoverable_limit() -> u32 {
@@ -172,12 +189,40 @@ pub struct TokenKeys {
     pub(crate) reset: ResetHandle,
     /// The token's serialized large-blob array (authenticatorLargeBlobs).
     pub large_blobs: LargeBlobArray,
+    /// Whether the token keeps a record of every credential it makes ([`TokenOptions`]).
+    pub tracks_credentials: bool,
+    /// Whether its credentials' private keys may be read back ([`TokenOptions`]).
+    pub exportable: bool,
+}
+
+impl TokenKeys {
+    /// Opens the credential id `id` presented for `app_param`: an imported credential's id as
+    /// the handle its record keeps, any other id as itself ([`crate::discoverable`]).
+    pub fn open_credential(
+        &self,
+        id: &[u8],
+        app_param: &[u8; 32],
+    ) -> std::result::Result<crate::Unwrapped, crate::UnwrapError> {
+        let handle = self.discoverable.handle_for(id).unwrap_or(id);
+        self.wrapper.unwrap_credential(handle, app_param)
+    }
 }
 
 /// Marks a token as loaded in this process until dropped (inside its [`Counter`]).
 pub(crate) struct TokenLease {
     name: String,
     in_use: Arc<Mutex<HashSet<String>>>,
+}
+
+#[cfg(test)]
+impl TokenLease {
+    /// A lease on nothing, for unit tests of the counter.
+    pub(crate) fn for_tests(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            in_use: Arc::default(),
+        }
+    }
 }
 
 impl Drop for TokenLease {
@@ -378,6 +423,8 @@ impl Store {
                 profile: options.profile,
                 discoverable_limit: options.discoverable_limit,
                 attestation: options.attestation,
+                tracks_credentials: options.tracks_credentials,
+                exportable: options.exportable,
             };
             let json = encode(&record)?;
             batch.insert(name.as_bytes(), json);
@@ -394,6 +441,8 @@ impl Store {
                 pin_set: false,
                 pin_retries: crate::pin::MAX_PIN_RETRIES,
                 config: TokenConfig::default(),
+                tracks_credentials: options.tracks_credentials,
+                exportable: options.exportable,
             });
         }
         self.tokens.apply_batch(batch)?;
@@ -441,6 +490,8 @@ impl Store {
             pin_set: pin.is_some(),
             pin_retries: pin.unwrap_or(crate::pin::MAX_PIN_RETRIES),
             config: config::read(&self.config, name)?,
+            tracks_credentials: record.tracks_credentials,
+            exportable: record.exportable,
         })
     }
 
@@ -610,6 +661,8 @@ impl Store {
                 vault: Arc::clone(&self.vault),
             },
             large_blobs: LargeBlobArray::load(self.large_blobs.clone(), name)?,
+            tracks_credentials: record.tracks_credentials,
+            exportable: record.exportable,
         })
     }
 }
@@ -680,12 +733,20 @@ mod tests {
             profile: Profile::U2f,
             discoverable_limit: 0,
             attestation: AttestationType::Batch,
+            tracks_credentials: true,
+            exportable: true,
         };
         let mut json: serde_json::Value = serde_json::to_value(&record).unwrap();
         let fields = json.as_object_mut().unwrap();
-        fields.remove("profile");
-        fields.remove("discoverable_limit");
-        fields.remove("attestation");
+        for newer in [
+            "profile",
+            "discoverable_limit",
+            "attestation",
+            "tracks_credentials",
+            "exportable",
+        ] {
+            fields.remove(newer);
+        }
         store
             .tokens
             .insert("old", serde_json::to_vec(&json).unwrap())

@@ -122,6 +122,8 @@ mod tests {
             user_display_name: None,
             public_key_cose: vec![0xa0],
             cred_protect: 0,
+            handle: None,
+            sign_count: None,
         }
     }
 

@@ -1,0 +1,370 @@
+//! Credentials of a served authenticator, as WebDriver's virtual authenticators have them (W3C
+//! WebAuthn Level 3 §11.7 to §11.10: Add Credential, Get Credentials, Remove Credential, Remove
+//! All Credentials), on a real token:
+//!
+//! ```text
+//!  Credential Parameters (JSON; bytes in base64url, with or without padding)
+//!  {
+//!    "credentialId":          bytes, 1 to 255      the id hosts will present, any bytes
+//!    "isResidentCredential":  bool                 discoverable (found by rpId alone) or not
+//!    "rpId":                  string               its rpIdHash is the U2F application parameter
+//!    "privateKey":            bytes                PKCS#8 of a P-256 or an Ed25519 key
+//!    "userHandle":            bytes, 1 to 64       required for a resident credential
+//!    "signCount":             u32                  the next signature counts above it
+//!    "userName", "userDisplayName": string         optional, a resident credential's user
+//!  }
+//! ```
+//! An added credential is the token's own from then on: its key is wrapped into a handle of the
+//! token (so it is sealed like every other key, and a reset kills it), and the record keeps the
+//! test's id beside that handle (`keystore::discoverable`). The token's counter is global: a
+//! signCount raises it (it never goes back), and each credential's record keeps the value of
+//! its last signature, which Get Credentials reports.
+//!
+//! Get Credentials lists the discoverable credentials, the added ones, and on a token that tracks
+//! its credentials (one added through this API) the non-discoverable ones it made; private keys
+//! come back only from an exportable token (ephemeral ones are). A U2F REGISTER names no RP id,
+//! so U2F registrations are not listed.
+//! Not supported: `largeBlob` (a 400 says so), and the backup flags (vu2f's credentials are
+//! device-bound: BE and BS stay 0).
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use keystore::{CredentialKey, DiscoverableCredential, Ed25519Seed, Residency, WrappedKey};
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ring::rand::SystemRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::ctap2::cose;
+use crate::ctap2::Authenticator;
+
+/// The DER of PKCS#8 v1 for Ed25519 (RFC 8410 §7) up to the 32-byte seed.
+const ED25519_PKCS8_HEAD: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+/// id-Ed25519 (RFC 8410 §3).
+const ED25519_OID: &str = "1.3.101.112";
+
+/// Why a credential operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// A field of the request is wrong: the message names it.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// No credential of that id.
+    #[error("no credential with id {0}")]
+    NoSuchCredential(String),
+    /// The store failed.
+    #[error("the key store: {0}")]
+    Store(#[from] keystore::StoreError),
+}
+
+fn invalid(field: &str, what: impl std::fmt::Display) -> Refused {
+    Refused::InvalidArgument(format!("{field}: {what}"))
+}
+
+/// WebDriver's Credential Parameters, as Add Credential takes them.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewCredential {
+    /// base64url.
+    pub credential_id: String,
+    /// Discoverable or not.
+    pub is_resident_credential: bool,
+    /// The relying party.
+    pub rp_id: String,
+    /// base64url PKCS#8.
+    pub private_key: String,
+    /// base64url; required when resident.
+    #[serde(default)]
+    pub user_handle: Option<String>,
+    /// The counter value the credential starts from.
+    #[serde(default)]
+    pub sign_count: u32,
+    /// Not supported: refused when present.
+    #[serde(default)]
+    pub large_blob: Option<String>,
+    /// A resident credential's user name.
+    #[serde(default)]
+    pub user_name: Option<String>,
+    /// A resident credential's user display name.
+    #[serde(default)]
+    pub user_display_name: Option<String>,
+    /// Accepted as false only (vu2f's credentials are device-bound).
+    #[serde(default)]
+    pub backup_eligibility: bool,
+    /// Accepted as false only.
+    #[serde(default)]
+    pub backup_state: bool,
+}
+
+/// A credential as Get Credentials returns it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Credential {
+    /// base64url.
+    pub credential_id: String,
+    /// Discoverable or not.
+    pub is_resident_credential: bool,
+    /// The relying party.
+    pub rp_id: String,
+    /// base64url PKCS#8; only from an exportable token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// base64url; resident credentials only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_handle: Option<String>,
+    /// The counter value of the credential's last signature (or, on a token that does not keep
+    /// it, the token's last counter value, which is at least that).
+    pub sign_count: u32,
+    /// A resident credential's user name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// A resident credential's user display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_display_name: Option<String>,
+}
+
+fn bytes_of(field: &str, text: &str) -> Result<Vec<u8>, Refused> {
+    crate::webauthn::base64url(text).map_err(|e| invalid(field, format!("not base64url ({e})")))
+}
+
+/// The key of a PKCS#8 document: P-256 or Ed25519.
+fn key_of(document: &[u8]) -> Result<WrappedKey, Refused> {
+    if let Ok(secret) = p256::SecretKey::from_pkcs8_der(document) {
+        let mut private_key = [0u8; 32];
+        private_key.copy_from_slice(&secret.to_bytes());
+        let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
+            &secret.public_key(),
+            false,
+        );
+        let public_key: [u8; 65] = point
+            .as_bytes()
+            .try_into()
+            .map_err(|_| invalid("privateKey", "a P-256 point that is not 65 bytes"))?;
+        return Ok(WrappedKey::P256(CredentialKey {
+            private_key,
+            public_key,
+        }));
+    }
+    let info = p256::pkcs8::PrivateKeyInfo::try_from(document)
+        .map_err(|e| invalid("privateKey", format!("not PKCS#8 ({e})")))?;
+    if info.algorithm.oid.to_string() != ED25519_OID {
+        return Err(invalid(
+            "privateKey",
+            format!(
+                "a key of algorithm {}: only P-256 (ES256) and Ed25519 (EdDSA)",
+                info.algorithm.oid
+            ),
+        ));
+    }
+    match info.private_key {
+        [0x04, 0x20, seed @ ..] if seed.len() == 32 => {
+            let mut key = Ed25519Seed([0; 32]);
+            key.0.copy_from_slice(seed);
+            Ok(WrappedKey::Ed25519(key))
+        }
+        _ => Err(invalid("privateKey", "an Ed25519 key that is not 32 bytes")),
+    }
+}
+
+/// The COSE_Key of `key`'s public half.
+fn public_key_cose(key: &WrappedKey) -> Result<Vec<u8>, Refused> {
+    let value = match key {
+        WrappedKey::P256(key) => cose::es256_key(&key.public_key),
+        WrappedKey::Ed25519(seed) => cose::ed25519_key(
+            &seed
+                .public_key()
+                .map_err(|e| invalid("privateKey", e.to_string()))?,
+        ),
+    };
+    Ok(crate::ctap2::cbor::encode(&value))
+}
+
+/// `key` as PKCS#8 DER.
+fn pkcs8_of(key: &WrappedKey) -> Option<Vec<u8>> {
+    match key {
+        WrappedKey::P256(key) => {
+            let secret = p256::SecretKey::from_slice(&key.private_key).ok()?;
+            Some(secret.to_pkcs8_der().ok()?.as_bytes().to_vec())
+        }
+        WrappedKey::Ed25519(seed) => Some([&ED25519_PKCS8_HEAD[..], &seed.0].concat()),
+    }
+}
+
+/// Add Credential: `new` becomes one of `token`'s credentials, durably (flushed) before it
+/// returns.
+pub fn add(token: &mut Authenticator, new: NewCredential) -> Result<(), Refused> {
+    let id = bytes_of("credentialId", &new.credential_id)?;
+    if id.is_empty() || id.len() > keystore::discoverable::MAX_CREDENTIAL_ID_LEN {
+        return Err(invalid(
+            "credentialId",
+            format!("{} bytes (1 to 255)", id.len()),
+        ));
+    }
+    if new.rp_id.is_empty() {
+        return Err(invalid("rpId", "empty"));
+    }
+    if new.large_blob.is_some() {
+        return Err(invalid(
+            "largeBlob",
+            "not supported by vu2f's automation API yet",
+        ));
+    }
+    if new.backup_eligibility || new.backup_state {
+        return Err(invalid(
+            "backupEligibility",
+            "vu2f's credentials are device-bound (BE and BS are 0)",
+        ));
+    }
+    let document = zeroize::Zeroizing::new(bytes_of("privateKey", &new.private_key)?);
+    let key = key_of(&document)?;
+    let user_id = match (&new.user_handle, new.is_resident_credential) {
+        (Some(handle), _) => bytes_of("userHandle", handle)?,
+        (None, true) => return Err(invalid("userHandle", "required for a resident credential")),
+        (None, false) => Vec::new(),
+    };
+    if new.is_resident_credential && !(1..=64).contains(&user_id.len()) {
+        return Err(invalid(
+            "userHandle",
+            format!("{} bytes (1 to 64)", user_id.len()),
+        ));
+    }
+    let speaks_ctap2 = token.speaks_ctap2();
+    if matches!(key, WrappedKey::Ed25519(_)) && !speaks_ctap2 {
+        return Err(invalid(
+            "privateKey",
+            "Ed25519 on a U2F-only token, which signs with P-256",
+        ));
+    }
+    if new.is_resident_credential && !speaks_ctap2 {
+        return Err(invalid(
+            "isResidentCredential",
+            "a U2F-only token keeps no discoverable credentials",
+        ));
+    }
+    let rp_id_hash = crate::u2f::messages::app_param(&new.rp_id);
+    let residency = if new.is_resident_credential {
+        Residency::Discoverable
+    } else {
+        Residency::ServerSide
+    };
+    let rng = SystemRandom::new();
+    let keys = token.u2f_mut().keys_mut();
+    let handle = match &key {
+        WrappedKey::P256(key) => keys
+            .wrapper
+            .wrap_as(key, &rp_id_hash, residency, &rng)?
+            .to_vec(),
+        WrappedKey::Ed25519(seed) => keys
+            .wrapper
+            .wrap_ed25519_as(seed, &rp_id_hash, residency, &rng)?
+            .to_vec(),
+    };
+    let record = DiscoverableCredential {
+        credential_id: id.clone(),
+        rp_id: new.rp_id,
+        user_id,
+        user_name: new.user_name,
+        user_display_name: new.user_display_name,
+        public_key_cose: public_key_cose(&key)?,
+        cred_protect: 0,
+        handle: Some(handle),
+        sign_count: Some(new.sign_count),
+    };
+    if keys.discoverable.record(&id).is_some() {
+        keys.discoverable.remove(&id)?;
+    }
+    if new.is_resident_credential {
+        keys.discoverable.store(record)?;
+    } else {
+        keys.discoverable.track(record)?;
+    }
+    keys.counter.skip_past(new.sign_count)?;
+    token.u2f_mut().forget_cached_keys();
+    Ok(())
+}
+
+/// Get Credentials: every credential `token` keeps a record of (module docs).
+pub fn list(token: &Authenticator) -> Vec<Credential> {
+    let keys = token.u2f().keys();
+    let last = keys.counter.last_value();
+    keys.discoverable
+        .records()
+        .map(|(record, resident)| {
+            let private_key = keys
+                .exportable
+                .then(|| {
+                    keys.open_credential(&record.credential_id, &record.rp_id_hash())
+                        .ok()
+                })
+                .flatten()
+                .and_then(|opened| pkcs8_of(&opened.key))
+                .map(|der| URL_SAFE_NO_PAD.encode(der));
+            Credential {
+                credential_id: URL_SAFE_NO_PAD.encode(&record.credential_id),
+                is_resident_credential: resident,
+                rp_id: record.rp_id.clone(),
+                private_key,
+                user_handle: resident.then(|| URL_SAFE_NO_PAD.encode(&record.user_id)),
+                sign_count: record.sign_count.unwrap_or(last),
+                user_name: record.user_name.clone().filter(|_| resident),
+                user_display_name: record.user_display_name.clone().filter(|_| resident),
+            }
+        })
+        .collect()
+}
+
+/// Remove Credential: the credential whose base64url id is `credential_id` is gone, durably.
+pub fn remove(token: &mut Authenticator, credential_id: &str) -> Result<(), Refused> {
+    let id = bytes_of("credentialId", credential_id)?;
+    let removed = token.u2f_mut().keys_mut().discoverable.remove(&id)?;
+    if !removed {
+        return Err(Refused::NoSuchCredential(credential_id.to_owned()));
+    }
+    token.u2f_mut().forget_cached_keys();
+    Ok(())
+}
+
+/// Remove All Credentials: every record of `token` is gone, durably; returns how many.
+pub fn remove_all(token: &mut Authenticator) -> Result<usize, Refused> {
+    let removed = token.u2f_mut().keys_mut().discoverable.remove_all()?;
+    token.u2f_mut().forget_cached_keys();
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_go_through_pkcs8_and_back() {
+        let rng = SystemRandom::new();
+        let p256 = CredentialKey::generate(&rng).unwrap();
+        let public = p256.public_key;
+        let document = pkcs8_of(&WrappedKey::P256(p256)).unwrap();
+        match key_of(&document).unwrap() {
+            WrappedKey::P256(back) => assert_eq!(back.public_key, public),
+            other => panic!("{other:?}"),
+        }
+        let seed = Ed25519Seed::generate(&rng).unwrap();
+        let public = seed.public_key().unwrap();
+        let document = pkcs8_of(&WrappedKey::Ed25519(seed)).unwrap();
+        let ring_pair =
+            ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&document).unwrap();
+        assert_eq!(
+            ring::signature::KeyPair::public_key(&ring_pair).as_ref(),
+            public
+        );
+        match key_of(&document).unwrap() {
+            WrappedKey::Ed25519(back) => assert_eq!(back.public_key().unwrap(), public),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_that_is_neither_is_refused_naming_the_field() {
+        for document in [&b"not der"[..], &[0x30, 0x03, 0x02, 0x01, 0x00][..]] {
+            let error = key_of(document).err().unwrap().to_string();
+            assert!(error.starts_with("privateKey: "), "{error}");
+        }
+    }
+}
