@@ -291,7 +291,7 @@ fn removal_ends_added_credentials_and_bad_fields_are_named() {
     let mut no_key = new_credential(b"x", false, b"not a key", 0);
     no_key.private_key = URL_SAFE_NO_PAD.encode(b"not a key");
     let mut blob = new_credential(b"x", false, &pkcs8, 0);
-    blob.large_blob = Some("AA".into());
+    blob.large_blob = Some("!!".into());
     let mut id = new_credential(b"x", false, &pkcs8, 0);
     id.credential_id = "!!".into();
     for (request, field) in [
@@ -305,4 +305,72 @@ fn removal_ends_added_credentials_and_bad_fields_are_named() {
             .to_string();
         assert!(refused.starts_with(&format!("{field}: ")), "{refused}");
     }
+}
+
+#[test]
+fn a_large_blob_goes_into_the_array_under_the_credential_key_and_reads_back() {
+    let (_dir, mut token) = fido2_token();
+    let (pkcs8, _) = p256_key();
+    let mut with_blob = new_credential(b"blobbed", true, &pkcs8, 0);
+    with_blob.large_blob = Some(URL_SAFE_NO_PAD.encode(b"a blob for the test"));
+    credentials::add(&mut token, with_blob).unwrap();
+    credentials::add(&mut token, new_credential(b"plain", false, &pkcs8, 0)).unwrap();
+    let listed = credentials::list(&token);
+    let blob_of = |id: &[u8]| {
+        listed
+            .iter()
+            .find(|c| c.credential_id == URL_SAFE_NO_PAD.encode(id))
+            .unwrap()
+            .large_blob
+            .clone()
+    };
+    assert_eq!(
+        blob_of(b"blobbed"),
+        Some(URL_SAFE_NO_PAD.encode(b"a blob for the test"))
+    );
+    assert_eq!(blob_of(b"plain"), None);
+    // The host side: getAssertion's largeBlobKey (0x07) opens the array's entry.
+    let request = [
+        vec![0x02],
+        cbor::encode(&uint_map(vec![
+            (1, Value::Text(RP.into())),
+            (2, Value::Bytes(CLIENT_DATA_HASH.to_vec())),
+            (4, text_map([("largeBlobKey", Value::Bool(true))])),
+        ])),
+    ]
+    .concat();
+    let Step::Done(reply) = token.start(&request, Instant::now()) else {
+        panic!("waits")
+    };
+    assert_eq!(reply[0], 0);
+    let map = ciborium::de::from_reader::<Value, _>(&reply[1..])
+        .unwrap()
+        .into_map()
+        .unwrap();
+    let key: [u8; 32] = member(&map, 7)
+        .as_bytes()
+        .unwrap()
+        .as_slice()
+        .try_into()
+        .unwrap();
+    let serialized = token.u2f().keys().large_blobs.serialized().to_vec();
+    let opened: Vec<Vec<u8>> = vu2f::automation::large_blob::entries(&serialized)
+        .iter()
+        .filter_map(|entry| vu2f::automation::large_blob::open(&key, entry))
+        .collect();
+    assert_eq!(opened, vec![b"a blob for the test".to_vec()]);
+    let mut huge = new_credential(b"huge", false, &pkcs8, 0);
+    let mut noise = vec![0u8; 6000];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut noise).unwrap();
+    huge.large_blob = Some(URL_SAFE_NO_PAD.encode(noise));
+    let refused = credentials::add(&mut token, huge).unwrap_err().to_string();
+    assert!(refused.starts_with("largeBlob: "), "{refused}");
+    assert_eq!(
+        token.u2f().keys().large_blobs.serialized(),
+        serialized.as_slice(),
+        "a blob that does not fit leaves the array as it was"
+    );
+    assert!(credentials::list(&token)
+        .iter()
+        .all(|c| c.credential_id != URL_SAFE_NO_PAD.encode(b"huge")));
 }

@@ -12,6 +12,9 @@
 //!    "userHandle":            bytes, 1 to 64       required for a resident credential
 //!    "signCount":             u32                  the next signature counts above it
 //!    "userName", "userDisplayName": string         optional, a resident credential's user
+//!    "largeBlob":             bytes                optional: written into the token's
+//!                                                  large-blob array under the credential's
+//!                                                  largeBlobKey (`super::large_blob`)
 //!  }
 //! ```
 //! An added credential is the token's own from then on: its key is wrapped into a handle of the
@@ -24,15 +27,18 @@
 //! its credentials (one added through this API) the non-discoverable ones it made; private keys
 //! come back only from an exportable token (ephemeral ones are). A U2F REGISTER names no RP id,
 //! so U2F registrations are not listed.
-//! Not supported: `largeBlob` (a 400 says so), and the backup flags (vu2f's credentials are
-//! device-bound: BE and BS stay 0).
+//! Not supported: the backup flags (vu2f's credentials are device-bound: BE and BS stay 0).
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use keystore::{CredentialKey, DiscoverableCredential, Ed25519Seed, Residency, WrappedKey};
+use keystore::{
+    CredentialExtensions, CredentialKey, CredentialSecret, DiscoverableCredential, Ed25519Seed,
+    Residency, WrappedKey,
+};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ring::rand::SystemRandom;
 use serde::{Deserialize, Serialize};
 
+use super::large_blob;
 use crate::ctap2::cose;
 use crate::ctap2::Authenticator;
 
@@ -79,7 +85,7 @@ pub struct NewCredential {
     /// The counter value the credential starts from.
     #[serde(default)]
     pub sign_count: u32,
-    /// Not supported: refused when present.
+    /// base64url: the credential's large blob.
     #[serde(default)]
     pub large_blob: Option<String>,
     /// A resident credential's user name.
@@ -121,6 +127,9 @@ pub struct Credential {
     /// A resident credential's user display name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_display_name: Option<String>,
+    /// base64url: the credential's large blob, when the array holds one for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub large_blob: Option<String>,
 }
 
 fn bytes_of(field: &str, text: &str) -> Result<Vec<u8>, Refused> {
@@ -203,12 +212,6 @@ pub fn add(token: &mut Authenticator, new: NewCredential) -> Result<(), Refused>
     if new.rp_id.is_empty() {
         return Err(invalid("rpId", "empty"));
     }
-    if new.large_blob.is_some() {
-        return Err(invalid(
-            "largeBlob",
-            "not supported by vu2f's automation API yet",
-        ));
-    }
     if new.backup_eligibility || new.backup_state {
         return Err(invalid(
             "backupEligibility",
@@ -241,6 +244,16 @@ pub fn add(token: &mut Authenticator, new: NewCredential) -> Result<(), Refused>
             "a U2F-only token keeps no discoverable credentials",
         ));
     }
+    let large_blob = match &new.large_blob {
+        Some(_) if !speaks_ctap2 => {
+            return Err(invalid(
+                "largeBlob",
+                "a U2F-only token has no large-blob array",
+            ))
+        }
+        Some(text) => Some(bytes_of("largeBlob", text)?),
+        None => None,
+    };
     let rp_id_hash = crate::u2f::messages::app_param(&new.rp_id);
     let residency = if new.is_resident_credential {
         Residency::Discoverable
@@ -249,15 +262,29 @@ pub fn add(token: &mut Authenticator, new: NewCredential) -> Result<(), Refused>
     };
     let rng = SystemRandom::new();
     let keys = token.u2f_mut().keys_mut();
-    let handle = match &key {
-        WrappedKey::P256(key) => keys
+    let handle = match (&key, &large_blob) {
+        (key, Some(_)) => {
+            let extensions = CredentialExtensions {
+                large_blob_key: true,
+                ..CredentialExtensions::default()
+            };
+            keys.wrapper
+                .wrap_extended(key, &extensions, &rp_id_hash, residency, &rng)?
+        }
+        (WrappedKey::P256(key), None) => keys
             .wrapper
             .wrap_as(key, &rp_id_hash, residency, &rng)?
             .to_vec(),
-        WrappedKey::Ed25519(seed) => keys
+        (WrappedKey::Ed25519(seed), None) => keys
             .wrapper
             .wrap_ed25519_as(seed, &rp_id_hash, residency, &rng)?
             .to_vec(),
+    };
+    // The array is made before anything is written: a blob that does not fit leaves the token
+    // as it was.
+    let array = match &large_blob {
+        Some(data) => Some(array_with(keys, &id, data, &rng)?),
+        None => None,
     };
     let record = DiscoverableCredential {
         credential_id: id.clone(),
@@ -278,27 +305,80 @@ pub fn add(token: &mut Authenticator, new: NewCredential) -> Result<(), Refused>
     } else {
         keys.discoverable.track(record)?;
     }
+    if let Some(array) = array {
+        keys.large_blobs.replace(array)?;
+    }
     keys.counter.skip_past(new.sign_count)?;
     token.u2f_mut().forget_cached_keys();
     Ok(())
+}
+
+/// The token's serialized large-blob array with `data` added for the credential `id`.
+fn array_with(
+    keys: &keystore::TokenKeys,
+    id: &[u8],
+    data: &[u8],
+    rng: &SystemRandom,
+) -> Result<Vec<u8>, Refused> {
+    let blob_key = keys
+        .wrapper
+        .credential_secret(CredentialSecret::LargeBlobKey, id);
+    let entry = large_blob::seal(&blob_key, data, rng)
+        .ok_or_else(|| invalid("largeBlob", "could not be sealed"))?;
+    let mut entries = large_blob::entries(keys.large_blobs.serialized());
+    entries.push(entry);
+    let serialized = large_blob::serialize(entries);
+    let room = keystore::MAX_SERIALIZED_LARGE_BLOB_ARRAY;
+    if serialized.len() > room {
+        return Err(invalid(
+            "largeBlob",
+            format!(
+                "the token's large-blob array would take {} bytes (at most {room})",
+                serialized.len()
+            ),
+        ));
+    }
+    Ok(serialized)
+}
+
+/// The large blob the array holds for the credential `id`, if it has a largeBlobKey.
+fn blob_of(
+    keys: &keystore::TokenKeys,
+    id: &[u8],
+    opened: &keystore::Unwrapped,
+    entries: &[crate::ctap2::cbor::Value],
+) -> Option<Vec<u8>> {
+    if !opened.extensions.as_ref().is_some_and(|e| e.large_blob_key) {
+        return None;
+    }
+    let blob_key = keys
+        .wrapper
+        .credential_secret(CredentialSecret::LargeBlobKey, id);
+    entries
+        .iter()
+        .find_map(|entry| large_blob::open(&blob_key, entry))
 }
 
 /// Get Credentials: every credential `token` keeps a record of (module docs).
 pub fn list(token: &Authenticator) -> Vec<Credential> {
     let keys = token.u2f().keys();
     let last = keys.counter.last_value();
+    let entries = large_blob::entries(keys.large_blobs.serialized());
     keys.discoverable
         .records()
         .map(|(record, resident)| {
-            let private_key = keys
-                .exportable
-                .then(|| {
-                    keys.open_credential(&record.credential_id, &record.rp_id_hash())
-                        .ok()
-                })
-                .flatten()
+            let opened = keys
+                .open_credential(&record.credential_id, &record.rp_id_hash())
+                .ok();
+            let private_key = opened
+                .as_ref()
+                .filter(|_| keys.exportable)
                 .and_then(|opened| pkcs8_of(&opened.key))
                 .map(|der| URL_SAFE_NO_PAD.encode(der));
+            let large_blob = opened
+                .as_ref()
+                .and_then(|opened| blob_of(keys, &record.credential_id, opened, &entries))
+                .map(|data| URL_SAFE_NO_PAD.encode(data));
             Credential {
                 credential_id: URL_SAFE_NO_PAD.encode(&record.credential_id),
                 is_resident_credential: resident,
@@ -308,6 +388,7 @@ pub fn list(token: &Authenticator) -> Vec<Credential> {
                 sign_count: record.sign_count.unwrap_or(last),
                 user_name: record.user_name.clone().filter(|_| resident),
                 user_display_name: record.user_display_name.clone().filter(|_| resident),
+                large_blob,
             }
         })
         .collect()

@@ -102,8 +102,9 @@ impl Authenticator {
         &self.presence
     }
 
-    /// The token's keys, for the CTAP2 engine beside this one.
-    pub(crate) fn keys(&self) -> &TokenKeys {
+    /// The token's keys: for the CTAP2 engine beside this one, and to read (the automation
+    /// API, tests).
+    pub fn keys(&self) -> &TokenKeys {
         &self.keys
     }
 
