@@ -26,7 +26,7 @@ echo "== cargo test (workspace)"
 VU2F_REQUIRE_CHROMIUM=1 cargo test --workspace --release
 
 echo "== python-fido2 over UDP; Locust through the Device Service"
-VU2F_BIN="$PWD/target/release/vu2f" "$venv/bin/pytest" -q tests/python \
+VU2F_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/vu2f" "$venv/bin/pytest" -q tests/python \
   --ignore=tests/python/test_ctap1_hidraw.py --ignore=tests/python/test_ctap2_hidraw.py \
   --ignore=tests/python/test_browsers.py
 

@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 test_binary=$1
 [ -e /dev/uhid ] || modprobe uhid
-export VU2F_REQUIRE_UHID=1 VU2F_BIN="$PWD/target/release/vu2f" PYTHONDONTWRITEBYTECODE=1
+# vu2f as `cargo build --release` made it: under CARGO_TARGET_DIR where that is set
+# (scripts/vm-test.sh gives it to the VM, which inherits no environment), under target/ otherwise.
+export VU2F_REQUIRE_UHID=1 VU2F_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/vu2f" PYTHONDONTWRITEBYTECODE=1
 # Xvfb, the browsers and vu2f (its control socket, for `vu2f replug`) need a /tmp that holds Unix
 # sockets. The VM's does not (an overlay on the host's 9p share): there, and only where it fails,
 # a tmpfs of its own.

@@ -28,6 +28,9 @@ fi
 ensure_debian_packages qemu-system-x86 linux-image-amd64 busybox-static
 ensure_python_venv target/vng 'virtme-ng==1.42'
 kernel=$(ls /boot/vmlinuz-*-amd64 | sort -V | tail -n 1)
+# The VM inherits no environment: where cargo built vu2f goes in by name, for uhid-tests.sh.
+target_dir=$(realpath "${CARGO_TARGET_DIR:-target}")
 echo "== booting $kernel under qemu (no KVM) to run the uhid tests"
 PATH="$PWD/target/vng/bin:$PATH" timeout 1200 vng --run "$kernel" --disable-kvm --user root \
-  --memory 2G --cpus 2 --exec "$PWD/scripts/uhid-tests.sh $test_binary" 2>&1 | vm_console
+  --memory 2G --cpus 2 \
+  --exec "CARGO_TARGET_DIR=$target_dir $PWD/scripts/uhid-tests.sh $test_binary" 2>&1 | vm_console
