@@ -19,9 +19,8 @@ with tempfile.TemporaryDirectory() as d: socket.socket(socket.AF_UNIX).bind(os.p
 fi
 echo "== tests/uhid.rs: libfido2's tools, 16 tokens, probe, kill and restart, replug, the companion"
 "$test_binary" --test-threads=1 --nocapture
-echo "== python-fido2 through hidraw: Ctap1, and Ctap2 and Fido2Client with Fido2Server"
-target/venv/bin/pytest -q -p no:cacheprovider tests/python/test_ctap1_hidraw.py \
-  tests/python/test_ctap2_hidraw.py
+echo "== python-fido2 through hidraw: Ctap1; Ctap2 and Fido2Client with Fido2Server; ClientPin, CredentialManagement, Config, reset, extensions and LargeBlobs"
+target/venv/bin/pytest -q -p no:cacheprovider --durations=10 tests/python/*_hidraw.py
 echo "== Chromium and Firefox ESR register and sign (u2f and fido2 tokens), Chromium with a passkey, as a relying party's python-fido2 verifies"
 browsers_started=$SECONDS
 target/venv/bin/pytest -q -s -p no:cacheprovider tests/python/test_browsers.py
