@@ -30,8 +30,9 @@ ensure_python_venv target/vng 'virtme-ng==1.42'
 kernel=$(ls /boot/vmlinuz-*-amd64 | sort -V | tail -n 1)
 # The VM inherits no environment: where cargo built vu2f goes in by name, for uhid-tests.sh.
 target_dir=$(realpath "${CARGO_TARGET_DIR:-target}")
-# Without KVM a python-fido2 test through hidraw takes about 25 s (the 29 of them 12.5 minutes)
-# and the browser tests about 4 minutes: the limit is for a VM that hangs.
+# Without KVM, and with other work on the machine, the run takes 20 to 25 minutes: a python-fido2
+# test through hidraw 15 to 25 s (mostly starting vu2f processes), the 29 of them 7 to 13
+# minutes, the browser tests 4 to 7 minutes. The limit is for a VM that hangs.
 echo "== booting $kernel under qemu (no KVM) to run the uhid tests"
 PATH="$PWD/target/vng/bin:$PATH" timeout 2400 vng --run "$kernel" --disable-kvm --user root \
   --memory 2G --cpus 2 \
