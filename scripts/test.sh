@@ -26,9 +26,8 @@ echo "== cargo test (workspace)"
 VU2F_REQUIRE_CHROMIUM=1 cargo test --workspace --release
 
 echo "== python-fido2 over UDP; Locust through the Device Service"
-VU2F_BIN="$PWD/target/release/vu2f" "$venv/bin/pytest" -q tests/python \
-  --ignore=tests/python/test_ctap1_hidraw.py --ignore=tests/python/test_ctap2_hidraw.py \
-  --ignore=tests/python/test_browsers.py
+VU2F_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/vu2f" "$venv/bin/pytest" -q tests/python \
+  --ignore-glob='*_hidraw.py' --ignore=tests/python/test_browsers.py
 
 echo "== uhid: libfido2, python-fido2 and vu2f through the kernel"
 scripts/vm-test.sh

@@ -324,6 +324,107 @@ fn libfido2_speaks_ctap2_to_a_fido2_token() {
     }
 }
 
+/// libfido2's hmac-secret (CTAP 2.1 §12.5): `fido2-cred -M -r -h` makes a resident credential
+/// with it, which `fido2-cred -V -h` verifies; `fido2-assert -G -r -h` gets the secret of a salt
+/// in an assertion that `fido2-assert -V -h` verifies with the credential's key. Both outputs are
+/// signed: `-V` without `-h` refuses each (libfido2 compares the extensions of the authenticator
+/// data with those asked for). The same salt gives the same secret, another salt another, and
+/// both salts at once (64 bytes) the two.
+#[test]
+fn libfido2_gets_the_hmac_secret_of_a_resident_credential() {
+    if !uhid_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let tokens = names("hmac-", 1);
+    create_tokens_with(&store, &tokens, common::fido2_options());
+    let served = Served::start(&store, &tokens);
+    let device = served.hidraw[0].to_str().unwrap();
+
+    let rp = "hmac.vu2f.test";
+    let user_id = STANDARD.encode([9u8; 16]);
+    let file = |name: &str| dir.path().join(name);
+    let client_data_hash = STANDARD.encode([0x44u8; 32]);
+    std::fs::write(
+        file("cred_param"),
+        format!("{client_data_hash}\n{rp}\nalice\n{user_id}\n"),
+    )
+    .unwrap();
+    run(Command::new("fido2-cred")
+        .args(["-M", "-r", "-h", "-i"])
+        .arg(file("cred_param"))
+        .arg("-o")
+        .arg(file("cred"))
+        .args([device, "es256"]));
+    let verify_credential = |flags: &[&str]| {
+        Command::new("fido2-cred")
+            .arg("-V")
+            .args(flags)
+            .arg("-i")
+            .arg(file("cred"))
+            .arg("-o")
+            .arg(file("verified"))
+            .output()
+            .unwrap()
+    };
+    assert!(
+        !verify_credential(&[]).status.success(),
+        "fido2-cred -V without -h: the hmac-secret output is in the signed authenticator data"
+    );
+    succeeded(&verify_credential(&["-h"]), "fido2-cred -V -h");
+    let verified = std::fs::read_to_string(file("verified")).unwrap();
+    let (_, public_key) = verified.split_once('\n').unwrap();
+    std::fs::write(file("key.pem"), public_key).unwrap();
+
+    let secret = |salt: &[u8]| -> Vec<u8> {
+        std::fs::write(
+            file("assert_param"),
+            format!("{client_data_hash}\n{rp}\n{}\n", STANDARD.encode(salt)),
+        )
+        .unwrap();
+        run(Command::new("fido2-assert")
+            .args(["-G", "-r", "-h", "-p", "-i"])
+            .arg(file("assert_param"))
+            .arg("-o")
+            .arg(file("assertion"))
+            .arg(device));
+        let verify = |flags: &[&str]| {
+            Command::new("fido2-assert")
+                .arg("-V")
+                .args(flags)
+                .arg("-i")
+                .arg(file("assertion"))
+                .arg(file("key.pem"))
+                .arg("es256")
+                .output()
+                .unwrap()
+        };
+        succeeded(&verify(&["-h", "-p"]), "fido2-assert -V -h");
+        assert!(
+            !verify(&["-p"]).status.success(),
+            "fido2-assert -V without -h: the hmac-secret output is in the signed authenticator data"
+        );
+        // One assertion: client data hash, RP ID, authenticator data, signature, user id, secret.
+        let assertion = std::fs::read_to_string(file("assertion")).unwrap();
+        let lines: Vec<&str> = assertion.lines().collect();
+        assert_eq!(lines.len(), 6, "{assertion}");
+        assert_eq!(lines[4], user_id);
+        STANDARD.decode(lines[5]).unwrap()
+    };
+    let (salt, other_salt) = ([0x11u8; 32], [0x22u8; 32]);
+    let first = secret(&salt);
+    assert_eq!(first.len(), 32);
+    assert_eq!(secret(&salt), first, "the same salt, the same secret");
+    let other = secret(&other_salt);
+    assert_eq!(other.len(), 32);
+    assert_ne!(other, first, "another salt, another secret");
+    assert_eq!(
+        secret(&[salt, other_salt].concat()),
+        [first, other].concat()
+    );
+}
+
 /// Sixteen tokens from one process: each enumerates and answers, and a key handle of one is
 /// refused by the next with 0x6A80.
 #[test]

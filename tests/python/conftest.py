@@ -1,12 +1,16 @@
-"""Fixtures: a fresh store and a running `vu2f serve --udp` on a loopback port."""
+"""Fixtures: a fresh store and a running `vu2f serve`, over UDP on a loopback port (`served`) or
+as uhid devices (`served_uhid`, and `served_hidraw`, which serves as `served` does)."""
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from fido2.hid import CtapHidDevice, get_descriptor
 
 sys.path.insert(0, os.path.dirname(__file__))
+
+from udp_hid import open_device  # noqa: E402 - found through the path above
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -45,13 +49,13 @@ class Servers:
             found[line["token"]] = line[key]
         return found
 
-    def serve_uhid(self, names, presence="auto", profile=None, uv="none"):
+    def serve_uhid(self, names, presence="auto", profile=None, uv="none", attestation=None):
         """Creates the tokens and serves them as uhid devices, with `uv` the policy of built-in
         user verification (none: without); returns {name: hidraw path}."""
         transport = ["--uhid", "--presence", presence]
         if uv != "none":
             transport += ["--uv", uv]
-        return self.start(names, transport, "hidraw", profile)
+        return self.start(names, transport, "hidraw", profile, attestation)
 
     def stop(self):
         for child in self.children:
@@ -64,7 +68,8 @@ def served(tmp_path):
     """Yields a function that serves tokens over UDP and returns {name: (host, port)}: tokens of
     `profile` (u2f or fido2; None: the default of `token create`), with `uv` the policy of built-in
     user verification (none: without) and `attestation` the token's (batch or self). Its `store`
-    attribute is the store directory (for `vu2f touch` and `vu2f token show`)."""
+    attribute is the store directory (for `vu2f touch` and `vu2f token show`), its `open` the
+    python-fido2 device of an address it returned (again after a `vu2f replug`)."""
     servers = Servers(str(tmp_path / "store"))
 
     def serve(*names, presence="auto", profile=None, uv="none", attestation=None):
@@ -76,6 +81,7 @@ def served(tmp_path):
                 for name, addr in addrs.items()}
 
     serve.store = servers.store
+    serve.open = lambda addr: open_device(*addr)
     yield serve
     servers.stop()
 
@@ -97,9 +103,34 @@ def served_uhid(tmp_path):
         pytest.skip("/dev/uhid is not writable here; scripts/vm-test.sh runs this in a VM")
     servers = Servers(str(tmp_path / "store"))
 
-    def serve(*names, presence="auto", profile=None, uv="none"):
-        return servers.serve_uhid(names, presence, profile, uv)
+    def serve(*names, presence="auto", profile=None, uv="none", attestation=None):
+        return servers.serve_uhid(names, presence, profile, uv, attestation)
 
     serve.store = servers.store
     yield serve
     servers.stop()
+
+
+
+def hidraw_device(uniq: str) -> CtapHidDevice:
+    """python-fido2's device of the uhid token whose HID uniq is `uniq`, found as python-fido2
+    finds keys: CtapHidDevice.list_devices reads every hidraw node's descriptor and uniq."""
+    found = [d for d in CtapHidDevice.list_devices() if d.descriptor.serial_number == uniq]
+    assert len(found) == 1, (uniq, [d.descriptor for d in CtapHidDevice.list_devices()])
+    return found[0]
+
+
+@pytest.fixture
+def served_hidraw(served_uhid):
+    """`served` through the kernel: the same call, each token a uhid device, returned as its HID
+    uniq, which names it across a `vu2f replug` (its hidraw node may change); `open(uniq)` finds
+    its node. A test module that overrides `served` with this runs tests written for `served`
+    through hidraw."""
+
+    def serve(*names, **options):
+        nodes = served_uhid(*names, **options)
+        return {name: get_descriptor(node).serial_number for name, node in nodes.items()}
+
+    serve.store = served_uhid.store
+    serve.open = hidraw_device
+    return serve

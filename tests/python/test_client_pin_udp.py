@@ -16,7 +16,6 @@ from fido2.ctap2.pin import ClientPin, PinProtocolV1, PinProtocolV2
 
 from test_ctap2_udp import (ES256_PARAM, FLAG_UP, FLAG_UV, RP_ID, RelyingParty, fido2_device,
                             sha256, user, vu2f)
-from udp_hid import open_device
 
 PERMISSION = ClientPin.PERMISSION
 ERR = CtapError.ERR
@@ -32,21 +31,22 @@ def refused(code, call, *args, **kwargs):
 
 
 class Pinned:
-    """A token served at `addr`, its Ctap2 and a ClientPin of one protocol; `replug()` pulls it
-    out and puts it back (`vu2f replug`) and opens it again, as a host must after a power cycle."""
+    """A token that `served` serves at `addr`, its Ctap2 and a ClientPin of one protocol;
+    `replug()` pulls it out and puts it back (`vu2f replug`) and opens it again, as a host must
+    after a power cycle."""
 
-    def __init__(self, store, addr, protocol):
-        self.store, self.addr = store, addr
+    def __init__(self, served, addr, protocol):
+        self.served, self.addr = served, addr
         self.protocol = protocol()
         self._open()
 
     def _open(self):
-        self.device = open_device(*self.addr)
+        self.device = self.served.open(self.addr)
         self.ctap2 = Ctap2(self.device)
         self.pin = ClientPin(self.ctap2, self.protocol)
 
     def replug(self):
-        vu2f(self.store, "replug", "key")
+        vu2f(self.served.store, "replug", "key")
         self._open()
 
     def make(self, token, rk=False):
@@ -79,13 +79,13 @@ class Pinned:
 
 
 def served_addr(served, **kwargs):
-    """Serves token "key" (fido2); returns its UDP address."""
+    """Serves token "key" (fido2); returns its address (of `served`'s transport)."""
     return served("key", profile="fido2", **kwargs)["key"]
 
 
 @PROTOCOLS
 def test_set_change_and_a_token_with_permissions_makes_and_gets_verified(served, protocol):
-    pinned = Pinned(served.store, served_addr(served), protocol)
+    pinned = Pinned(served, served_addr(served), protocol)
     ctap2, pin = pinned.ctap2, pinned.pin
     info = ctap2.get_info()
     assert info.options["clientPin"] is False and info.options["pinUvAuthToken"] is True
@@ -139,7 +139,7 @@ def test_set_change_and_a_token_with_permissions_makes_and_gets_verified(served,
 
 @PROTOCOLS
 def test_the_specs_errors_for_bad_requests(served, protocol):
-    pinned = Pinned(served.store, served_addr(served), protocol)
+    pinned = Pinned(served, served_addr(served), protocol)
     ctap2, pin = pinned.ctap2, pinned.pin
     pad = lambda pin: pin.ljust(64, b"\0")  # noqa: E731
     refused(ERR.PIN_POLICY_VIOLATION, pinned.set_padded, pad("ab\u00e9".encode()))  # 3 code points
@@ -169,7 +169,7 @@ def test_the_specs_errors_for_bad_requests(served, protocol):
 
 @PROTOCOLS
 def test_wrong_pins_count_down_three_want_a_replug_and_none_left_blocks(served, protocol):
-    pinned = Pinned(served.store, served_addr(served), protocol)
+    pinned = Pinned(served, served_addr(served), protocol)
     pinned.pin.set_pin("1234")
     stale = pinned.pin.get_pin_token("1234", PERMISSION.GET_ASSERTION, RP_ID)
 
@@ -241,7 +241,7 @@ def test_fido2_client_with_a_pin_makes_and_gets_user_verified(served):
 def test_a_token_through_built_in_uv(served, protocol):
     """getPinUvAuthTokenUsingUvWithPermissions on a token with built-in UV (`--uv auto`), and
     getUVRetries; the token verifies the user for a make and a get without a PIN."""
-    pinned = Pinned(served.store, served_addr(served, uv="auto"), protocol)
+    pinned = Pinned(served, served_addr(served, uv="auto"), protocol)
     assert pinned.pin.get_uv_retries() == 8
     token = pinned.pin.get_uv_token(PERMISSION.MAKE_CREDENTIAL, RP_ID)
     made, _ = pinned.make(token, rk=True)

@@ -45,7 +45,7 @@ def credman(pinned, rp_id=None):
 
 @PROTOCOLS
 def test_credentials_are_listed_renamed_and_deleted(served, protocol):
-    pinned = Pinned(served.store, served_addr(served), protocol)
+    pinned = Pinned(served, served_addr(served), protocol)
     pinned.pin.set_pin("1234")
     first = make_discoverable(pinned, RP_ID, user(1))
     make_discoverable(pinned, RP_ID, user(2))
@@ -102,7 +102,7 @@ def test_credentials_are_listed_renamed_and_deleted(served, protocol):
 
 @PROTOCOLS
 def test_config_toggles_always_uv_and_raises_the_minimum_pin_length(served, protocol):
-    pinned = Pinned(served.store, served_addr(served), protocol)
+    pinned = Pinned(served, served_addr(served), protocol)
     ctap2, pin = pinned.ctap2, pinned.pin
     info = ctap2.get_info()
     assert info.options["authnrCfg"] is True and info.options["setMinPINLength"] is True
@@ -159,7 +159,7 @@ def test_config_toggles_always_uv_and_raises_the_minimum_pin_length(served, prot
 
 
 def test_reset_only_just_after_a_replug_and_old_credentials_stop_working(served):
-    pinned = Pinned(served.store, served_addr(served), PinProtocolV2)
+    pinned = Pinned(served, served_addr(served), PinProtocolV2)
     ctap2 = pinned.ctap2
     pinned.pin.set_pin("1234")
     resident = make_discoverable(pinned, RP_ID, user(1))

@@ -151,10 +151,11 @@ class RelyingParty:
 
 
 def fido2_device(served, name="key", **kwargs):
-    """Serves one fido2 token; returns its device and the store's facts."""
+    """Serves one fido2 token; returns its device (over `served`'s transport) and the store's
+    facts."""
     facts = StoreFacts(served.store)
     addrs = served(name, profile="fido2", **kwargs)
-    return open_device(*addrs[name]), facts
+    return served.open(addrs[name]), facts
 
 
 def user(n: int):
