@@ -1,7 +1,9 @@
 //! clientPIN in-process (CTAP 2.1 §6.5): what needs a clock or a power cycle under the test's
 //! control. The pinUvAuthToken's time limits, its death at a power cycle, the legacy
-//! getPinToken's permissions and RP binding, and a token from built-in UV standing for the
-//! touch. A platform of the test's own drives the token through the public PIN/UV auth protocol
+//! getPinToken's permissions and RP binding, a token from built-in UV standing for the touch,
+//! and built-in UV that fails (`--uv deny`, a finger that never matches): uvRetries lowered
+//! durably by each attempt, the statuses of each command, blocked at zero until a PIN is used
+//! or the token is reset. A platform of the test's own drives the token through the public PIN/UV auth protocol
 //! (`vu2f::ctap2::pin_protocol`, itself checked against python-fido2's); python-fido2 drives the
 //! same over UDP in tests/python/test_client_pin_udp.py.
 mod common;
@@ -126,6 +128,17 @@ fn make(
     with: Option<&(PinUvAuthProtocol, Vec<u8>)>,
     now: Instant,
 ) -> (u8, Option<(Vec<u8>, u8)>) {
+    make_with(token, rp, with, Vec::new(), now)
+}
+
+/// [`make`] with these options (`uv: true` for built-in UV).
+fn make_with(
+    token: &mut Authenticator,
+    rp: &str,
+    with: Option<&(PinUvAuthProtocol, Vec<u8>)>,
+    options: Vec<(&str, Value)>,
+    now: Instant,
+) -> (u8, Option<(Vec<u8>, u8)>) {
     let client_data_hash = [0xCD; 32];
     let mut params = vec![
         (1, Value::Bytes(client_data_hash.to_vec())),
@@ -139,6 +152,9 @@ fn make(
             ])]),
         ),
     ];
+    if !options.is_empty() {
+        params.push((7, text_map(options)));
+    }
     if let Some((protocol, pin_token)) = with {
         params.push((
             8,
@@ -313,4 +329,203 @@ fn a_token_from_built_in_uv_stands_for_the_touch() {
         Err(Status::PinNotSet.byte()),
         "built-in UV, but no PIN"
     );
+}
+
+const UV_BLOCKED: u8 = 0x3C;
+const UV_INVALID: u8 = 0x3F;
+
+/// getUVRetries.
+fn uv_retries(token: &mut Authenticator, now: Instant) -> u8 {
+    let (status, body) = call(token, CLIENT_PIN, uint_map([(1, int(2)), (2, int(7))]), now);
+    assert_eq!(status, 0);
+    let arena = Arena::new();
+    let reply = Parameters::decode(&body, &arena).unwrap();
+    cbor::integer(reply.get(5).unwrap()).unwrap() as u8
+}
+
+/// getPinUvAuthTokenUsingUvWithPermissions (ga for a.example): its status.
+fn uv_token_status(token: &mut Authenticator, now: Instant) -> u8 {
+    let with = with_permissions(GA, "a.example");
+    pin_uv_auth_token(token, PinUvAuthProtocol::Two, 0x06, with, now).map_or_else(|s| s, |_| 0)
+}
+
+/// A makeCredential that asks built-in UV (`uv: true`): its status.
+fn make_verified(token: &mut Authenticator, now: Instant) -> u8 {
+    make_with(
+        token,
+        "a.example",
+        None,
+        vec![("uv", Value::Bool(true))],
+        now,
+    )
+    .0
+}
+
+/// The engine of token `t` of the store in `dir` again, as a new `serve` would make it.
+fn reopen(dir: &tempfile::TempDir, uv: PresencePolicy) -> Authenticator {
+    let store = keystore::Store::open(&dir.path().join("store")).unwrap();
+    common::ctap2_engine(&store, "t", PresencePolicy::Auto, Some(uv))
+}
+
+#[test]
+fn a_finger_that_never_matches_spends_uv_retries_until_a_pin_gives_them_back() {
+    let (dir, mut token) = token_with(PresencePolicy::Auto, Some(PresencePolicy::Deny));
+    let now = Instant::now();
+    assert_eq!(uv_retries(&mut token, now), 8);
+    for left in (1..8).rev() {
+        assert_eq!(uv_token_status(&mut token, now), UV_INVALID);
+        assert_eq!(uv_retries(&mut token, now), left, "one attempt per call");
+    }
+    drop(token);
+    let mut token = reopen(&dir, PresencePolicy::Deny);
+    assert_eq!(uv_retries(&mut token, now), 1, "durable");
+    assert_eq!(
+        uv_token_status(&mut token, now),
+        UV_BLOCKED,
+        "the last attempt failed"
+    );
+    assert_eq!(uv_token_status(&mut token, now), UV_BLOCKED, "none left");
+    assert_eq!(uv_retries(&mut token, now), 0);
+    assert_eq!(
+        make_verified(&mut token, now),
+        Status::PinBlocked.byte(),
+        "no PIN to fall back on"
+    );
+    set_pin(&mut token, "1234", now);
+    assert_eq!(
+        uv_retries(&mut token, now),
+        0,
+        "setting a PIN is not using one"
+    );
+    assert_eq!(
+        make_verified(&mut token, now),
+        Status::PuatRequired.byte(),
+        "a PIN to fall back on"
+    );
+    pin_uv_auth_token(
+        &mut token,
+        PinUvAuthProtocol::One,
+        0x09,
+        with_permissions(MC, "a.example"),
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        uv_retries(&mut token, now),
+        8,
+        "a right PIN unblocks built-in UV"
+    );
+    drop(token);
+    let mut token = reopen(&dir, PresencePolicy::Auto);
+    assert_eq!(uv_retries(&mut token, now), 8, "durable");
+    assert_eq!(uv_token_status(&mut token, now), 0);
+}
+
+#[test]
+fn make_credential_retries_a_failed_match_itself_and_a_match_or_a_reset_gives_every_attempt_back() {
+    let (dir, mut token) = token_with(PresencePolicy::Auto, Some(PresencePolicy::Deny));
+    let now = Instant::now();
+    for left in [5, 2] {
+        assert_eq!(
+            make_verified(&mut token, now),
+            Status::OperationDenied.byte()
+        );
+        assert_eq!(
+            uv_retries(&mut token, now),
+            left,
+            "three attempts a request"
+        );
+    }
+    drop(token);
+    let mut token = reopen(&dir, PresencePolicy::Auto);
+    assert_eq!(uv_retries(&mut token, now), 2);
+    let (status, made) = make_with(
+        &mut token,
+        "a.example",
+        None,
+        vec![("uv", Value::Bool(true))],
+        now,
+    );
+    assert_eq!(status, 0);
+    assert_eq!(made.unwrap().1 & (UP | UV), UP | UV);
+    assert_eq!(
+        uv_retries(&mut token, now),
+        8,
+        "a match gives every attempt back"
+    );
+    drop(token);
+
+    let mut token = reopen(&dir, PresencePolicy::Deny);
+    for _ in 0..2 {
+        make_verified(&mut token, now);
+    }
+    assert_eq!(make_verified(&mut token, now), Status::PinBlocked.byte());
+    assert_eq!(uv_retries(&mut token, now), 0);
+    assert_eq!(call(&mut token, 0x07, uint_map([]), now).0, 0, "reset");
+    assert_eq!(
+        uv_retries(&mut token, now),
+        8,
+        "a reset gives every attempt back"
+    );
+}
+
+#[test]
+fn an_attempt_is_spent_when_it_begins_so_a_timeout_or_a_cancel_keeps_it_spent() {
+    let (_dir, mut token) = token_with(PresencePolicy::Auto, Some(PresencePolicy::Touch));
+    let t0 = Instant::now();
+    let platform = agree(&mut token, PinUvAuthProtocol::Two, t0);
+    let request = [
+        vec![CLIENT_PIN],
+        cbor::encode(&uint_map([
+            (1, int(2)),
+            (2, int(6)),
+            (3, platform.key_agreement),
+            (9, int(GA as i64)),
+        ])),
+    ]
+    .concat();
+    assert_eq!(token.start(&request, t0), Step::WaitingForUser);
+    assert_eq!(
+        token.poll(t0 + Duration::from_secs(31)),
+        Step::Done(vec![Status::UserActionTimeout.byte()])
+    );
+    assert_eq!(uv_retries(&mut token, t0), 7);
+    assert_eq!(token.start(&request, t0), Step::WaitingForUser);
+    assert_eq!(token.cancel(), vec![Status::KeepaliveCancel.byte()]);
+    assert_eq!(uv_retries(&mut token, t0), 6);
+    assert_eq!(token.start(&request, t0), Step::WaitingForUser);
+    token.u2f().presence().button().press();
+    let Step::Done(reply) = token.poll(t0) else {
+        panic!("the touch verifies");
+    };
+    assert_eq!(reply[0], 0);
+    assert_eq!(uv_retries(&mut token, t0), 8);
+}
+
+#[test]
+fn a_blocked_pin_blocks_built_in_uv_too() {
+    let (_dir, mut token) = token_with(PresencePolicy::Auto, Some(PresencePolicy::Auto));
+    let now = Instant::now();
+    set_pin(&mut token, "1234", now);
+    for attempt in 0..8 {
+        if attempt % 3 == 0 {
+            token.power_cycle();
+        }
+        let platform = agree(&mut token, PinUvAuthProtocol::Two, now);
+        let hash = digest(&SHA256, b"0000");
+        let pin_hash_enc = platform
+            .shared
+            .encrypt(&hash.as_ref()[..16], &SystemRandom::new());
+        let params = uint_map([
+            (1, int(2)),
+            (2, int(5)),
+            (3, platform.key_agreement),
+            (6, Value::Bytes(pin_hash_enc)),
+        ]);
+        assert_ne!(call(&mut token, CLIENT_PIN, params, now).0, 0);
+    }
+    assert_eq!(uv_retries(&mut token, now), 8);
+    assert_eq!(uv_token_status(&mut token, now), UV_BLOCKED);
+    assert_eq!(uv_retries(&mut token, now), 0);
+    assert_eq!(make_verified(&mut token, now), Status::PuatRequired.byte());
 }

@@ -91,7 +91,7 @@ pub struct DiscoverableCredential {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        with = "crate::hex::option"
+        with = "crate::hex::optional"
     )]
     pub handle: Option<Vec<u8>>,
     /// The counter value of the credential's last signature, on a token that tracks its

@@ -1,4 +1,5 @@
-//! Lowercase hex for byte fields of the JSON records (serde `with` module).
+//! Lowercase hex for byte fields of the JSON records (serde `with` module; [`optional`] for an
+//! `Option` field).
 use serde::{Deserialize, Deserializer, Serializer};
 
 pub(crate) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
@@ -10,8 +11,8 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<
     hex::decode(text).map_err(serde::de::Error::custom)
 }
 
-/// The same for an optional field (absent or null: `None`).
-pub(crate) mod option {
+/// The same for an optional field: `null` (or, with `#[serde(default)]`, absent) is `None`.
+pub(crate) mod optional {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(crate) fn serialize<S: Serializer>(

@@ -13,7 +13,8 @@
 //!                 │                       profile, discoverable credential limit)
 //!                 ├ tree "counters"      name -> persisted counter ceiling (u32, big-endian)
 //!                 ├ tree "discoverable"  name ‖ 0x00 ‖ sequence -> one discoverable credential
-//!                 ├ tree "pins"          name -> the token's PIN hash and retry count
+//!                 ├ tree "pins"          name -> the token's PIN hash, its retry count and
+//!                 │                       uvRetries (built-in UV attempts left)
 //!                 ├ tree "config"        name -> authenticatorConfig's settings (alwaysUv, minimum
 //!                 │                       PIN length and its RP IDs, forcePINChange), plain
 //!                 └ tree "large_blobs"   name -> the token's serialized large-blob array
@@ -25,7 +26,7 @@
 //!   ids are 61 bytes.
 //! * [`discoverable`]: the records of discoverable credentials (CTAP 2.1 "rk"), per token.
 //! * [`pin`]: a token's clientPIN: LEFT(SHA-256(PIN), 16) and its retry count, lowered durably
-//!   before every comparison.
+//!   before every comparison; and uvRetries, lowered durably before every built-in UV attempt.
 //! * [`config`]: a token's authenticatorConfig settings.
 //! * [`large_blob`]: a token's serialized large-blob array (CTAP 2.1 authenticatorLargeBlobs).
 //! * [`profile`]: whether a token is a FIDO2 authenticator or a U2F-only key.
@@ -66,6 +67,6 @@ pub use key_handle::{
 };
 pub use large_blob::{LargeBlobArray, MAX_SERIALIZED_LARGE_BLOB_ARRAY};
 pub use lock::Passphrase;
-pub use pin::{PinCheck, PinState, MAX_PIN_RETRIES, PIN_HASH_LEN};
+pub use pin::{PinCheck, PinState, UvAttempt, MAX_PIN_RETRIES, MAX_UV_RETRIES, PIN_HASH_LEN};
 pub use profile::{AttestationType, Profile, UnknownAttestationType, UnknownProfile};
 pub use store::{Store, TokenInfo, TokenKeys, TokenOptions};

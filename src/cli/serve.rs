@@ -47,7 +47,8 @@ pub(super) struct ServeArgs {
     #[arg(long, default_value = "auto", value_name = "POLICY")]
     presence: PresencePolicy,
     /// Built-in user verification of fido2 tokens, as a fingerprint key has it: none, or the
-    /// policy that verifies (auto, deny, delay:MS, prompt or touch; it shares the token's button).
+    /// policy that verifies (auto, delay:MS, prompt or touch; it shares the token's button), or
+    /// deny: a finger that never matches, which counts uvRetries down to blocked.
     #[arg(long, default_value = "none", value_name = "POLICY", value_parser = parse_uv)]
     uv: BuiltInUv,
     /// Allow a UDP address that is not loopback: anyone who reaches it can use the tokens.

@@ -5,8 +5,8 @@
 //! it wraps: one master key, one counter, one button. A request that needs the user is left
 //! *pending*: [`Authenticator::start`] answers [`Step::WaitingForUser`], and the device loop calls
 //! [`Authenticator::poll`] with the time until the touch comes (the reply), the policy refuses
-//! (`OPERATION_DENIED`), the time runs out (`USER_ACTION_TIMEOUT`) or the host cancels
-//! ([`Authenticator::cancel`], `KEEPALIVE_CANCEL`):
+//! (`OPERATION_DENIED`; built-in UV's failures, [`super::built_in_uv`]), the time runs out
+//! (`USER_ACTION_TIMEOUT`) or the host cancels ([`Authenticator::cancel`], `KEEPALIVE_CANCEL`):
 //!
 //! ```text
 //!  start(request) ──► Done(reply)                          no touch needed, or at once
@@ -19,6 +19,7 @@ use minicbor::Encoder;
 use ring::digest::{digest, SHA256};
 use ring::rand::SystemRandom;
 
+use super::built_in_uv::UvAttempts;
 use super::cbor::{self, Arena, Parameters, ReplyEncoder, ReplyWriter, WriteResult};
 use super::client_pin::{ClientPinState, TokenUse, UvTokenGrant};
 use super::credential_management::Enumeration;
@@ -116,14 +117,18 @@ struct Pending {
     /// The pinUvAuthToken that verified the user for this request, if one did.
     token: Option<TokenUse>,
     deadline: Instant,
+    /// Built-in UV's attempts for this request, when `verify`.
+    uv_attempts: UvAttempts,
 }
 
 /// What the user did, as far as the token can tell now.
-enum UserAction {
+pub(super) enum UserAction {
     /// Present, and verified if verification was asked for.
     Done,
     /// The policy refuses.
     Denied,
+    /// Built-in UV failed, or is blocked: the request ends with this status.
+    Refused(Status),
     /// Not yet.
     Waiting,
 }
@@ -370,6 +375,7 @@ impl Authenticator {
             verify,
             token,
             deadline: now + self.user_action_timeout,
+            uv_attempts: UvAttempts::default(),
         };
         self.advance(pending, now)
     }
@@ -381,8 +387,9 @@ impl Authenticator {
         }
     }
 
-    fn user_action(&mut self, verify: bool, now: Instant) -> UserAction {
-        let presence = self.presence_for(verify);
+    /// Whether the user is present (the token's presence policy).
+    fn user_action(&mut self, now: Instant) -> UserAction {
+        let presence = self.u2f.presence_mut();
         if presence.take(now) {
             UserAction::Done
         } else if presence.policy() == PresencePolicy::Deny {
@@ -393,14 +400,18 @@ impl Authenticator {
         }
     }
 
-    fn advance(&mut self, pending: Pending, now: Instant) -> Step {
+    fn advance(&mut self, mut pending: Pending, now: Instant) -> Step {
         let action = match pending.token {
             Some(TokenUse { user_present: true }) => UserAction::Done,
-            _ => self.user_action(pending.verify, now),
+            _ if pending.verify => {
+                self.perform_built_in_uv(&mut pending.uv_attempts, &pending.operation, now)
+            }
+            _ => self.user_action(now),
         };
         let outcome = match action {
             UserAction::Done => Ok(pending.verify || pending.token.is_some()),
             UserAction::Denied => Err(Status::OperationDenied),
+            UserAction::Refused(status) => Err(status),
             UserAction::Waiting if now >= pending.deadline => {
                 self.presence_for(pending.verify).abandon();
                 Err(Status::UserActionTimeout)

@@ -13,8 +13,9 @@
 //!  0x03 setPIN     param = authenticate(shared, newPinEnc)
 //!  0x04 changePIN  param = authenticate(shared, newPinEnc ‖ pinHashEnc)
 //!  0x05 getPinToken                                 → {2}  permissions mc|ga, no RP ID
-//!  0x06 getPinUvAuthTokenUsingUvWithPermissions     → {2}  built-in UV (`--uv`) only
-//!  0x07 getUVRetries                                → {5}  built-in UV only
+//!  0x06 getPinUvAuthTokenUsingUvWithPermissions     → {2}  built-in UV (`--uv`) only; its
+//!                                                          failures: `super::built_in_uv`
+//!  0x07 getUVRetries                                → {5}  built-in UV only: uvRetries as stored
 //!  0x09 getPinUvAuthTokenUsingPinWithPermissions    → {2}
 //!
 //!  newPinEnc  = encrypt(shared, PIN ‖ 00… to 64 bytes)    PIN: at most 63 bytes of UTF-8, at
@@ -55,10 +56,6 @@ use super::status::Status;
 pub const PADDED_PIN_LEN: usize = 64;
 /// Consecutive wrong PINs after which the token wants a power cycle (§6.5.5.7).
 pub const MISMATCHES_BEFORE_POWER_CYCLE: u8 = 3;
-/// UV attempts getUVRetries reports for built-in UV, which here never fails a match: its
-/// policies (auto, deny, delay, touch) model a user who acts or declines, not a finger that
-/// does not match.
-pub const UV_RETRIES: u8 = 8;
 /// How long a pinUvAuthToken waits for its first use (§6.5.2.1, USB: 30 s).
 pub const INITIAL_USAGE_LIMIT: Duration = Duration::from_secs(30);
 /// How long a pinUvAuthToken lives at most (§6.5.2.1: "SHOULD be ≤ 10 minutes").
@@ -333,7 +330,8 @@ impl Authenticator {
         if self.uv.is_none() {
             return Err(Status::InvalidSubcommand);
         }
-        Ok(body(uint_map([(0x05, Value::Integer(UV_RETRIES.into()))])))
+        let uv_retries = self.u2f.keys().pin.uv_retries();
+        Ok(body(uint_map([(0x05, Value::Integer(uv_retries.into()))])))
     }
 
     fn get_key_agreement(&self, request: &Request) -> Result<Vec<u8>, Status> {

@@ -21,6 +21,8 @@
 //!  0x0E firmwareVersion   the crate's version, as MMmmpp
 //!  0x0F maxCredBlobLength 32
 //!  0x10 maxRPIDsForSetMinPINLength  8
+//!  0x11 preferredPlatformUVAttempts 3   } only with built-in UV
+//!  0x12 uvModality        2 (fingerprint)  } (`super::built_in_uv`)
 //!  0x14 remainingDiscoverableCredentials
 //! ```
 //! `clientPin` is `false` on a token without a PIN (it can have one: CTAP 2.1 §6.4), which
@@ -33,6 +35,7 @@
 //! no enterprise attestation, and authenticatorConfig's enableEnterpriseAttestation is refused.
 //! `credentialMgmtPreview` tells hosts that know only the preview command (0x41) that it works
 //! too; "FIDO_2_1_PRE" is not listed, as FIDO_2_1 covers everything the preview had.
+use super::built_in_uv::{PREFERRED_PLATFORM_UV_ATTEMPTS, UV_MODALITY};
 use super::cbor::{text_map, uint_map, Value};
 use super::cose::Algorithm;
 use super::extensions::SUPPORTED as SUPPORTED_EXTENSIONS;
@@ -102,46 +105,56 @@ pub fn info(facts: &Facts) -> Value {
     let protocols = PinUvAuthProtocol::SUPPORTED
         .map(|p| Value::Integer((p as u8).into()))
         .to_vec();
-    uint_map([
-        (0x01, Value::Array(versions)),
-        (
-            0x02,
-            Value::Array(SUPPORTED_EXTENSIONS.map(|e| Value::Text(e.into())).to_vec()),
-        ),
-        (0x03, Value::Bytes(facts.aaguid.to_vec())),
-        (0x04, text_map(options)),
-        (0x05, Value::Integer(MAX_MSG_SIZE.into())),
-        (0x06, Value::Array(protocols)),
-        (0x07, Value::Integer(MAX_CREDENTIAL_COUNT_IN_LIST.into())),
-        (
-            0x08,
-            Value::Integer((keystore::MAX_ISSUED_ID_LEN as u64).into()),
-        ),
-        (0x09, Value::Array(vec![Value::Text("usb".into())])),
-        (
-            0x0A,
-            Value::Array(Algorithm::SUPPORTED.map(Algorithm::parameters).to_vec()),
-        ),
-        (
-            0x0B,
-            Value::Integer((keystore::MAX_SERIALIZED_LARGE_BLOB_ARRAY as u64).into()),
-        ),
-        (0x0C, Value::Bool(settings.force_pin_change)),
-        (0x0D, Value::Integer(settings.min_pin_length.into())),
-        (0x0E, Value::Integer(firmware_version().into())),
-        (
-            0x0F,
-            Value::Integer((keystore::MAX_CRED_BLOB_LEN as u64).into()),
-        ),
-        (
-            0x10,
-            Value::Integer((keystore::MAX_MIN_PIN_LENGTH_RP_IDS as u64).into()),
-        ),
-        (
-            0x14,
-            Value::Integer((facts.remaining_discoverable as u64).into()),
-        ),
-    ])
+    let built_in_uv = facts.built_in_uv.then(|| {
+        [
+            (0x11, Value::Integer(PREFERRED_PLATFORM_UV_ATTEMPTS.into())),
+            (0x12, Value::Integer(UV_MODALITY.into())),
+        ]
+    });
+    uint_map(
+        [
+            (0x01, Value::Array(versions)),
+            (
+                0x02,
+                Value::Array(SUPPORTED_EXTENSIONS.map(|e| Value::Text(e.into())).to_vec()),
+            ),
+            (0x03, Value::Bytes(facts.aaguid.to_vec())),
+            (0x04, text_map(options)),
+            (0x05, Value::Integer(MAX_MSG_SIZE.into())),
+            (0x06, Value::Array(protocols)),
+            (0x07, Value::Integer(MAX_CREDENTIAL_COUNT_IN_LIST.into())),
+            (
+                0x08,
+                Value::Integer((keystore::MAX_ISSUED_ID_LEN as u64).into()),
+            ),
+            (0x09, Value::Array(vec![Value::Text("usb".into())])),
+            (
+                0x0A,
+                Value::Array(Algorithm::SUPPORTED.map(Algorithm::parameters).to_vec()),
+            ),
+            (
+                0x0B,
+                Value::Integer((keystore::MAX_SERIALIZED_LARGE_BLOB_ARRAY as u64).into()),
+            ),
+            (0x0C, Value::Bool(settings.force_pin_change)),
+            (0x0D, Value::Integer(settings.min_pin_length.into())),
+            (0x0E, Value::Integer(firmware_version().into())),
+            (
+                0x0F,
+                Value::Integer((keystore::MAX_CRED_BLOB_LEN as u64).into()),
+            ),
+            (
+                0x10,
+                Value::Integer((keystore::MAX_MIN_PIN_LENGTH_RP_IDS as u64).into()),
+            ),
+            (
+                0x14,
+                Value::Integer((facts.remaining_discoverable as u64).into()),
+            ),
+        ]
+        .into_iter()
+        .chain(built_in_uv.into_iter().flatten()),
+    )
 }
 
 #[cfg(test)]
@@ -165,6 +178,7 @@ mod tests {
         let options = cbor::map(params.get(4).unwrap()).unwrap();
         assert!(cbor::member(options, "uv").is_none());
         assert_eq!(cbor::member(options, "rk"), Some(&Item::Bool(true)));
+        assert_eq!((params.get(0x11), params.get(0x12)), (None, None));
         let encoded = cbor::encode(&info(&Facts {
             built_in_uv: true,
             ..facts
@@ -172,6 +186,8 @@ mod tests {
         let with_uv = Parameters::decode(&encoded, &arena).unwrap();
         let options = cbor::map(with_uv.get(4).unwrap()).unwrap();
         assert_eq!(cbor::member(options, "uv"), Some(&Item::Bool(true)));
+        assert_eq!(with_uv.get(0x11), Some(&Item::Unsigned(3)));
+        assert_eq!(with_uv.get(0x12), Some(&Item::Unsigned(2)));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! * [`make_credential`]: authenticatorMakeCredential (6.1) and `packed` attestation.
 //! * [`get_assertion`]: authenticatorGetAssertion and GetNextAssertion (6.2, 6.3).
 //! * [`client_pin`]: authenticatorClientPIN and the pinUvAuthToken (6.5).
+//! * [`built_in_uv`]: built-in user verification that can fail, and uvRetries (performBuiltInUv).
 //! * [`reset`]: authenticatorReset (6.6).
 //! * [`credential_management`]: authenticatorCredentialManagement (6.8).
 //! * [`config`]: authenticatorConfig (6.11) and what alwaysUv changes.
@@ -25,6 +26,7 @@
 //! * [`cbor`]: CTAP2 canonical CBOR out, strict CBOR in, each failure its status.
 pub mod auth_data;
 pub mod authenticator;
+pub mod built_in_uv;
 pub mod cbor;
 pub mod client_pin;
 pub mod config;

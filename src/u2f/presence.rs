@@ -16,7 +16,9 @@ pub const TOUCH_VALIDITY: Duration = Duration::from_secs(10);
 pub enum PresencePolicy {
     /// Always present: every operation is touched.
     Auto,
-    /// Never touched by the policy (a press of the button still counts).
+    /// Never touched by the policy (a press of the button still counts). As built-in UV
+    /// (`--uv deny`): a finger that never matches, each attempt spending one of uvRetries
+    /// (`crate::ctap2::built_in_uv`).
     Deny,
     /// The touch comes this long after the first request that asks for it.
     Delay(Duration),

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use vu2f::u2f::{Authenticator, Presence, PresencePolicy};
 
 pub mod aa;
+pub mod kill_attempts;
 
 /// A temporary store with the named tokens.
 pub fn store_with(names: &[&str]) -> (tempfile::TempDir, keystore::Store) {

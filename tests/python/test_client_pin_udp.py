@@ -4,7 +4,8 @@ and changes the PIN of a `fido2` token served over UDP, gets pinUvAuthTokens wit
 uses them for makeCredential and getAssertion, whose attestation and assertion python-fido2's
 classes verify; wrong PINs count down durably, three in a row want a replug (`vu2f replug`), and
 none left blocks the PIN. Fido2Client with a PIN, and with built-in UV, makes and gets what
-Fido2Server accepts with userVerification "required"."""
+Fido2Server accepts with userVerification "required". Built-in UV that never matches (`--uv
+deny`) counts getUVRetries down durably to UV_BLOCKED, where Fido2Client falls back to the PIN."""
 import os
 
 import pytest
@@ -14,8 +15,8 @@ from fido2.ctap import CtapError
 from fido2.ctap2 import Ctap2
 from fido2.ctap2.pin import ClientPin, PinProtocolV1, PinProtocolV2
 
-from test_ctap2_udp import (ES256_PARAM, FLAG_UP, FLAG_UV, RP_ID, RelyingParty, fido2_device,
-                            sha256, user, vu2f)
+from test_ctap2_udp import (ES256_PARAM, FLAG_UP, FLAG_UV, RP_ID, RelyingParty, StoreFacts,
+                            fido2_device, sha256, user, vu2f)
 
 PERMISSION = ClientPin.PERMISSION
 ERR = CtapError.ERR
@@ -251,3 +252,40 @@ def test_a_token_through_built_in_uv(served, protocol):
     got.verify(client_data_hash, made.auth_data.credential_data.public_key)
     assert got.auth_data.flags & FLAG_UV
     refused(ERR.PIN_NOT_SET, pinned.pin.get_pin_token, "1234", PERMISSION.GET_ASSERTION, RP_ID)
+
+
+def test_a_finger_that_never_matches_counts_uv_retries_down_to_the_pin(served):
+    """`--uv deny`, a finger that never matches: getInfo tells preferredPlatformUVAttempts (3)
+    and uvModality (fingerprint); each getPinUvAuthTokenUsingUvWithPermissions answers
+    UV_INVALID and lowers getUVRetries by one, durably (a replug keeps it), the last UV_BLOCKED.
+    Fido2Client then falls back to the PIN (python-fido2 retries once with it on UV_BLOCKED), and
+    the right PIN gives every UV attempt back; the next failed match is UV_INVALID again."""
+    facts = StoreFacts(served.store)
+    pinned = Pinned(served, served_addr(served, uv="deny"), PinProtocolV2)
+    info = pinned.ctap2.get_info()
+    assert info.options["uv"] is True
+    assert (info.preferred_platform_uv_attempts, info.uv_modality) == (3, 2)
+    assert pinned.pin.get_uv_retries() == 8
+    for left in range(7, 0, -1):
+        refused(ERR.UV_INVALID, pinned.pin.get_uv_token, PERMISSION.GET_ASSERTION, RP_ID)
+        assert pinned.pin.get_uv_retries() == left
+        if left == 4:
+            pinned.replug()
+            assert pinned.pin.get_uv_retries() == 4
+    refused(ERR.UV_BLOCKED, pinned.pin.get_uv_token, PERMISSION.GET_ASSERTION, RP_ID)
+    refused(ERR.UV_BLOCKED, pinned.pin.get_uv_token, PERMISSION.GET_ASSERTION, RP_ID)
+    assert pinned.pin.get_uv_retries() == 0
+
+    pinned.pin.set_pin("1234")
+    assert pinned.pin.get_uv_retries() == 0  # setting a PIN is not using one
+    interaction = PinInteraction("1234")
+    rp = RelyingParty(pinned.device, facts, user_interaction=interaction)
+    auth_data = rp.register(user(4), resident_key="required", user_verification="required")
+    assert auth_data.flags & (FLAG_UP | FLAG_UV) == FLAG_UP | FLAG_UV
+    assert interaction.asked == 1
+    assert pinned.pin.get_uv_retries() == 8
+
+    with pytest.raises(Exception) as failed:
+        rp.authenticate([auth_data.credential_data], user_verification="required")
+    assert getattr(failed.value, "cause", failed.value).code == ERR.UV_INVALID
+    assert pinned.pin.get_uv_retries() == 7
