@@ -27,10 +27,6 @@ const PIN_INVALID: u8 = 0x31;
 const PIN_BLOCKED: u8 = 0x32;
 const PIN_AUTH_BLOCKED: u8 = 0x34;
 
-fn name(n: usize) -> String {
-    format!("pin-{n:02}")
-}
-
 /// getPinUvAuthTokenUsingPinWithPermissions (ga) with `pin`, after a getKeyAgreement: the
 /// status, or `None` when the token did not answer (killed).
 fn attempt(token: &mut UdpTransport, pin: &[u8]) -> Option<u8> {
@@ -82,15 +78,8 @@ impl Attempts for WrongPins {
 
 #[test]
 fn sigkill_during_pin_attempts_never_gives_an_attempt_back() {
-    let names: Vec<String> = (0..TOKENS).map(name).collect();
+    let (names, _dir, store) = kill_attempts::tokens_with_pin("pin", TOKENS, PIN);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let (dir, store) = common::store_with(&names);
-    let hash: [u8; 16] = digest(&SHA256, PIN).as_ref()[..16].try_into().unwrap();
-    for name in &names {
-        store.load(name).unwrap().pin.set(&hash, 4).unwrap();
-    }
-    drop(store);
-    let store = dir.path().join("store");
 
     let killed =
         kill_attempts::kill_during_attempts::<WrongPins>(&store, &names, &[], 8, KILLS, BOUND);

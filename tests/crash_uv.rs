@@ -26,10 +26,6 @@ const BOUND: Duration = Duration::from_secs(600);
 const UV_BLOCKED: u8 = 0x3C;
 const UV_INVALID: u8 = 0x3F;
 
-fn name(n: usize) -> String {
-    format!("uv-{n:02}")
-}
-
 /// After a getKeyAgreement, getPinUvAuthTokenUsingUvWithPermissions (ga), or with
 /// `pin_hash_enc` getPinUvAuthTokenUsingPinWithPermissions: the status, or `None` when the
 /// token did not answer (killed).
@@ -84,15 +80,8 @@ impl Attempts for FailedMatches {
 
 #[test]
 fn sigkill_during_uv_attempts_never_gives_an_attempt_back() {
-    let names: Vec<String> = (0..TOKENS).map(name).collect();
+    let (names, _dir, store) = kill_attempts::tokens_with_pin("uv", TOKENS, b"1234");
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let (dir, store) = common::store_with(&names);
-    let hash: [u8; 16] = digest(&SHA256, b"1234").as_ref()[..16].try_into().unwrap();
-    for name in &names {
-        store.load(name).unwrap().pin.set(&hash, 4).unwrap();
-    }
-    drop(store);
-    let store = dir.path().join("store");
     let serve_args = ["--uv", "deny"];
 
     let killed = kill_attempts::kill_during_attempts::<FailedMatches>(

@@ -272,10 +272,8 @@ impl PinState {
         if self.record.retries == 0 {
             return Ok(PinCheck::Blocked);
         }
-        let mut lowered = self.record.clone();
-        lowered.retries -= 1;
-        let retries = lowered.retries;
-        self.write(lowered)?;
+        self.update(|record| record.retries -= 1)?;
+        let retries = self.record.retries;
         let matches = candidate.len() == PIN_HASH_LEN
             && self
                 .record
@@ -285,10 +283,10 @@ impl PinState {
         if !matches {
             return Ok(PinCheck::Wrong { retries });
         }
-        let mut restored = self.record.clone();
-        restored.retries = MAX_PIN_RETRIES;
-        restored.uv_retries = MAX_UV_RETRIES;
-        self.write(restored)?;
+        self.update(|record| {
+            record.retries = MAX_PIN_RETRIES;
+            record.uv_retries = MAX_UV_RETRIES;
+        })?;
         Ok(PinCheck::Correct)
     }
 
@@ -298,18 +296,15 @@ impl PinState {
     /// then, or with no attempt left, nothing is spent.
     pub fn spend_uv_attempt(&mut self) -> Result<UvAttempt> {
         if self.is_set() && self.record.retries == 0 && self.record.uv_retries > 0 {
-            let mut blocked = self.record.clone();
-            blocked.uv_retries = 0;
-            self.write(blocked)?;
+            self.update(|record| record.uv_retries = 0)?;
         }
         if self.record.uv_retries == 0 {
             return Ok(UvAttempt::Blocked);
         }
-        let mut lowered = self.record.clone();
-        lowered.uv_retries -= 1;
-        let uv_retries = lowered.uv_retries;
-        self.write(lowered)?;
-        Ok(UvAttempt::Spent { uv_retries })
+        self.update(|record| record.uv_retries -= 1)?;
+        Ok(UvAttempt::Spent {
+            uv_retries: self.record.uv_retries,
+        })
     }
 
     /// The user matched: every built-in UV attempt is back (flushed; nothing is written when
@@ -318,9 +313,7 @@ impl PinState {
         if self.record.uv_retries == MAX_UV_RETRIES {
             return Ok(());
         }
-        let mut restored = self.record.clone();
-        restored.uv_retries = MAX_UV_RETRIES;
-        self.write(restored)
+        self.update(|record| record.uv_retries = MAX_UV_RETRIES)
     }
 
     /// Whether `candidate` is the PIN's hash, without counting an attempt: for changePIN's check
@@ -337,6 +330,13 @@ impl PinState {
     /// store (authenticatorReset).
     pub(crate) fn forget(&mut self) {
         self.record = PinRecord::factory();
+    }
+
+    /// Writes the record as `change` leaves it ([`Self::write`]).
+    fn update(&mut self, change: impl FnOnce(&mut PinRecord)) -> Result<()> {
+        let mut record = self.record.clone();
+        change(&mut record);
+        self.write(record)
     }
 
     /// Writes `record` (a factory one by removing the token's) and flushes it. The view in

@@ -7,12 +7,13 @@
 //! lowered it by exactly one, with the status of its place ([`Attempts::status`]).
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use ring::digest::{digest, SHA256};
 use vu2f::ctap2::cbor::{self, uint_map, Arena, Parameters, Value};
 use vu2f::transport::UdpTransport;
 
@@ -49,6 +50,23 @@ pub fn count(token: &mut UdpTransport, sub_command: i64, member: u64) -> u8 {
     let arena = Arena::new();
     let params = Parameters::decode(&reply[1..], &arena).unwrap();
     cbor::integer(params.get(member).unwrap()).unwrap() as u8
+}
+
+/// `count` token names (`prefix-00`, …), and a store with those tokens, each with the PIN `pin`:
+/// the store's directory (holding it) and its path.
+pub fn tokens_with_pin(
+    prefix: &str,
+    count: usize,
+    pin: &[u8],
+) -> (Vec<String>, tempfile::TempDir, PathBuf) {
+    let names: Vec<String> = (0..count).map(|n| format!("{prefix}-{n:02}")).collect();
+    let (dir, store) = super::store_with(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let hash: [u8; 16] = digest(&SHA256, pin).as_ref()[..16].try_into().unwrap();
+    for name in &names {
+        store.load(name).unwrap().pin.set(&hash, 4).unwrap();
+    }
+    let path = dir.path().join("store");
+    (names, dir, path)
 }
 
 /// A connection to a token, answering within `timeout`.

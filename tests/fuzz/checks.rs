@@ -1306,7 +1306,11 @@ fn hid_token(config: u8) -> ctap2::Authenticator {
             Some(PresencePolicy::Delay(Duration::from_millis(500))),
         ),
     };
-    let u2f = Authenticator::new(store.load(name).unwrap(), Presence::new(presence));
+    let mut keys = store.load(name).unwrap();
+    // Built-in UV attempts that timed out or were cancelled stay spent in the store: every input
+    // starts with all of them, so that UV still waits rather than answering blocked.
+    keys.pin.uv_matched().unwrap();
+    let u2f = Authenticator::new(keys, Presence::new(presence));
     ctap2::Authenticator::new(u2f, uv).with_user_action_timeout(HID_USER_ACTION_TIMEOUT)
 }
 
