@@ -13,7 +13,8 @@
 //! Beside the token: `transport` (how a host reaches one: in-process, UDP or hidraw), `client`
 //! (the companion for NetIQ / OpenText Advanced Authentication), `aa` (that REST API's shapes),
 //! `aa_sim` (the embedded AA emulator), `webauthn` (what a WebAuthn client and relying party
-//! both read), `load` and `bench`, `probe`, `demo`, and `cli`.
+//! both read), `automation` (the HTTP API that adds and drives served tokens, as WebDriver does
+//! virtual authenticators), `load` and `bench`, `probe`, `demo`, and `cli`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

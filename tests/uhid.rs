@@ -759,3 +759,113 @@ fn fido2_enroll_and_log_on_through_hidraw() {
         assert!(second.counter > first.counter, "{second:?} {first:?}");
     });
 }
+
+/// The automation API (`serve --uhid --control`, no token at the start): an authenticator added
+/// at run time is a hidraw device that libfido2 lists and reads getInfo from (rk and uv as
+/// added: `nork` for one without resident keys); libfido2 makes a credential with built-in UV
+/// while the API says the user is verified, and not once it says otherwise; a removed one's
+/// node is gone and libfido2 no longer lists it.
+#[test]
+fn authenticators_added_over_the_api_are_hidraw_devices_libfido2_uses() {
+    if !uhid_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tempfile::tempdir().unwrap();
+    let mut command = common::vu2f(&dir.path().join("store"));
+    command.env("XDG_RUNTIME_DIR", runtime.path()).args([
+        "--json",
+        "serve",
+        "--uhid",
+        "--control",
+        "127.0.0.1:0",
+    ]);
+    let (_process, lines) = common::Running::start(command, 1);
+    let url = lines[0]["automation"].as_str().unwrap().to_owned();
+    let bearer = std::fs::read_to_string(lines[0]["token_file"].as_str().unwrap()).unwrap();
+    let http = reqwest::blocking::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        let response = http
+            .request(method.clone(), format!("{url}{path}"))
+            .bearer_auth(&bearer)
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 200, "{method} {path}");
+        response.json::<serde_json::Value>().unwrap()["value"].clone()
+    };
+    let add = |body: serde_json::Value| {
+        let id = call(reqwest::Method::POST, "/webauthn/authenticator", body);
+        let path = format!("/webauthn/authenticator/{}", id.as_str().unwrap());
+        let shown = call(reqwest::Method::GET, &path, serde_json::json!({}));
+        let node = PathBuf::from(shown["hidraw"].as_str().expect("a hidraw node"));
+        (path, node)
+    };
+    let (verifying, node) = add(serde_json::json!({
+        "protocol": "ctap2", "transport": "usb", "hasResidentKey": true,
+        "hasUserVerification": true, "isUserVerified": true,
+    }));
+    let (_plain, plain_node) = add(serde_json::json!({"protocol": "ctap2", "transport": "usb"}));
+    let device = node.to_str().unwrap();
+
+    let listed = |node: &Path| {
+        let list = run(Command::new("fido2-token").arg("-L"));
+        String::from_utf8_lossy(&list.stdout).contains(&format!("{}:", node.display()))
+    };
+    assert!(
+        listed(&node) && listed(&plain_node),
+        "fido2-token -L lists both"
+    );
+    let options = |node: &Path| {
+        let info = run(Command::new("fido2-token").arg("-I").arg(node));
+        let info = String::from_utf8_lossy(&info.stdout).into_owned();
+        let line = info.lines().find(|l| l.starts_with("options:"));
+        line.expect("an options line").to_owned()
+    };
+    let verifying_options = options(&node);
+    assert!(
+        verifying_options.contains(" rk,") && verifying_options.contains(" uv,"),
+        "{verifying_options}"
+    );
+    let plain_options = options(&plain_node);
+    assert!(
+        plain_options.contains(" nork,")
+            && !plain_options.contains(" uv,")
+            && !plain_options.contains("largeBlobs"),
+        "{plain_options}"
+    );
+
+    let param = dir.path().join("cred_param");
+    let client_data_hash = STANDARD.encode([0x44u8; 32]);
+    let user_id = STANDARD.encode([5u8; 16]);
+    std::fs::write(
+        &param,
+        format!("{client_data_hash}\napi.vu2f.test\nalice\n{user_id}\n"),
+    )
+    .unwrap();
+    let make = || {
+        Command::new("fido2-cred")
+            .args(["-M", "-v", "-i"])
+            .arg(&param)
+            .args([device, "es256"])
+            .output()
+            .unwrap()
+    };
+    let made = make();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    call(
+        reqwest::Method::POST,
+        &format!("{verifying}/uv"),
+        serde_json::json!({"isUserVerified": false}),
+    );
+    assert!(!make().status.success(), "UV refused once the API says so");
+
+    call(reqwest::Method::DELETE, &verifying, serde_json::json!({}));
+    assert!(gone(std::slice::from_ref(&node)), "the node goes");
+    assert!(!listed(&node), "fido2-token -L no longer lists it");
+    assert!(listed(&plain_node), "the other one stays");
+}

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 mod aa_sim;
 mod bench;
 mod companion;
+mod ctl;
 mod duration;
 mod generate;
 mod load;
@@ -85,6 +86,9 @@ enum Command {
         /// The token's name.
         name: String,
     },
+    /// Drive a running `vu2f serve --control`: add, list and remove authenticators, flip their
+    /// user verification and presence, press, replug.
+    Ctl(ctl::CtlArgs),
     /// Measure signing throughput against the raw ECDSA limit, on one core.
     Bench(bench::BenchArgs),
     /// Log a user on to an AA server with a token, through the first of the user's chains that
@@ -146,6 +150,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(global, args),
         Command::Touch { name } => crate::device::control::touch(&global.store_dir()?, &name),
         Command::Replug { name } => crate::device::control::replug(&global.store_dir()?, &name),
+        Command::Ctl(args) => ctl::run(global, args),
         Command::Bench(args) => bench::run(global, args),
         Command::Logon(args) => companion::logon(global, *args),
         Command::Enroll(args) => companion::enroll(global, *args),

@@ -1,20 +1,16 @@
-//! `vu2f serve`: run tokens for hosts to use.
-use std::collections::HashMap;
+//! `vu2f serve`: run tokens for hosts to use, and with `--control` the automation API that adds
+//! and drives more while it runs ([`crate::automation`]).
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
 use super::Global;
-use crate::device::control::Controlled;
-use crate::device::replug::{Plug, ReplugRequest};
-use crate::device::uhid::{UhidDevice, UhidServer, HIDRAW_APPEARS};
+use crate::automation::{Fleet, FleetSettings, VirtualAuthenticator};
+use crate::device::uhid::UhidServer;
 use crate::device::SharedToken;
-use crate::hid::CtapHid;
 use crate::u2f::{Button, Presence, PresencePolicy};
 
 #[derive(Debug, Args)]
@@ -51,7 +47,13 @@ pub(super) struct ServeArgs {
     /// deny: a finger that never matches, which counts uvRetries down to blocked.
     #[arg(long, default_value = "none", value_name = "POLICY", value_parser = parse_uv)]
     uv: BuiltInUv,
-    /// Allow a UDP address that is not loopback: anyone who reaches it can use the tokens.
+    /// Serve the automation API (HTTP JSON, WebDriver's virtual authenticator commands: add and
+    /// remove authenticators, user verification and presence, press, replug) on a Unix socket in
+    /// $XDG_RUNTIME_DIR/vu2f, or on ADDR. Requests need the bearer token of the file it prints.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1)]
+    control: Option<Option<SocketAddr>>,
+    /// Allow a UDP, Device Service or automation API address that is not loopback: anyone who
+    /// reaches it can use the tokens.
     #[arg(long)]
     allow_remote: bool,
 }
@@ -62,6 +64,14 @@ struct DeviceService {
     device_service: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate: Option<PathBuf>,
+}
+
+/// What `serve` prints for the automation API, with `--json` as one JSON line after the others.
+#[derive(serde::Serialize)]
+struct Automation {
+    /// `http://ADDR` or `unix:PATH`.
+    automation: String,
+    token_file: PathBuf,
 }
 
 /// What `serve` prints for each token, one JSON object per line with `--json`.
@@ -75,10 +85,13 @@ struct Served {
 }
 
 pub(super) fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
-    if args.udp.is_none() && !args.uhid && args.device_service.is_none() {
-        anyhow::bail!("nothing to serve on: pass --udp [ADDR], --uhid or --device-service [ADDR]");
+    if args.udp.is_none() && !args.uhid && args.device_service.is_none() && args.control.is_none() {
+        anyhow::bail!(
+            "nothing to serve on: pass --udp [ADDR], --uhid, --device-service [ADDR] or --control [ADDR]"
+        );
     }
-    for addr in args.udp.iter().chain(&args.device_service) {
+    let control = args.control.flatten();
+    for addr in args.udp.iter().chain(&args.device_service).chain(&control) {
         if !addr.ip().is_loopback() && !args.allow_remote {
             anyhow::bail!("{addr} is not a loopback address; pass --allow-remote to expose the tokens to the network");
         }
@@ -92,8 +105,8 @@ pub(super) fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         args.tokens.clone()
     };
-    if names.is_empty() {
-        anyhow::bail!("no token to serve: pass --token NAME or --all (create one with `vu2f token create NAME`)");
+    if names.is_empty() && args.control.is_none() {
+        anyhow::bail!("no token to serve: pass --token NAME or --all (create one with `vu2f token create NAME`), or --control to add them while serving");
     }
     let tokens = store
         .load_many(&names)?
@@ -103,7 +116,7 @@ pub(super) fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             crate::ctap2::Authenticator::new(u2f, args.uv.0)
         })
         .collect();
-    super::runtime()?.block_on(serve_all(global, &store, tokens, &args))
+    super::runtime()?.block_on(serve_all(global, Arc::new(store), tokens, &args))
 }
 
 /// `--uv`: `none`, or the policy of built-in user verification.
@@ -117,84 +130,23 @@ fn parse_uv(text: &str) -> Result<BuiltInUv, String> {
     }
 }
 
-/// Creates every token's uhid device, in order.
-fn create_devices(
-    path: &std::path::Path,
-    tokens: &[Token],
-) -> anyhow::Result<Vec<(String, UhidDevice, CtapHid<SharedToken>)>> {
-    let process = std::process::id();
-    let mut devices = Vec::with_capacity(tokens.len());
-    for (index, token) in tokens.iter().enumerate() {
-        let name = &token.name;
-        let device = UhidDevice::create(path, name, &format!("vu2f:{process}:{index}"))
-            .map_err(|e| anyhow::anyhow!("token {name}: {e}"))?;
-        devices.push((name.clone(), device, CtapHid::new(token.shared.clone())));
-    }
-    Ok(devices)
-}
-
-/// A served token: its name, its engine as its devices share it, and its button.
-struct Token {
-    name: String,
-    shared: SharedToken,
-    button: Arc<Button>,
-}
-
-/// Shares every engine among its devices; with a prompt, asks on the terminal for its touches.
-fn share(engines: Vec<crate::ctap2::Authenticator>, args: &ServeArgs) -> Vec<Token> {
+/// Asks on the terminal for the touches of every engine, when a policy is `prompt`.
+fn prompt_for_touches(engines: &[crate::ctap2::Authenticator], args: &ServeArgs) {
     let prompt =
         args.presence == PresencePolicy::Prompt || args.uv.0 == Some(PresencePolicy::Prompt);
-    engines
-        .into_iter()
-        .map(|engine| {
-            let name = engine.u2f().name().to_owned();
+    if prompt {
+        for engine in engines {
             let button = Arc::clone(engine.u2f().presence().button());
-            if prompt {
-                spawn_prompt(name.clone(), Arc::clone(&button));
-            }
-            Token {
-                name,
-                shared: SharedToken::new(engine),
-                button,
-            }
-        })
-        .collect()
-}
-
-/// What the control socket reaches of each token: its button, and its plugs: the engine first
-/// (power-cycled once per replug), then one per CTAPHID device. Also the receiving end of each
-/// UDP task's plug.
-fn controls(
-    tokens: &[Token],
-    uhid: Option<&UhidServer<SharedToken>>,
-    udp: bool,
-) -> (
-    HashMap<String, Controlled>,
-    Vec<mpsc::UnboundedReceiver<ReplugRequest>>,
-) {
-    let mut controlled = HashMap::with_capacity(tokens.len());
-    let mut udp_replugs = Vec::new();
-    for token in tokens {
-        let mut plugs: Vec<Arc<dyn Plug>> = vec![Arc::new(token.shared.clone())];
-        if let Some(server) = uhid {
-            plugs.push(Arc::new(server.plug(&token.name)));
+            spawn_prompt(engine.u2f().name().to_owned(), button);
         }
-        if udp {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            plugs.push(Arc::new(sender));
-            udp_replugs.push(receiver);
-        }
-        let button = Arc::clone(&token.button);
-        controlled.insert(token.name.clone(), Controlled { button, plugs });
     }
-    (controlled, udp_replugs)
 }
 
 /// Listens on the control socket. Without one the server runs on, out of reach of `vu2f touch`
 /// and `vu2f replug`, unless `--presence touch` or `--uv touch` needs it.
 fn listen_control(
     store: &keystore::Store,
-    controlled: HashMap<String, Controlled>,
+    fleet: Arc<Fleet>,
     args: &ServeArgs,
 ) -> anyhow::Result<Option<(PathBuf, tokio::task::JoinHandle<()>)>> {
     let flag = if args.presence == PresencePolicy::Touch {
@@ -204,10 +156,7 @@ fn listen_control(
     } else {
         None
     };
-    match (
-        crate::device::control::listen(store.dir(), controlled),
-        flag,
-    ) {
+    match (crate::device::control::listen(store.dir(), fleet), flag) {
         (Ok(listening), _) => Ok(Some(listening)),
         (Err(e), None) => {
             eprintln!(
@@ -222,61 +171,71 @@ fn listen_control(
 
 async fn serve_all(
     global: &Global,
-    store: &keystore::Store,
+    store: Arc<keystore::Store>,
     engines: Vec<crate::ctap2::Authenticator>,
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
-    let tokens = share(engines, args);
+    prompt_for_touches(&engines, args);
     let uhid = if args.uhid {
-        Some(UhidServer::new(create_devices(&args.uhid_path, &tokens)?)?)
+        Some(UhidServer::<SharedToken>::new(Vec::new())?)
     } else {
         None
     };
-    let (controlled, udp_replugs) = controls(&tokens, uhid.as_ref(), args.udp.is_some());
-    // Listening before the tokens are announced: once a token's line is out, `vu2f touch` works.
-    let control = listen_control(store, controlled, args)?;
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut udp_replugs = udp_replugs.into_iter();
-    for (index, token) in tokens.iter().enumerate() {
-        let name = &token.name;
-        let mut served = Served {
-            token: name.clone(),
-            udp: None,
-            hidraw: None,
-        };
-        if let (Some(first), Some(replugs)) = (args.udp, udp_replugs.next()) {
-            let socket = bind_udp(first, index, name).await?;
-            served.udp = Some(socket.local_addr()?);
-            let (name, hid) = (name.clone(), CtapHid::new(token.shared.clone()));
-            tasks.spawn(async move {
-                if let Err(e) = crate::device::udp::serve(socket, hid, replugs).await {
-                    eprintln!("vu2f: token {name} stopped serving UDP: {e}");
-                }
-            });
-        }
-        if let Some(server) = &uhid {
-            served.hidraw = Some(server.hidraw(name).ok_or_else(|| {
-                anyhow::anyhow!("token {name}: the kernel made no hidraw node for the uhid device within {HIDRAW_APPEARS:?}")
-            })?);
-        }
-        print_served(global, &served, args.presence)?;
-    }
+    let fleet = Arc::new(Fleet::new(FleetSettings {
+        store: Arc::clone(&store),
+        uhid: uhid
+            .as_ref()
+            .map(|server| (server.handle(), args.uhid_path.clone())),
+        udp: args.udp,
+        allow_remote: args.allow_remote,
+    }));
     let uhid = uhid.map(|server| {
         let stop = server.stop_handle();
         (stop, std::thread::spawn(move || server.run()))
     });
-    let shared: Vec<(String, SharedToken)> = tokens
-        .iter()
-        .map(|t| (t.name.clone(), t.shared.clone()))
-        .collect();
+    // Listening before the tokens are announced: once a token's line is out, `vu2f touch` works.
+    let control = listen_control(&store, Arc::clone(&fleet), args)?;
+    let mut served = Vec::with_capacity(engines.len());
+    for (index, engine) in engines.into_iter().enumerate() {
+        let udp = args
+            .udp
+            .map(|first| udp_address(first, index))
+            .transpose()?;
+        served.push(fleet.serve_loaded(engine, udp).await?);
+    }
+    for token in &served {
+        let hidraw = Fleet::wait_for_hidraw(token)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        let line = Served {
+            token: token.id().to_owned(),
+            udp: token.udp(),
+            hidraw,
+        };
+        print_served(global, &line, args.presence)?;
+    }
     let device_service = match args.device_service {
         Some(addr) => {
-            Some(start_device_service(global, store, &shared, addr, args.plain_http).await?)
+            let shared = shared_tokens(&served);
+            Some(start_device_service(global, &store, &shared, addr, args.plain_http).await?)
+        }
+        None => None,
+    };
+    drop(served);
+    let automation = match args.control {
+        Some(addr) => {
+            let listening =
+                crate::automation::server::listen(Arc::clone(&fleet), store.dir(), addr).await?;
+            print_automation(global, &listening)?;
+            Some(listening)
         }
         None => None,
     };
 
     super::wait_for_termination().await?;
+    if let Some(listening) = automation {
+        listening.stop();
+    }
     if let Some((stop, thread)) = uhid {
         stop.stop();
         let _ = thread.join();
@@ -288,7 +247,35 @@ async fn serve_all(
         task.abort();
         let _ = std::fs::remove_file(path);
     }
-    tasks.abort_all();
+    fleet.shutdown().await;
+    Ok(())
+}
+
+/// The name and engine of each served token, for the Device Service.
+fn shared_tokens(served: &[Arc<VirtualAuthenticator>]) -> Vec<(String, SharedToken)> {
+    served
+        .iter()
+        .map(|token| (token.id().to_owned(), token.token().clone()))
+        .collect()
+}
+
+fn print_automation(
+    global: &Global,
+    listening: &crate::automation::server::Listening,
+) -> anyhow::Result<()> {
+    let line = Automation {
+        automation: listening.endpoint().to_string(),
+        token_file: listening.token_file().to_owned(),
+    };
+    if global.json {
+        println!("{}", serde_json::to_string(&line)?);
+    } else {
+        println!(
+            "automation API on {} (bearer token in {})",
+            line.automation,
+            line.token_file.display()
+        );
+    }
     Ok(())
 }
 
@@ -326,17 +313,15 @@ async fn start_device_service(
     Ok(handle)
 }
 
-/// The UDP socket of the `index`th token: ports count up from `first`'s (0: any free port).
-async fn bind_udp(first: SocketAddr, index: usize, name: &str) -> anyhow::Result<UdpSocket> {
+/// The UDP address of the `index`th token: ports count up from `first`'s (0: any free port).
+fn udp_address(first: SocketAddr, index: usize) -> anyhow::Result<SocketAddr> {
     let mut addr = first;
     if first.port() != 0 {
         let port = u16::try_from(usize::from(first.port()) + index)
             .map_err(|_| anyhow::anyhow!("not enough ports above {first} for every token"))?;
         addr.set_port(port);
     }
-    UdpSocket::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding UDP {addr} for token {name}: {e}"))
+    Ok(addr)
 }
 
 fn print_served(global: &Global, served: &Served, policy: PresencePolicy) -> anyhow::Result<()> {

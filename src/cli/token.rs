@@ -186,6 +186,7 @@ fn claims(t: &TokenInfo) -> String {
     let facts = Facts {
         aaguid: [0; 16],
         built_in_uv: false,
+        resident_keys: true,
         pin_set: t.pin_set,
         remaining_discoverable: 0,
         settings: t.config.clone(),

@@ -138,6 +138,8 @@ pub struct Authenticator {
     pub(super) u2f: u2f::Authenticator,
     /// Built-in user verification, when the token has it.
     pub(super) uv: Option<Presence>,
+    /// Whether makeCredential makes discoverable credentials (getInfo's `rk`).
+    pub(super) resident_keys: bool,
     pending: Option<Pending>,
     /// The credentials a getAssertion left for getNextAssertion.
     pub(super) next_assertions: Option<AssertionQueue>,
@@ -214,6 +216,7 @@ impl Authenticator {
         Self {
             u2f,
             uv,
+            resident_keys: true,
             pending: None,
             next_assertions: None,
             pin: ClientPinState::power_up(&rng),
@@ -238,6 +241,35 @@ impl Authenticator {
     pub fn with_user_action_timeout(mut self, timeout: Duration) -> Self {
         self.user_action_timeout = timeout;
         self
+    }
+
+    /// The policy of built-in user verification; `None`: the token has none.
+    pub fn uv_policy(&self) -> Option<PresencePolicy> {
+        self.uv.as_ref().map(Presence::policy)
+    }
+
+    /// Built-in user verification answers under `policy` from now on (the automation API's Set
+    /// User Verified). False: the token has no built-in UV, and nothing changed.
+    pub fn set_uv_policy(&mut self, policy: PresencePolicy) -> bool {
+        match self.uv.as_mut() {
+            Some(uv) => {
+                uv.set_policy(policy);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the token makes discoverable credentials.
+    pub fn resident_keys(&self) -> bool {
+        self.resident_keys
+    }
+
+    /// Whether the token makes discoverable credentials (on unless turned off, as WebDriver's
+    /// `hasResidentKey: false` does): off, getInfo says `rk: false` and no `largeBlobs`, and a
+    /// makeCredential with `rk: true` gets `UNSUPPORTED_OPTION` (CTAP 2.1 §6.1.2 step 5).
+    pub fn set_resident_keys(&mut self, on: bool) {
+        self.resident_keys = on;
     }
 
     /// The U2F engine (name, presence, counter).
@@ -348,6 +380,7 @@ impl Authenticator {
         let facts = Facts {
             aaguid: keys.aaguid,
             built_in_uv: self.uv.is_some(),
+            resident_keys: self.resident_keys,
             pin_set: keys.pin.is_set(),
             remaining_discoverable: keys.discoverable.remaining(),
             settings: keys.config.get().clone(),

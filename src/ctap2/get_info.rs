@@ -6,9 +6,10 @@
 //!  0x02 extensions        credBlob, credProtect, hmac-secret, hmac-secret-mc, largeBlobKey,
 //!                         minPinLength
 //!  0x03 aaguid            the store's AAGUID (16 bytes)
-//!  0x04 options           {rk: true, up: true, uv: true (only with built-in UV), plat: false,
-//!                          alwaysUv, credMgmt: true, authnrCfg: true, clientPin: whether a PIN
-//!                          is set, pinUvAuthToken: true, largeBlobs: true, setMinPINLength: true,
+//!  0x04 options           {rk: true (false when turned off), up: true, uv: true (only with
+//!                          built-in UV), plat: false, alwaysUv, credMgmt: true, authnrCfg: true,
+//!                          clientPin: whether a PIN is set, pinUvAuthToken: true, largeBlobs:
+//!                          true (only with rk), setMinPINLength: true,
 //!                          makeCredUvNotRqd: not alwaysUv, credentialMgmtPreview: true}
 //!  0x05 maxMsgSize        1200
 //!  0x06 pinUvAuthProtocols [2, 1]
@@ -52,6 +53,9 @@ pub struct Facts {
     pub aaguid: [u8; 16],
     /// Whether the token has built-in user verification.
     pub built_in_uv: bool,
+    /// Whether the token makes discoverable credentials (`rk`; without them, no `largeBlobs`:
+    /// Chrome drops a getInfo that has largeBlobs without rk).
+    pub resident_keys: bool,
     /// Whether the token has a PIN.
     pub pin_set: bool,
     /// How many more discoverable credentials fit.
@@ -71,7 +75,8 @@ pub fn firmware_version() -> u64 {
 /// The options getInfo claims, in the order written (`token show` lists them too).
 pub fn options(facts: &Facts) -> Vec<(&'static str, bool)> {
     let always_uv = facts.settings.always_uv;
-    let mut options = vec![("rk", true), ("up", true), ("plat", false)];
+    let rk = facts.resident_keys;
+    let mut options = vec![("rk", rk), ("up", true), ("plat", false)];
     if facts.built_in_uv {
         options.push(("uv", true));
     }
@@ -81,7 +86,11 @@ pub fn options(facts: &Facts) -> Vec<(&'static str, bool)> {
         ("authnrCfg", true),
         ("clientPin", facts.pin_set),
         ("pinUvAuthToken", true),
-        ("largeBlobs", true),
+    ]);
+    if rk {
+        options.push(("largeBlobs", true));
+    }
+    options.extend([
         ("setMinPINLength", true),
         ("makeCredUvNotRqd", !always_uv),
         ("credentialMgmtPreview", true),
@@ -167,6 +176,7 @@ mod tests {
         let facts = Facts {
             aaguid: [7; 16],
             built_in_uv: false,
+            resident_keys: true,
             pin_set: false,
             remaining_discoverable: 100,
             settings: keystore::TokenConfig::default(),
@@ -190,11 +200,38 @@ mod tests {
         assert_eq!(with_uv.get(0x12), Some(&Item::Unsigned(2)));
     }
 
+    /// A token without discoverable credentials says `rk: false` and drops `largeBlobs`, which
+    /// Chrome refuses without rk.
+    #[test]
+    fn info_without_resident_keys_says_rk_false_and_no_large_blobs() {
+        let facts = |resident_keys| Facts {
+            aaguid: [7; 16],
+            built_in_uv: false,
+            resident_keys,
+            pin_set: false,
+            remaining_discoverable: 1,
+            settings: keystore::TokenConfig::default(),
+        };
+        let arena = cbor::Arena::new();
+        for rk in [true, false] {
+            let encoded = cbor::encode(&info(&facts(rk)));
+            let params = Parameters::decode(&encoded, &arena).unwrap();
+            let options = cbor::map(params.get(4).unwrap()).unwrap();
+            assert_eq!(cbor::member(options, "rk"), Some(&Item::Bool(rk)));
+            assert_eq!(
+                cbor::member(options, "largeBlobs").is_some(),
+                rk,
+                "largeBlobs only with rk"
+            );
+        }
+    }
+
     #[test]
     fn info_tells_the_pin_state_and_the_protocols() {
         let facts = |pin_set| Facts {
             aaguid: [7; 16],
             built_in_uv: false,
+            resident_keys: true,
             pin_set,
             remaining_discoverable: 1,
             settings: keystore::TokenConfig::default(),

@@ -10,7 +10,8 @@
 //! Before the touch: a zero-length pinUvAuthParam (a touch, then `PIN_NOT_SET` or
 //! `PIN_INVALID`), the pinUvAuthProtocol (absent `MISSING_PARAMETER`, unsupported
 //! `INVALID_PARAMETER`), the algorithm (`UNSUPPORTED_ALGORITHM`), the options (`uv` without
-//! built-in UV or `up: false`: `INVALID_OPTION`), enterprise attestation (`INVALID_PARAMETER`),
+//! built-in UV or `up: false`: `INVALID_OPTION`; `rk` on a token whose discoverable credentials
+//! are turned off: `UNSUPPORTED_OPTION`), enterprise attestation (`INVALID_PARAMETER`),
 //! a discoverable credential on a token with a PIN or built-in UV made without either
 //! (`PUAT_REQUIRED`: makeCredUvNotRqd spares only non-discoverable ones), the pinUvAuthParam
 //! against the pinUvAuthToken (`PIN_AUTH_INVALID`; UV set when it holds), room for a
@@ -132,6 +133,9 @@ impl Authenticator {
         let verify = self.always_uv(verify, pin_uv_auth.is_some())?;
         if (verify && self.uv.is_none()) || request.options.up == Some(false) {
             return Err(Status::InvalidOption);
+        }
+        if request.options.rk == Some(true) && !self.resident_keys {
+            return Err(Status::UnsupportedOption);
         }
         if request.enterprise_attestation.is_some() {
             return Err(Status::InvalidParameter);

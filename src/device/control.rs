@@ -11,7 +11,8 @@
 //!                                                    are back (a uhid device: its new hidraw node
 //!                                                    is there)
 //! ```
-use std::collections::HashMap;
+//! The tokens it reaches are the ones served at the moment ([`Targets`]): the automation API
+//! ([`crate::automation`]) adds and removes them while the server runs.
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ const TOUCH_ANSWER: Duration = Duration::from_secs(5);
 const REPLUG_ANSWER: Duration = HIDRAW_APPEARS.saturating_add(Duration::from_secs(5));
 
 /// What the control socket reaches of one served token.
+#[derive(Clone)]
 pub struct Controlled {
     /// The button that `touch` presses.
     pub button: Arc<Button>,
@@ -40,9 +42,15 @@ pub struct Controlled {
     pub plugs: Vec<Arc<dyn Plug>>,
 }
 
+/// The tokens a control socket reaches, looked up by name at each request.
+pub trait Targets: Send + Sync + 'static {
+    /// The button and plugs of token `name`, if it is served now.
+    fn controlled(&self, name: &str) -> Option<Controlled>;
+}
+
 /// The directory of the control sockets: `$XDG_RUNTIME_DIR/vu2f`, else `vu2f-UID` in the
 /// temporary directory. Made 0700 when missing; refused when another user could reach it.
-fn runtime_dir() -> std::io::Result<PathBuf> {
+pub fn runtime_dir() -> std::io::Result<PathBuf> {
     let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(runtime) => PathBuf::from(runtime).join("vu2f"),
         None => std::env::temp_dir().join(format!("vu2f-{}", rustix::process::getuid().as_raw())),
@@ -72,15 +80,21 @@ fn runtime_dir() -> std::io::Result<PathBuf> {
 
 /// The control socket of the store in `store_dir`: one per store, named after its full path.
 pub fn socket_path(store_dir: &Path) -> std::io::Result<PathBuf> {
+    runtime_file(store_dir, "sock")
+}
+
+/// The file `control-HASH.EXTENSION` of the store in `store_dir`, in [`runtime_dir`]: HASH is
+/// the store's, as in its control socket's name.
+pub fn runtime_file(store_dir: &Path, extension: &str) -> std::io::Result<PathBuf> {
     let store = std::fs::canonicalize(store_dir)?;
     let digest = Sha256::digest(store.as_os_str().as_encoded_bytes());
-    Ok(runtime_dir()?.join(format!("control-{}.sock", hex::encode(&digest[..8]))))
+    Ok(runtime_dir()?.join(format!("control-{}.{extension}", hex::encode(&digest[..8]))))
 }
 
 /// Binds the control socket (replacing a stale one) and answers requests for `tokens`.
 pub fn listen(
     store_dir: &Path,
-    tokens: HashMap<String, Controlled>,
+    tokens: Arc<dyn Targets>,
 ) -> std::io::Result<(PathBuf, tokio::task::JoinHandle<()>)> {
     let path = socket_path(store_dir)?;
     if path.exists() {
@@ -88,7 +102,6 @@ pub fn listen(
     }
     let listener = UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    let tokens = Arc::new(tokens);
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let tokens = Arc::clone(&tokens);
@@ -99,7 +112,7 @@ pub fn listen(
                 if reader.read_line(&mut line).await.is_err() {
                     return;
                 }
-                let answer = answer(&tokens, line.trim_end()).await;
+                let answer = answer(&*tokens, line.trim_end()).await;
                 let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
             });
         }
@@ -108,7 +121,7 @@ pub fn listen(
 }
 
 /// The answer line to one request line (without its newline).
-async fn answer(tokens: &HashMap<String, Controlled>, request: &str) -> String {
+async fn answer(tokens: &dyn Targets, request: &str) -> String {
     let done = match request.split_once(' ') {
         Some(("touch", name)) => served(tokens, name).map(|token| token.button.press()),
         Some(("replug", name)) => match served(tokens, name) {
@@ -124,12 +137,9 @@ async fn answer(tokens: &HashMap<String, Controlled>, request: &str) -> String {
     }
 }
 
-fn served<'a>(
-    tokens: &'a HashMap<String, Controlled>,
-    name: &str,
-) -> Result<&'a Controlled, String> {
+fn served(tokens: &dyn Targets, name: &str) -> Result<Controlled, String> {
     tokens
-        .get(name)
+        .controlled(name)
         .ok_or_else(|| format!("token {name:?} is not served by this process"))
 }
 

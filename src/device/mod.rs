@@ -50,7 +50,8 @@ impl crate::transport::TokenTransport for SharedToken {
 }
 
 impl SharedToken {
-    fn engine(&self) -> std::sync::MutexGuard<'_, Authenticator> {
+    /// The engine, locked: every device of the token waits meanwhile, so hold it briefly.
+    pub fn engine(&self) -> std::sync::MutexGuard<'_, Authenticator> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -16,10 +16,17 @@
 //! `kill -9`) destroys it and its hidraw node.
 //!
 //! [`UhidServer`] runs every device of a process on one thread: one `poll` over all the files, a
-//! stop signal and a replug signal, with the CTAPHID timeouts as the poll's timeout. A replug
-//! (`vu2f replug NAME`, through a [`UhidPlug`]) happens on that thread too, between two polls:
-//! the device is destroyed, its CTAPHID state power-cycled, and the device created anew with
-//! the same name and uniq, so the kernel removes the old hidraw node and makes a new one.
+//! stop signal and a request signal, with the CTAPHID timeouts as the poll's timeout. Other
+//! threads reach it through a [`UhidHandle`], whose requests it takes between two polls:
+//!
+//! ```text
+//!  add NAME device hid   serve one more device (the automation API's new authenticators)
+//!  remove NAME           destroy the device (its hidraw node goes); answered once it is gone
+//!  replug NAME           (`vu2f replug NAME`, through a [`UhidPlug`]) destroy the device, power-
+//!                        cycle its CTAPHID state, create it anew with the same name and uniq:
+//!                        the kernel removes the old hidraw node and makes a new one
+//! ```
+//! It serves until stopped, with no device at all if none is left.
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::os::fd::OwnedFd;
@@ -31,6 +38,8 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags, Timespec};
 use uhid_virt::{Bus, CreateParams, InputEvent, UHID_EVENT_SIZE};
+
+use tokio::sync::oneshot;
 
 use super::replug::{Plug, ReplugRequest};
 use super::report_descriptor::{FIDO_U2F, PRODUCT_ID, VENDOR_ID};
@@ -177,6 +186,11 @@ impl UhidDevice {
         wait_for_hidraw(&self.uniq, timeout)
     }
 
+    /// What tells the device apart from every other (its hidraw node is found by it).
+    pub fn uniq(&self) -> &str {
+        &self.uniq
+    }
+
     /// Unplugs the device and plugs it in again: destroyed first (the kernel removes its hidraw
     /// node at once), then created with the same name and uniq (a new node follows).
     pub fn replug(self) -> Result<Self, UhidError> {
@@ -241,20 +255,76 @@ impl StopHandle {
     }
 }
 
-/// Replugs one token's device of a running [`UhidServer`] from another thread.
-#[derive(Clone)]
-pub struct UhidPlug {
-    token: String,
-    requests: Sender<(String, ReplugRequest)>,
+/// What another thread asks of a running [`UhidServer`].
+enum Request<H: MessageHandler> {
+    /// Serve this device of this token too.
+    Add(String, UhidDevice, CtapHid<H>),
+    /// Destroy the token's device; answered once it is gone.
+    Remove(String, oneshot::Sender<()>),
+    /// Unplug the token's device and plug it in again.
+    Replug(String, ReplugRequest),
+}
+
+/// The way into a running [`UhidServer`] from other threads: devices added and removed while it
+/// runs, and plugs to replug them.
+pub struct UhidHandle<H: MessageHandler> {
+    requests: Sender<Request<H>>,
     wake: Arc<OwnedFd>,
 }
 
-impl Plug for UhidPlug {
-    fn replug(&self, request: ReplugRequest) {
-        // A server that returned dropped its receiver: the request is dropped, the caller hears.
-        if self.requests.send((self.token.clone(), request)).is_ok() {
+impl<H: MessageHandler> Clone for UhidHandle<H> {
+    fn clone(&self) -> Self {
+        Self {
+            requests: self.requests.clone(),
+            wake: Arc::clone(&self.wake),
+        }
+    }
+}
+
+impl<H: MessageHandler> UhidHandle<H> {
+    /// Hands `request` to the server. A server that returned dropped its receiver: the request
+    /// is dropped (a waiting caller hears of it), and false says so.
+    fn send(&self, request: Request<H>) -> bool {
+        let sent = self.requests.send(request).is_ok();
+        if sent {
             signal(&self.wake);
         }
+        sent
+    }
+
+    /// Serves `device` of `token` from now on, with `hid` (a server that returned drops it,
+    /// and the device with it: false).
+    pub fn add(&self, token: &str, device: UhidDevice, hid: CtapHid<H>) -> bool {
+        self.send(Request::Add(token.to_owned(), device, hid))
+    }
+
+    /// Destroys the device of `token`: its hidraw node goes. The answer comes once it is gone
+    /// (dropped unanswered: the server no longer runs, and its devices are gone too).
+    pub fn remove(&self, token: &str) -> oneshot::Receiver<()> {
+        let (sender, receiver) = oneshot::channel();
+        self.send(Request::Remove(token.to_owned(), sender));
+        receiver
+    }
+
+    /// What replugs the device of `token` (`vu2f replug`).
+    pub fn plug(&self, token: &str) -> UhidPlug<H> {
+        UhidPlug {
+            token: token.to_owned(),
+            handle: self.clone(),
+        }
+    }
+}
+
+/// Replugs one token's device of a running [`UhidServer`] from another thread.
+pub struct UhidPlug<H: MessageHandler> {
+    token: String,
+    handle: UhidHandle<H>,
+}
+
+impl<H: MessageHandler + Send> Plug for UhidPlug<H> {
+    fn replug(&self, request: ReplugRequest) {
+        self.handle
+            .send(Request::Replug(self.token.clone(), request));
     }
 }
 
@@ -262,7 +332,7 @@ impl Plug for UhidPlug {
 #[derive(Default)]
 struct Woken {
     stop: bool,
-    replug: bool,
+    requests: bool,
     /// Per device: the kernel has sent something.
     ready: Vec<bool>,
 }
@@ -272,14 +342,15 @@ pub struct UhidServer<H: MessageHandler> {
     devices: Vec<(String, UhidDevice, CtapHid<H>)>,
     stop: Arc<OwnedFd>,
     wake: Arc<OwnedFd>,
-    requests: Receiver<(String, ReplugRequest)>,
-    requester: Sender<(String, ReplugRequest)>,
+    requests: Receiver<Request<H>>,
+    requester: Sender<Request<H>>,
     /// How long the kernel may take to show a device's hidraw node.
     hidraw_appears: Duration,
 }
 
 impl<H: MessageHandler> UhidServer<H> {
-    /// A server of `devices`, each named by its token.
+    /// A server of `devices`, each named by its token (none: devices come later, through
+    /// [`Self::handle`]).
     pub fn new(devices: Vec<(String, UhidDevice, CtapHid<H>)>) -> std::io::Result<Self> {
         let stop = eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?;
         let wake = eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?;
@@ -299,13 +370,17 @@ impl<H: MessageHandler> UhidServer<H> {
         StopHandle(Arc::clone(&self.stop))
     }
 
-    /// What replugs the device of `token` (`vu2f replug`), once [`UhidServer::run`] runs.
-    pub fn plug(&self, token: &str) -> UhidPlug {
-        UhidPlug {
-            token: token.to_owned(),
+    /// The way in from other threads, once [`UhidServer::run`] runs.
+    pub fn handle(&self) -> UhidHandle<H> {
+        UhidHandle {
             requests: self.requester.clone(),
             wake: Arc::clone(&self.wake),
         }
+    }
+
+    /// What replugs the device of `token` (`vu2f replug`), once [`UhidServer::run`] runs.
+    pub fn plug(&self, token: &str) -> UhidPlug<H> {
+        self.handle().plug(token)
     }
 
     /// The hidraw node of `token`'s device, once the kernel has made it (waits at most
@@ -315,11 +390,11 @@ impl<H: MessageHandler> UhidServer<H> {
         device.hidraw(self.hidraw_appears)
     }
 
-    /// Serves until stopped; then every device is destroyed. A device that fails is destroyed
-    /// alone, and the others go on.
+    /// Serves until stopped, with or without devices; then every device is destroyed. A device
+    /// that fails is destroyed alone, and the others go on.
     pub fn run(mut self) {
         let mut event = vec![0u8; UHID_EVENT_SIZE];
-        while !self.devices.is_empty() {
+        loop {
             let woken = match self.wait() {
                 Ok(woken) => woken,
                 Err(e) => {
@@ -331,8 +406,8 @@ impl<H: MessageHandler> UhidServer<H> {
                 return;
             }
             self.serve(&woken.ready, &mut event);
-            if woken.replug {
-                self.replug_requested();
+            if woken.requests {
+                self.take_requests();
             }
         }
     }
@@ -352,7 +427,7 @@ impl<H: MessageHandler> UhidServer<H> {
             })
     }
 
-    /// Polls the stop and replug signals and every device until one has something, or the next
+    /// Polls the stop and request signals and every device until one has something, or the next
     /// timeout. Interrupted by a signal, it says that nothing woke it.
     fn wait(&self) -> rustix::io::Result<Woken> {
         let timeout = self.timeout(Instant::now());
@@ -370,7 +445,7 @@ impl<H: MessageHandler> UhidServer<H> {
         let woke = |fd: &PollFd| !fd.revents().is_empty();
         Ok(Woken {
             stop: woke(&fds[0]),
-            replug: woke(&fds[1]),
+            requests: woke(&fds[1]),
             ready: fds[2..].iter().map(woke).collect(),
         })
     }
@@ -394,13 +469,20 @@ impl<H: MessageHandler> UhidServer<H> {
         }
     }
 
-    /// Replugs the device of every request waiting.
-    fn replug_requested(&mut self) {
+    /// Does every request waiting.
+    fn take_requests(&mut self) {
         let mut count = [0u8; 8];
         // Reading resets the eventfd; the requests are all taken below.
         let _ = rustix::io::read(&*self.wake, &mut count);
-        while let Ok((token, request)) = self.requests.try_recv() {
-            self.replug(&token, request);
+        while let Ok(request) = self.requests.try_recv() {
+            match request {
+                Request::Add(token, device, hid) => self.devices.push((token, device, hid)),
+                Request::Remove(token, done) => {
+                    self.devices.retain(|(name, _, _)| *name != token);
+                    let _ = done.send(());
+                }
+                Request::Replug(token, request) => self.replug(&token, request),
+            }
         }
     }
 
@@ -409,7 +491,9 @@ impl<H: MessageHandler> UhidServer<H> {
     /// made again is gone, and the request says why.
     fn replug(&mut self, token: &str, request: ReplugRequest) {
         let Some(index) = self.devices.iter().position(|(name, _, _)| name == token) else {
-            return request.answer(Err(format!("token {token}: its uhid device failed before")));
+            return request.answer(Err(format!(
+                "token {token} has no uhid device (it failed, or was removed)"
+            )));
         };
         let (name, device, mut hid) = self.devices.remove(index);
         hid.power_cycle();
@@ -432,17 +516,21 @@ impl<H: MessageHandler> UhidServer<H> {
 /// its own: the server's thread goes on serving meanwhile.
 fn answer_once_shown(uniq: String, timeout: Duration, request: ReplugRequest) {
     std::thread::spawn(move || {
-        let deadline = Instant::now() + timeout;
-        let shown = wait_for_hidraw(&uniq, timeout);
-        if let Some(node) = &shown {
-            wait_until_usable(node, deadline);
-        }
         request.answer(
-            shown
+            wait_for_usable_hidraw(&uniq, timeout)
                 .map(drop)
                 .ok_or_else(|| format!("the kernel made no new hidraw node within {timeout:?}")),
         );
     });
+}
+
+/// The hidraw node of `uniq` once the kernel has made it and this process can open it (within
+/// `timeout`, the node is returned even if it is not usable yet); `None` when none shows.
+pub fn wait_for_usable_hidraw(uniq: &str, timeout: Duration) -> Option<PathBuf> {
+    let deadline = Instant::now() + timeout;
+    let shown = wait_for_hidraw(uniq, timeout)?;
+    wait_until_usable(&shown, deadline);
+    Some(shown)
 }
 
 /// Waits (until `deadline` at most) for this process to be able to open `node` for reading and
@@ -558,7 +646,7 @@ mod tests {
     }
 
     /// A server of token `t` on `uhid`, on its thread.
-    fn serving(uhid: &Path) -> (UhidPlug, StopHandle, std::thread::JoinHandle<()>) {
+    fn serving(uhid: &Path) -> (UhidPlug<Quiet>, StopHandle, std::thread::JoinHandle<()>) {
         let device = UhidDevice::create(uhid, "t", "vu2f:test").unwrap();
         let mut server = UhidServer::new(vec![("t".into(), device, CtapHid::new(Quiet))]).unwrap();
         server.hidraw_appears = Duration::from_millis(50);
@@ -567,7 +655,7 @@ mod tests {
     }
 
     /// Replugs through `plug`; the answer, `dropped`, or after 5 s `no answer`.
-    fn replug(plug: &UhidPlug) -> Result<(), String> {
+    fn replug(plug: &UhidPlug<Quiet>) -> Result<(), String> {
         use tokio::sync::oneshot::error::TryRecvError;
         let (request, mut answer) = ReplugRequest::new();
         plug.replug(request);
@@ -603,12 +691,12 @@ mod tests {
     }
 
     /// A device that cannot be made again is reported to the caller and gone; the server, with
-    /// no other device, returns.
+    /// no device left, runs on until stopped.
     #[test]
     fn a_device_that_cannot_be_made_again_is_reported_and_gone() {
         let dir = tempfile::tempdir().unwrap();
         let uhid = fake_uhid(dir.path());
-        let (plug, _stop, thread) = serving(&uhid);
+        let (plug, stop, thread) = serving(&uhid);
         std::fs::remove_file(&uhid).unwrap();
         let answer = replug(&plug).unwrap_err();
         assert!(
@@ -616,7 +704,47 @@ mod tests {
                 && answer.contains("does not exist"),
             "{answer}"
         );
+        let gone = replug(&plug).unwrap_err();
+        assert!(gone.contains("has no uhid device"), "{gone}");
+        assert!(!thread.is_finished(), "the server runs on without devices");
+        stop.stop();
         thread.join().unwrap();
+    }
+
+    /// A server that starts with no device serves one added while it runs (a replug reaches
+    /// it), and a removed one is destroyed before the answer, and is no longer served.
+    #[test]
+    fn devices_come_and_go_while_the_server_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let uhid = fake_uhid(dir.path());
+        let mut server = UhidServer::<Quiet>::new(Vec::new()).unwrap();
+        server.hidraw_appears = Duration::from_millis(50);
+        let (handle, stop) = (server.handle(), server.stop_handle());
+        let thread = std::thread::spawn(move || server.run());
+        let plug = handle.plug("t");
+        let absent = replug(&plug).unwrap_err();
+        assert!(absent.contains("has no uhid device"), "{absent}");
+        let device = UhidDevice::create(&uhid, "t", "vu2f:test:added").unwrap();
+        assert_eq!(device.uniq(), "vu2f:test:added");
+        assert!(handle.add("t", device, CtapHid::new(Quiet)));
+        let served = replug(&plug).unwrap_err();
+        assert!(
+            served.contains("no new hidraw node within 50ms"),
+            "{served}"
+        );
+        handle
+            .remove("t")
+            .blocking_recv()
+            .expect("the removal is answered");
+        let gone = replug(&plug).unwrap_err();
+        assert!(gone.contains("has no uhid device"), "{gone}");
+        stop.stop();
+        thread.join().unwrap();
+        assert!(!handle.add(
+            "late",
+            UhidDevice::create(&uhid, "late", "vu2f:test:late").unwrap(),
+            CtapHid::new(Quiet)
+        ));
     }
 
     #[test]

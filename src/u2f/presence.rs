@@ -154,6 +154,13 @@ impl Presence {
         self.policy
     }
 
+    /// Answers under `policy` from now on (the automation API's switches); a delay starts
+    /// afresh at the next request.
+    pub fn set_policy(&mut self, policy: PresencePolicy) {
+        self.policy = policy;
+        self.delay_started = None;
+    }
+
     /// The button, to press from elsewhere.
     pub fn button(&self) -> &Arc<Button> {
         &self.button
@@ -272,6 +279,17 @@ mod tests {
         assert!(!presence.take(Instant::now()));
         presence.power_cycle();
         assert!(!presence.button().wait_for_request(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_policy_set_later_answers_the_next_request() {
+        let mut presence = Presence::new(PresencePolicy::Auto);
+        assert!(presence.take(Instant::now()));
+        presence.set_policy(PresencePolicy::Deny);
+        assert_eq!(presence.policy(), PresencePolicy::Deny);
+        assert!(!presence.take(Instant::now()));
+        presence.set_policy(PresencePolicy::Auto);
+        assert!(presence.take(Instant::now()));
     }
 
     #[test]

@@ -250,6 +250,8 @@ pub struct Store {
     vault: Arc<Vault>,
     /// The open lock file, flock'ed: the store belongs to this process until dropped.
     _lock: std::fs::File,
+    /// A temporary store's directory, removed after everything above is dropped.
+    _temporary: Option<tempfile::TempDir>,
 }
 
 fn validate_name(name: &str) -> Result<()> {
@@ -355,7 +357,24 @@ impl Store {
             counter_block: DEFAULT_COUNTER_BLOCK,
             vault: Arc::new(vault),
             _lock: lock_file,
+            _temporary: None,
         })
+    }
+
+    /// A new store in a private temporary directory under `parent`, removed with everything in
+    /// it when the store is dropped: tokens that leave nothing behind (the automation API's
+    /// ephemeral authenticators). It has its own attestation CA and AAGUID.
+    pub fn temporary_in(parent: &Path) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("ephemeral-")
+            .tempdir_in(parent)
+            .map_err(|source| StoreError::Dir {
+                path: parent.to_owned(),
+                source,
+            })?;
+        let mut store = Self::open(dir.path())?;
+        store._temporary = Some(dir);
+        Ok(store)
     }
 
     /// Whether the store is locked with a passphrase.
@@ -712,6 +731,27 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::attestation::legacy;
+
+    /// A temporary store works like any other, in a private directory of its own under the
+    /// parent, and leaves nothing there once dropped.
+    #[test]
+    fn a_temporary_store_is_private_and_gone_when_dropped() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let store = Store::temporary_in(parent.path()).unwrap();
+        let dir = store.dir().to_owned();
+        assert!(dir.starts_with(parent.path()) && dir != parent.path());
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        store.create_token("e", TokenOptions::default()).unwrap();
+        let keys = store.load("e").unwrap();
+        assert_eq!(keys.name, "e");
+        drop(keys);
+        store.remove("e").unwrap();
+        drop(store);
+        assert!(!dir.exists(), "{} is left", dir.display());
+        assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
+    }
 
     /// A store whose attestation (and token "old", with its own certificate) were made before
     /// FIDO2, and whose token record has no profile or limit: as it was on disk before.
