@@ -264,7 +264,7 @@ fn a_u2f_token_signs_authenticate_with_an_added_credential() {
         .expect("verifies with the injected key");
     let resident = credentials::add(&mut token, new_credential(b"r", true, &pkcs8, 0));
     assert!(
-        matches!(&resident, Err(Refused::InvalidArgument(m)) if m.starts_with("isResidentCredential")),
+        matches!(&resident, Err(Refused::InvalidArgument(m)) if m.starts_with("field `isResidentCredential`")),
         "{resident:?}"
     );
 }
@@ -303,7 +303,10 @@ fn removal_ends_added_credentials_and_bad_fields_are_named() {
         let refused = credentials::add(&mut token, request)
             .unwrap_err()
             .to_string();
-        assert!(refused.starts_with(&format!("{field}: ")), "{refused}");
+        assert!(
+            refused.starts_with(&format!("field `{field}`: ")),
+            "{refused}"
+        );
     }
 }
 
@@ -364,7 +367,7 @@ fn a_large_blob_goes_into_the_array_under_the_credential_key_and_reads_back() {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut noise).unwrap();
     huge.large_blob = Some(URL_SAFE_NO_PAD.encode(noise));
     let refused = credentials::add(&mut token, huge).unwrap_err().to_string();
-    assert!(refused.starts_with("largeBlob: "), "{refused}");
+    assert!(refused.starts_with("field `largeBlob`: "), "{refused}");
     assert_eq!(
         token.u2f().keys().large_blobs.serialized(),
         serialized.as_slice(),

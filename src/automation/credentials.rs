@@ -38,7 +38,15 @@ use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ring::rand::SystemRandom;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+
+use super::error::{parse_body, Answer, ApiError, ApiResult};
+use super::fleet::Fleet;
 use super::large_blob;
+use super::AuthenticatorPath;
 use crate::ctap2::cose;
 use crate::ctap2::Authenticator;
 
@@ -64,7 +72,7 @@ pub enum Refused {
 }
 
 fn invalid(field: &str, what: impl std::fmt::Display) -> Refused {
-    Refused::InvalidArgument(format!("{field}: {what}"))
+    Refused::InvalidArgument(format!("field `{field}`: {what}"))
 }
 
 /// WebDriver's Credential Parameters, as Add Credential takes them.
@@ -445,7 +453,64 @@ mod tests {
     fn a_key_that_is_neither_is_refused_naming_the_field() {
         for document in [&b"not der"[..], &[0x30, 0x03, 0x02, 0x01, 0x00][..]] {
             let error = key_of(document).err().unwrap().to_string();
-            assert!(error.starts_with("privateKey: "), "{error}");
+            assert!(error.starts_with("field `privateKey`: "), "{error}");
         }
     }
+}
+
+/// The path of a route on one credential of one authenticator.
+#[derive(Debug, Deserialize)]
+pub struct CredentialPath {
+    /// The authenticator's id.
+    #[serde(rename = "authenticatorId")]
+    pub authenticator: String,
+    /// The credential's id, base64url.
+    #[serde(rename = "credentialId")]
+    pub credential: String,
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::InvalidArgument(message) => ApiError::invalid_argument(message),
+            Refused::NoSuchCredential(_) => ApiError::invalid_argument(refused.to_string()),
+            Refused::Store(e) => ApiError::unknown(e.to_string()),
+        }
+    }
+}
+
+pub(super) async fn add_route(
+    State(fleet): State<Arc<Fleet>>,
+    Path(path): Path<AuthenticatorPath>,
+    body: Bytes,
+) -> ApiResult<Answer<()>> {
+    let new: NewCredential = parse_body(&body)?;
+    add(&mut fleet.get(&path.id)?.engine(), new)?;
+    Ok(Answer(()))
+}
+
+pub(super) async fn list_route(
+    State(fleet): State<Arc<Fleet>>,
+    Path(path): Path<AuthenticatorPath>,
+) -> ApiResult<Answer<Vec<Credential>>> {
+    Ok(Answer(list(&fleet.get(&path.id)?.engine())))
+}
+
+pub(super) async fn remove_route(
+    State(fleet): State<Arc<Fleet>>,
+    Path(path): Path<CredentialPath>,
+) -> ApiResult<Answer<()>> {
+    remove(
+        &mut fleet.get(&path.authenticator)?.engine(),
+        &path.credential,
+    )?;
+    Ok(Answer(()))
+}
+
+pub(super) async fn remove_all_route(
+    State(fleet): State<Arc<Fleet>>,
+    Path(path): Path<AuthenticatorPath>,
+) -> ApiResult<Answer<()>> {
+    remove_all(&mut fleet.get(&path.id)?.engine())?;
+    Ok(Answer(()))
 }

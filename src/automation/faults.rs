@@ -8,10 +8,16 @@
 //!    "busy": true }                the next CTAPHID request is answered CHANNEL_BUSY
 //! ```
 //! Every member is optional; each armed fault spoils one operation and disarms itself.
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::{Path, State};
 use serde::Deserialize;
 
+use super::error::{parse_body, Answer, ApiError, ApiResult};
+use super::fleet::Fleet;
+use super::AuthenticatorPath;
 use crate::u2f::Faults;
 
 /// The longest delay a fault may hold an answer: longer than any host waits.
@@ -36,7 +42,10 @@ impl ArmFaults {
     pub fn checked(self) -> Result<Faults, String> {
         let delay = self.delay_ms.map(Duration::from_millis);
         if delay.is_some_and(|d| d > MAX_DELAY) {
-            return Err(format!("delayMs: at most {} ms", MAX_DELAY.as_millis()));
+            return Err(format!(
+                "field `delayMs`: at most {} ms",
+                MAX_DELAY.as_millis()
+            ));
         }
         Ok(Faults {
             corrupt_signature: self.corrupt_signature,
@@ -45,6 +54,29 @@ impl ArmFaults {
             busy: self.busy,
         })
     }
+}
+
+pub(super) async fn arm(
+    State(fleet): State<Arc<Fleet>>,
+    Path(path): Path<AuthenticatorPath>,
+    body: Bytes,
+) -> ApiResult<Answer<Faults>> {
+    let faults = parse_body::<ArmFaults>(&body)?
+        .checked()
+        .map_err(ApiError::invalid_argument)?;
+    let authenticator = fleet.get(&path.id)?;
+    let mut engine = authenticator.engine();
+    engine.u2f_mut().faults_mut().arm(&faults);
+    Ok(Answer(engine.u2f_mut().faults_mut().clone()))
+}
+
+pub(super) async fn armed(
+    State(fleet): State<Arc<Fleet>>,
+    Path(path): Path<AuthenticatorPath>,
+) -> ApiResult<Answer<Faults>> {
+    let authenticator = fleet.get(&path.id)?;
+    let faults = authenticator.engine().u2f_mut().faults_mut().clone();
+    Ok(Answer(faults))
 }
 
 #[cfg(test)]
@@ -60,7 +92,10 @@ mod tests {
         assert_eq!(faults.delay, Some(Duration::from_millis(10)));
         assert!(faults.busy && !faults.corrupt_signature);
         let too_long: ArmFaults = serde_json::from_str(r#"{"delayMs": 999999}"#).unwrap();
-        assert!(too_long.checked().unwrap_err().starts_with("delayMs"));
+        assert!(too_long
+            .checked()
+            .unwrap_err()
+            .starts_with("field `delayMs`"));
         assert!(serde_json::from_str::<ArmFaults>(r#"{"corrupt": true}"#).is_err());
     }
 }

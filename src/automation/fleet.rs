@@ -547,8 +547,12 @@ impl Stores {
         } else {
             Arc::clone(&self.user)
         };
+        // A token made here tracks its credentials (Get Credentials lists them all, as
+        // WebDriver's do); an ephemeral one also gives its keys back, being a test's alone.
         let options = TokenOptions {
             profile: protocol.profile(),
+            tracks_credentials: true,
+            exportable: ephemeral,
             ..TokenOptions::default()
         };
         let created = match store.info(name) {

@@ -23,7 +23,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use super::error::{ApiError, ErrorCode};
 use super::fleet::Fleet;
-use super::{authenticators, switches};
+use super::{authenticators, credentials, faults, switches};
 
 /// Where the API listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +165,19 @@ fn webauthn() -> Router<Arc<Fleet>> {
         .route(&format!("{one}/presence"), post(switches::presence))
         .route(&format!("{one}/press"), post(switches::press))
         .route(&format!("{one}/replug"), post(switches::replug))
+        .route(&format!("{one}/credential"), post(credentials::add_route))
+        .route(
+            &format!("{one}/credentials"),
+            get(credentials::list_route).delete(credentials::remove_all_route),
+        )
+        .route(
+            &format!("{one}/credentials/{{credentialId}}"),
+            axum::routing::delete(credentials::remove_route),
+        )
+        .route(
+            &format!("{one}/faults"),
+            get(faults::armed).post(faults::arm),
+        )
 }
 
 /// The whole API of `fleet`, behind the check of `bearer`.

@@ -292,7 +292,8 @@ impl Authenticator {
         keys.discoverable
             .note_signature(&found.id, counter)
             .map_err(|_| Status::Other)?;
-        let counter = self.u2f.faults_mut().counter_for(counter);
+        let user_present = queue.flags & USER_PRESENT != 0;
+        let counter = self.u2f.faults_mut().counter_for(counter, user_present);
         let plain = auth_data::plain(&queue.rp_id_hash, queue.flags, counter);
         let verified = queue.flags & USER_VERIFIED != 0;
         let Some(extensions) = &queue.extensions else {
@@ -300,7 +301,7 @@ impl Authenticator {
             let (auth_data, client_data_hash) = signed.split_at_mut(auth_data::PLAIN_LEN);
             auth_data.copy_from_slice(&plain);
             client_data_hash.copy_from_slice(&queue.client_data_hash);
-            let signature = self.sign_with(&found.id, &queue.rp_id_hash, &signed)?;
+            let signature = self.sign_with(&found.id, &queue.rp_id_hash, &signed, user_present)?;
             let reply = Assertion {
                 id: &found.id,
                 auth_data: &signed[..auth_data::PLAIN_LEN],
@@ -326,7 +327,7 @@ impl Authenticator {
         }
         let length = signed.len();
         signed.extend_from_slice(&queue.client_data_hash);
-        let signature = self.sign_with(&found.id, &queue.rp_id_hash, &signed)?;
+        let signature = self.sign_with(&found.id, &queue.rp_id_hash, &signed, user_present)?;
         let reply = Assertion {
             id: &found.id,
             auth_data: &signed[..length],
@@ -399,14 +400,16 @@ impl Authenticator {
     /// multiplication, as much as the signature, and a host signs with the same credential again
     /// and again.
     /// An imported credential signs with the handle its record keeps, and an armed
-    /// corrupt-signature fault spoils the message (`crate::u2f::faults`).
+    /// corrupt-signature fault spoils the message of one made with the user present
+    /// (`crate::u2f::faults`).
     fn sign_with(
         &mut self,
         id: &[u8],
         rp_id_hash: &[u8; 32],
         message: &[u8],
+        user_present: bool,
     ) -> Result<Signature, Status> {
-        let message = self.u2f.faults_mut().message_for(message);
+        let message = self.u2f.faults_mut().message_for(message, user_present);
         let message = &message[..];
         let imported = self
             .u2f

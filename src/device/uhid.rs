@@ -258,7 +258,7 @@ impl StopHandle {
 /// What another thread asks of a running [`UhidServer`].
 enum Request<H: MessageHandler> {
     /// Serve this device of this token too.
-    Add(String, UhidDevice, CtapHid<H>),
+    Add(String, UhidDevice, Box<CtapHid<H>>),
     /// Destroy the token's device; answered once it is gone.
     Remove(String, oneshot::Sender<()>),
     /// Unplug the token's device and plug it in again.
@@ -295,7 +295,7 @@ impl<H: MessageHandler> UhidHandle<H> {
     /// Serves `device` of `token` from now on, with `hid` (a server that returned drops it,
     /// and the device with it: false).
     pub fn add(&self, token: &str, device: UhidDevice, hid: CtapHid<H>) -> bool {
-        self.send(Request::Add(token.to_owned(), device, hid))
+        self.send(Request::Add(token.to_owned(), device, Box::new(hid)))
     }
 
     /// Destroys the device of `token`: its hidraw node goes. The answer comes once it is gone
@@ -476,7 +476,7 @@ impl<H: MessageHandler> UhidServer<H> {
         let _ = rustix::io::read(&*self.wake, &mut count);
         while let Ok(request) = self.requests.try_recv() {
             match request {
-                Request::Add(token, device, hid) => self.devices.push((token, device, hid)),
+                Request::Add(token, device, hid) => self.devices.push((token, device, *hid)),
                 Request::Remove(token, done) => {
                     self.devices.retain(|(name, _, _)| *name != token);
                     let _ = done.send(());

@@ -288,14 +288,15 @@ impl Authenticator {
             .discoverable
             .note_signature(key_handle, counter)
             .map_err(|_| StatusWord::NoPreciseDiagnosis)?;
-        let counter = self.faults.counter_for(counter).to_be_bytes();
+        let user_present = flags & FLAG_USER_PRESENT != 0;
+        let counter = self.faults.counter_for(counter, user_present).to_be_bytes();
 
         let mut signed = [0u8; 32 + 1 + 4 + 32];
         signed[..32].copy_from_slice(&app);
         signed[32] = flags;
         signed[33..37].copy_from_slice(&counter);
         signed[37..].copy_from_slice(&challenge);
-        let message = self.faults.message_for(&signed);
+        let message = self.faults.message_for(&signed, user_present);
         let signature = self.key_cache[0]
             .signing_key
             .sign(&self.rng, &message)

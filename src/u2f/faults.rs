@@ -12,7 +12,9 @@
 //!                      KEEPALIVE "processing" meanwhile, as a slow key sends them)
 //!  busy                the next CTAPHID MSG or CBOR request is answered ERROR CHANNEL_BUSY
 //! ```
-//! The two signature faults live in the engine (both engines sign through it); the two transport
+//! The signature faults wait for a signature made with the user present: hosts probe allowLists
+//! with `up: false` first (python-fido2, Firefox), and a probe's signature reaches no relying
+//! party. The two signature faults live in the engine (both engines sign through it); the two transport
 //! faults are taken by the CTAPHID framing of whichever device the next request comes through
 //! (`crate::hid::MessageHandler::take_transport_fault`).
 use std::time::Duration;
@@ -51,16 +53,26 @@ impl Faults {
         self.busy |= more.busy;
     }
 
-    /// The counter value the next signature reports, `real` unless a counter fault is armed;
-    /// disarms it.
-    pub fn counter_for(&mut self, real: u32) -> u32 {
-        self.counter.take().unwrap_or(real)
+    /// The counter value a signature reports: `real`, unless a counter fault is armed and the
+    /// user is present (then it is disarmed).
+    pub fn counter_for(&mut self, real: u32, user_present: bool) -> u32 {
+        match self.counter {
+            Some(value) if user_present => {
+                self.counter = None;
+                value
+            }
+            _ => real,
+        }
     }
 
-    /// `message` as the next signature signs it: unchanged unless a corrupt-signature fault is
-    /// armed (then its last bit flipped); disarms it.
-    pub fn message_for<'a>(&mut self, message: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
-        if !std::mem::take(&mut self.corrupt_signature) {
+    /// `message` as a signature signs it: unchanged, unless a corrupt-signature fault is armed
+    /// and the user is present (then its last bit flipped, and the fault disarmed).
+    pub fn message_for<'a>(
+        &mut self,
+        message: &'a [u8],
+        user_present: bool,
+    ) -> std::borrow::Cow<'a, [u8]> {
+        if !(user_present && std::mem::take(&mut self.corrupt_signature)) {
             return std::borrow::Cow::Borrowed(message);
         }
         let mut spoiled = message.to_vec();
@@ -107,10 +119,12 @@ mod tests {
             delay: Some(Duration::from_millis(50)),
             busy: true,
         });
-        assert_eq!(faults.counter_for(10), 3);
-        assert_eq!(faults.counter_for(11), 11);
-        assert_eq!(faults.message_for(&[1, 2]).as_ref(), &[1, 3]);
-        assert_eq!(faults.message_for(&[1, 2]).as_ref(), &[1, 2]);
+        assert_eq!(faults.counter_for(9, false), 9, "a silent probe passes");
+        assert_eq!(faults.message_for(&[1, 2], false).as_ref(), &[1, 2]);
+        assert_eq!(faults.counter_for(10, true), 3);
+        assert_eq!(faults.counter_for(11, true), 11);
+        assert_eq!(faults.message_for(&[1, 2], true).as_ref(), &[1, 3]);
+        assert_eq!(faults.message_for(&[1, 2], true).as_ref(), &[1, 2]);
         assert_eq!(faults.take_transport(), Some(TransportFault::Busy));
         assert_eq!(
             faults.take_transport(),

@@ -2,20 +2,39 @@
 `vu2f serve --control`: its Fido2Client makes and uses a discoverable credential with user
 verification on one, its Fido2Server verifies both, and its Ctap2 sees the answers change as the
 API flips user verification and consent; one added without resident keys is refused rk by the
-client itself, from getInfo."""
+client itself, from getInfo.
+
+Credentials and faults, as a test writer uses them:
+* a credential added with a private key the test made signs in with no registration ceremony:
+  the server verifies with that key's public half, and the sign count Get Credentials reads back
+  is the one the server saw;
+* a credential the token makes is listed with its key (an ephemeral authenticator is exportable),
+  and the listed key is the one that signs;
+* each fault is observed where a relying party or a host would: the corrupted signature is
+  refused by the server, the counter that went back is flagged by the relying party's counter
+  check, the busy token answers CTAPHID CHANNEL_BUSY to python-fido2, the delayed answer comes
+  late with KEEPALIVE PROCESSING meanwhile;
+* requests without the bearer token get 401, bad fields 400 naming the field."""
+import base64
 import hashlib
 import json
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client, UserInteraction
 from fido2.ctap import CtapError
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fido2.cose import ES256
 from fido2.ctap2 import Ctap2
+from fido2.hid import CTAPHID, STATUS
 from fido2.server import Fido2Server
-from fido2.webauthn import PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity
+from fido2.webauthn import (AttestedCredentialData, PublicKeyCredentialRpEntity,
+                            PublicKeyCredentialUserEntity)
 
 from conftest import vu2f_binary
 from udp_hid import open_device
@@ -55,6 +74,20 @@ class Api:
                      "Content-Type": "application/json"})
         with urllib.request.urlopen(request) as response:
             return json.load(response)["value"]
+
+    def answer(self, method, path, body=None, bearer=True):
+        """(HTTP status, JSON body), whatever the status."""
+        headers = {"Content-Type": "application/json"}
+        if bearer:
+            headers["Authorization"] = f"Bearer {self.bearer}"
+        request = urllib.request.Request(
+            self.url + path, method=method,
+            data=None if body is None else json.dumps(body).encode(), headers=headers)
+        try:
+            with urllib.request.urlopen(request) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
 
     def add(self, **configuration):
         return self.call("POST", "/webauthn/authenticator",
@@ -141,3 +174,151 @@ def test_python_fido2_refuses_rk_on_an_authenticator_without_resident_keys(api):
     options, state = server.register_begin(user, resident_key_requirement="discouraged",
                                            user_verification="discouraged")
     server.register_complete(state, client.make_credential(options.public_key))
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class CounterWentBack(Exception):
+    pass
+
+
+class RelyingParty:
+    """python-fido2's Fido2Server, with the counter check a relying party adds to it (WebAuthn
+    §7.2 step 21: a stored counter that does not rise flags a cloned authenticator)."""
+
+    def __init__(self, device):
+        self.server = Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="vu2f"))
+        self.client = Fido2Client(device, client_data_collector=DefaultClientDataCollector(ORIGIN),
+                                  user_interaction=UserInteraction())
+        self.counters = {}
+
+    def sign_in(self, credentials, allow=True):
+        """One assertion, verified by the server (which raises on a bad signature); returns the
+        credential id and its counter, or raises CounterWentBack."""
+        options, state = self.server.authenticate_begin(credentials if allow else None,
+                                                        user_verification="discouraged")
+        selection = self.client.get_assertion(options.public_key)
+        self.server.authenticate_complete(state, credentials, selection.get_response(0))
+        assertion = selection.get_assertions()[0]
+        credential_id, counter = assertion.credential["id"], assertion.auth_data.counter
+        last = self.counters.get(credential_id)
+        self.counters[credential_id] = counter
+        if last is not None and counter <= last:
+            raise CounterWentBack(f"{last} then {counter}")
+        return credential_id, counter
+
+
+def injected_key():
+    """A P-256 key the test made: the key, and its PKCS#8."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key, key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+
+
+def credential_data(credential_id: bytes, public_key) -> AttestedCredentialData:
+    """What a relying party stores of a credential: its id and its public key."""
+    return AttestedCredentialData.create(b"\0" * 16, credential_id,
+                                         ES256.from_cryptography_key(public_key))
+
+
+def test_an_added_credential_signs_in_without_registration_and_its_count_reads_back(api):
+    authenticator = api.add(hasResidentKey=True)
+    key, pkcs8 = injected_key()
+    credential_id = b"injected-" + bytes(range(16))
+    api.call("POST", f"/webauthn/authenticator/{authenticator}/credential", {
+        "credentialId": b64url(credential_id), "isResidentCredential": True, "rpId": RP_ID,
+        "privateKey": b64url(pkcs8), "userHandle": b64url(b"alice"), "signCount": 100})
+    rp = RelyingParty(api.device(authenticator))
+    stored = [credential_data(credential_id, key.public_key())]
+    for allow in (False, True):  # discovered by rpId alone, then named in the allowList
+        signed_id, counter = rp.sign_in(stored, allow=allow)
+        assert signed_id == credential_id
+        assert counter > 100
+        listed = api.call("GET", f"/webauthn/authenticator/{authenticator}/credentials")
+        assert [c["credentialId"] for c in listed] == [b64url(credential_id)]
+        assert listed[0]["signCount"] == counter
+        assert listed[0]["isResidentCredential"] is True
+        assert unb64url(listed[0]["userHandle"]) == b"alice"
+
+
+def test_a_made_credential_is_listed_with_the_key_that_signs(api):
+    authenticator = api.add()
+    rp = RelyingParty(api.device(authenticator))
+    options, state = rp.server.register_begin(
+        PublicKeyCredentialUserEntity(id=b"bob", name="bob"), user_verification="discouraged")
+    made = rp.server.register_complete(state, rp.client.make_credential(options.public_key))
+    listed = api.call("GET", f"/webauthn/authenticator/{authenticator}/credentials")
+    assert len(listed) == 1
+    assert unb64url(listed[0]["credentialId"]) == made.credential_data.credential_id
+    key = serialization.load_der_private_key(unb64url(listed[0]["privateKey"]), None)
+    exported = credential_data(made.credential_data.credential_id, key.public_key())
+    assert exported.public_key == made.credential_data.public_key
+    _, counter = rp.sign_in([made.credential_data])
+    listed = api.call("GET", f"/webauthn/authenticator/{authenticator}/credentials")
+    assert listed[0]["signCount"] == counter
+
+
+def test_a_relying_party_refuses_the_corrupted_signature_and_flags_the_counter(api):
+    authenticator = api.add()
+    key, pkcs8 = injected_key()
+    credential_id = b"faulty"
+    api.call("POST", f"/webauthn/authenticator/{authenticator}/credential", {
+        "credentialId": b64url(credential_id), "isResidentCredential": False, "rpId": RP_ID,
+        "privateKey": b64url(pkcs8), "signCount": 0})
+    rp = RelyingParty(api.device(authenticator))
+    stored = [credential_data(credential_id, key.public_key())]
+    _, first = rp.sign_in(stored)
+    faults = f"/webauthn/authenticator/{authenticator}/faults"
+    assert api.call("POST", faults, {"corruptSignature": True})["corruptSignature"] is True
+    with pytest.raises(ValueError, match="(?i)signature"):
+        rp.sign_in(stored)
+    assert api.call("GET", faults)["corruptSignature"] is False, "spent"
+    rp.sign_in(stored)
+    api.call("POST", faults, {"counter": first})
+    with pytest.raises(CounterWentBack):
+        rp.sign_in(stored)
+    _, after = rp.sign_in(stored)
+    assert after > first + 2, "the token's own counter went on"
+
+
+def test_a_host_sees_the_busy_and_the_delayed_answer(api, caplog):
+    """python-fido2 meets CHANNEL_BUSY as it meets a real key's: it says so and tries again."""
+    authenticator = api.add()
+    device = api.device(authenticator)
+    faults = f"/webauthn/authenticator/{authenticator}/faults"
+    Ctap2(device).get_info()
+    assert "busy" not in caplog.text
+    api.call("POST", faults, {"busy": True})
+    assert Ctap2(device).get_info().versions
+    assert caplog.text.count("CTAP channel busy") == 1, caplog.text
+    assert api.call("GET", faults)["busy"] is False, "spent"
+    api.call("POST", faults, {"delayMs": 1500})
+    statuses = []
+    started = time.monotonic()
+    answer = device.call(CTAPHID.CBOR, b"\x04", on_keepalive=statuses.append)
+    took = time.monotonic() - started
+    assert answer[0] == 0, "getInfo answered after the delay"
+    assert took >= 1.4, f"answered after {took:.2f} s"
+    assert statuses and set(statuses) == {STATUS.PROCESSING}
+
+
+def test_requests_without_the_bearer_or_with_bad_fields_are_refused(api):
+    status, _ = api.answer("GET", "/webauthn/authenticators", bearer=False)
+    assert status == 401
+    authenticator = api.add()
+    status, answer = api.answer("POST", f"/webauthn/authenticator/{authenticator}/credential", {
+        "credentialId": b64url(b"x"), "isResidentCredential": False, "rpId": RP_ID,
+        "privateKey": b64url(b"not a key")})
+    assert status == 400
+    assert answer["value"]["error"] == "invalid argument"
+    assert answer["value"]["message"].startswith("field `privateKey`")
+    status, answer = api.answer("POST", f"/webauthn/authenticator/{authenticator}/faults",
+                                {"delayMs": "soon"})
+    assert status == 400
+    assert "delayMs" in answer["value"]["message"]
