@@ -116,9 +116,8 @@ def test_python_fido2_sees_the_switches_of_an_added_authenticator(api):
     ctap2 = Ctap2(device)
     assert ctap2.info.options["uv"] is True and ctap2.info.options["rk"] is True
 
-    server = Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="vu2f"))
-    client = Fido2Client(device, client_data_collector=DefaultClientDataCollector(ORIGIN),
-                         user_interaction=UserInteraction())
+    rp = RelyingParty(device)
+    server, client = rp.server, rp.client
     user = PublicKeyCredentialUserEntity(id=b"alice-id", name="alice")
     options, state = server.register_begin(user, resident_key_requirement="required",
                                            user_verification="required")
@@ -161,9 +160,8 @@ def test_python_fido2_refuses_rk_on_an_authenticator_without_resident_keys(api):
     authenticator = api.add(hasResidentKey=False)
     device = api.device(authenticator)
     assert Ctap2(device).info.options["rk"] is False
-    server = Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="vu2f"))
-    client = Fido2Client(device, client_data_collector=DefaultClientDataCollector(ORIGIN),
-                         user_interaction=UserInteraction())
+    rp = RelyingParty(device)
+    server, client = rp.server, rp.client
     user = PublicKeyCredentialUserEntity(id=b"carol-id", name="carol")
     options, _ = server.register_begin(user, resident_key_requirement="required",
                                        user_verification="discouraged")
