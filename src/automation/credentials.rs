@@ -402,7 +402,9 @@ pub fn list(token: &Authenticator) -> Vec<Credential> {
         .collect()
 }
 
-/// Remove Credential: the credential whose base64url id is `credential_id` is gone, durably.
+/// Remove Credential: the record of the credential whose base64url id is `credential_id` is
+/// gone, durably. An added or a discoverable credential is gone with it; a non-discoverable one
+/// the token made keeps signing, its id being the whole credential.
 pub fn remove(token: &mut Authenticator, credential_id: &str) -> Result<(), Refused> {
     let id = bytes_of("credentialId", credential_id)?;
     let removed = token.u2f_mut().keys_mut().discoverable.remove(&id)?;
