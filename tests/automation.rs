@@ -313,6 +313,13 @@ fn requests_without_the_bearer_token_are_refused() {
         }
     }
     assert!(api.list().is_empty(), "nothing was added");
+    let lower_case = api
+        .http
+        .get(format!("{}/webauthn/authenticators", api.url))
+        .header("Authorization", format!("bearer {}", api.bearer))
+        .send()
+        .unwrap();
+    assert_eq!(lower_case.status(), 200, "the scheme is case-insensitive");
     api.refused("GET", "/nothing/here", None, 404, "unknown command");
     api.refused(
         "PUT",
