@@ -42,6 +42,17 @@ impl Api {
 
     fn start_on(store: &Path, control: &[&str], args: &[&str], tokens: &[&str]) -> Api {
         let runtime = tempfile::tempdir().unwrap();
+        Api::start_in(runtime, store, control, args, tokens)
+    }
+
+    /// As [`Api::start_on`], with `runtime` its `XDG_RUNTIME_DIR`.
+    fn start_in(
+        runtime: tempfile::TempDir,
+        store: &Path,
+        control: &[&str],
+        args: &[&str],
+        tokens: &[&str],
+    ) -> Api {
         let mut command = common::vu2f(store);
         command.env("XDG_RUNTIME_DIR", runtime.path());
         command.args(["--json", "serve"]).args(control).args(args);
@@ -313,6 +324,13 @@ fn requests_without_the_bearer_token_are_refused() {
         }
     }
     assert!(api.list().is_empty(), "nothing was added");
+    let lower_case = api
+        .http
+        .get(format!("{}/webauthn/authenticators", api.url))
+        .header("Authorization", format!("bearer {}", api.bearer))
+        .send()
+        .unwrap();
+    assert_eq!(lower_case.status(), 200, "the scheme is case-insensitive");
     api.refused("GET", "/nothing/here", None, 404, "unknown command");
     api.refused(
         "PUT",
@@ -517,6 +535,60 @@ fn ephemeral_authenticators_leave_nothing_behind() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["kept", "persist"]);
+}
+
+/// The temporary store a killed serve could not remove is removed by the next serve on the same
+/// runtime directory, at its first ephemeral authenticator; a live serve's is left alone.
+#[test]
+fn a_temporary_store_left_by_a_killed_serve_is_removed_by_the_next() {
+    let (_dir, store) = new_store();
+    let (_other_dir, other_store) = new_store();
+    let temporary = |runtime: &Path| -> Vec<String> {
+        let mut names = entries(&runtime.join("vu2f"));
+        names.retain(|name| name.starts_with("ephemeral-"));
+        names
+    };
+    let mut killed = Api::start(&store, &[], &[]);
+    killed.add(json!({"protocol": "ctap2", "transport": "usb"}));
+    let left = temporary(killed.runtime.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(!killed.process.signal("KILL").success());
+    assert_eq!(temporary(killed.runtime.path()), left, "kill -9 left it");
+
+    let runtime = std::mem::replace(&mut killed.runtime, tempfile::tempdir().unwrap());
+    let live = Api::start_in(
+        runtime,
+        &other_store,
+        &["--control", "127.0.0.1:0"],
+        &[],
+        &[],
+    );
+    live.add(json!({"protocol": "ctap2", "transport": "usb"}));
+    let now = temporary(live.runtime.path());
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now, left, "the killed serve's is gone, the live one's made");
+
+    let mut next = common::vu2f(&store);
+    next.env("XDG_RUNTIME_DIR", live.runtime.path()).args([
+        "--json",
+        "serve",
+        "--control",
+        "127.0.0.1:0",
+    ]);
+    let (_next, lines) = Running::start(next, 1);
+    let bearer = std::fs::read_to_string(lines[0]["token_file"].as_str().unwrap()).unwrap();
+    let url = lines[0]["automation"].as_str().unwrap();
+    let added = live
+        .http
+        .post(format!("{url}/webauthn/authenticator"))
+        .bearer_auth(bearer)
+        .json(&json!({"protocol": "ctap2", "transport": "usb"}))
+        .send()
+        .unwrap();
+    assert_eq!(added.status(), 200);
+    let both = temporary(live.runtime.path());
+    assert_eq!(both.len(), 2, "the live serve's stays: {both:?}");
+    assert!(both.contains(&now[0]));
 }
 
 fn entries(dir: &Path) -> Vec<String> {

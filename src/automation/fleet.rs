@@ -14,11 +14,11 @@
 //! ```
 //! Ephemeral tokens live in one temporary store per process ([`Store::temporary_in`], under
 //! `$XDG_RUNTIME_DIR/vu2f`): removing one removes its token from it, and the whole store goes
-//! when the process ends. The others are tokens of the user's store: removing one only stops
+//! when the process ends (one that a killed process left goes when the next one makes its own). The others are tokens of the user's store: removing one only stops
 //! serving it.
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,8 +31,9 @@ use tokio::sync::mpsc;
 use super::error::{ApiError, ApiResult};
 use crate::device::control::{Controlled, Targets};
 use crate::device::replug::Plug;
-use crate::device::uhid::HIDRAW_APPEARS;
-use crate::device::uhid::{find_hidraw, wait_for_usable_hidraw, UhidDevice, UhidHandle};
+use crate::device::uhid::{
+    find_hidraw, wait_for_usable_hidraw, UhidDevice, UhidHandle, HIDRAW_APPEARS,
+};
 use crate::device::SharedToken;
 use crate::hid::CtapHid;
 use crate::u2f::{Button, Presence, PresencePolicy};
@@ -329,8 +330,8 @@ impl Fleet {
         spec: &Spec,
         udp: Option<SocketAddr>,
     ) -> ApiResult<Arc<VirtualAuthenticator>> {
-        let stores = self.stores.clone();
-        let (owned, (protocol, ephemeral)) = (name.to_owned(), (spec.protocol, spec.ephemeral));
+        let (stores, owned) = (self.stores.clone(), name.to_owned());
+        let (protocol, ephemeral) = (spec.protocol, spec.ephemeral);
         let (store, keys, created) =
             tokio::task::spawn_blocking(move || stores.keys(&owned, protocol, ephemeral))
                 .await
@@ -528,6 +529,7 @@ impl Stores {
         let parent = crate::device::control::runtime_dir().map_err(|e| {
             ApiError::unknown(format!("no runtime directory for ephemeral tokens: {e}"))
         })?;
+        remove_stale_temporary_stores(&parent);
         let store = Arc::new(Store::temporary_in(&parent).map_err(store_error)?);
         *temporary = Some(Arc::clone(&store));
         Ok(store)
@@ -578,6 +580,29 @@ impl Stores {
                 }
                 Err(store_error(e))
             }
+        }
+    }
+}
+
+/// Removes the temporary stores in `parent` whose process no longer runs (killed before it could
+/// remove its own): `ephemeral-PID-…` ([`Store::temporary_in`]) of a PID that is gone.
+fn remove_stale_temporary_stores(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("ephemeral-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse().ok())
+            .and_then(rustix::process::Pid::from_raw);
+        let gone = pid.is_some_and(|pid| {
+            rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
+        });
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }

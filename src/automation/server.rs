@@ -147,7 +147,8 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.write_all(contents)
 }
 
-/// The routes under `/webauthn`, with their state.
+/// The routes under `/webauthn`, with their state. Each resource module that acts on one
+/// authenticator (credentials and faults too) adds its routes here, under `one`.
 fn webauthn() -> Router<Arc<Fleet>> {
     let one = "/webauthn/authenticator/{authenticatorId}";
     Router::new()
@@ -208,13 +209,16 @@ async fn require_bearer(
     request: Request,
     next: Next,
 ) -> Response {
+    // The scheme is case-insensitive (RFC 9110 §11.1), the token is not.
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     match presented {
-        Some(token) if same(token.trim().as_bytes(), bearer.as_bytes()) => next.run(request).await,
+        Some(token) if same(token.as_bytes(), bearer.as_bytes()) => next.run(request).await,
         Some(_) => ApiError::new(ErrorCode::Unauthorized, "wrong bearer token").into_response(),
         None => ApiError::new(
             ErrorCode::Unauthorized,

@@ -363,10 +363,12 @@ impl Store {
 
     /// A new store in a private temporary directory under `parent`, removed with everything in
     /// it when the store is dropped: tokens that leave nothing behind (the automation API's
-    /// ephemeral authenticators). It has its own attestation CA and AAGUID.
+    /// ephemeral authenticators). It has its own attestation CA and AAGUID. The directory is
+    /// named `ephemeral-PID-…` after this process, so that one a killed process left behind can
+    /// be told apart.
     pub fn temporary_in(parent: &Path) -> Result<Self> {
         let dir = tempfile::Builder::new()
-            .prefix("ephemeral-")
+            .prefix(&format!("ephemeral-{}-", std::process::id()))
             .tempdir_in(parent)
             .map_err(|source| StoreError::Dir {
                 path: parent.to_owned(),
@@ -741,6 +743,9 @@ mod tests {
         let store = Store::temporary_in(parent.path()).unwrap();
         let dir = store.dir().to_owned();
         assert!(dir.starts_with(parent.path()) && dir != parent.path());
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        let pid = format!("ephemeral-{}-", std::process::id());
+        assert!(name.starts_with(&pid), "{name}");
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         store.create_token("e", TokenOptions::default()).unwrap();
