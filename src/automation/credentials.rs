@@ -305,9 +305,7 @@ pub fn add(token: &mut Authenticator, new: NewCredential) -> Result<(), Refused>
         handle: Some(handle),
         sign_count: Some(new.sign_count),
     };
-    if keys.discoverable.record(&id).is_some() {
-        keys.discoverable.remove(&id)?;
-    }
+    keys.discoverable.remove(&id)?;
     if new.is_resident_credential {
         keys.discoverable.store(record)?;
     } else {

@@ -31,7 +31,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use keystore::{CredentialSecret, DiscoverableCredential, KeyWrapper};
+use keystore::{CredentialSecret, DiscoverableCredential, TokenKeys};
 
 use super::authenticator::{body, reply, rp_id_hash, Authenticator, Step};
 use super::cbor::{self, raw_member, text_map, uint_map, Item, Parameters, Value};
@@ -146,7 +146,7 @@ fn user(credential: &DiscoverableCredential) -> Value {
 /// longer opens is still listed (without one), so that it can be deleted.
 fn credential_members(
     credential: &DiscoverableCredential,
-    wrapper: &KeyWrapper,
+    keys: &TokenKeys,
 ) -> Result<Vec<(u64, Value)>, Status> {
     let public_key: Value = ciborium::de::from_reader(credential.public_key_cose.as_slice())
         .map_err(|_| Status::Other)?;
@@ -164,16 +164,13 @@ fn credential_members(
     if credential.cred_protect != 0 {
         members.push((0x0A, Value::Integer(credential.cred_protect.into())));
     }
-    let handle = credential
-        .handle
-        .as_deref()
-        .unwrap_or(&credential.credential_id);
-    let has_large_blob_key = wrapper
-        .unwrap_credential(handle, &credential.rp_id_hash())
+    let has_large_blob_key = keys
+        .open_credential(&credential.credential_id, &credential.rp_id_hash())
         .is_ok_and(|opened| opened.extensions.is_some_and(|e| e.large_blob_key));
     if has_large_blob_key {
-        let key =
-            wrapper.credential_secret(CredentialSecret::LargeBlobKey, &credential.credential_id);
+        let key = keys
+            .wrapper
+            .credential_secret(CredentialSecret::LargeBlobKey, &credential.credential_id);
         members.push((0x0B, Value::Bytes(key.to_vec())));
     }
     Ok(members)
@@ -282,7 +279,7 @@ impl Authenticator {
         let keys = self.u2f.keys();
         let found = keys.discoverable.for_rp(&rp);
         let (first, rest) = found.split_first().ok_or(Status::NoCredentials)?;
-        let mut members = credential_members(first, &keys.wrapper)?;
+        let mut members = credential_members(first, keys)?;
         members.push((0x09, Value::Integer((found.len() as u64).into())));
         let rest: VecDeque<Vec<u8>> = rest.iter().map(|c| c.credential_id.clone()).collect();
         if !rest.is_empty() {
@@ -298,7 +295,7 @@ impl Authenticator {
         let id = ids.pop_front().ok_or(Status::NotAllowed)?;
         let keys = self.u2f.keys();
         let credential = keys.discoverable.find(&id).ok_or(Status::NotAllowed)?;
-        let members = credential_members(credential, &keys.wrapper)?;
+        let members = credential_members(credential, keys)?;
         if !ids.is_empty() {
             self.enumeration = Some(Enumeration::Credentials(ids));
         }

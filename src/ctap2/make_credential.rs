@@ -114,6 +114,16 @@ impl Account {
             user_display_name: user.display_name.map(str::to_owned),
         }
     }
+
+    /// The record of a tracked non-discoverable credential, which names no user.
+    fn nameless(rp_id: String) -> Self {
+        Self {
+            rp_id,
+            user_id: Vec::new(),
+            user_name: None,
+            user_display_name: None,
+        }
+    }
 }
 
 impl Authenticator {
@@ -307,8 +317,13 @@ impl Authenticator {
             }
         };
         auth_data.truncate(length);
-        let sign_count = keys.tracks_credentials.then_some(counter);
-        if let Some(account) = account {
+        // A discoverable credential's record, or a tracked one's, which names no user.
+        let kept_record = match (account, tracked_rp_id) {
+            (Some(account), _) => Some((account, true)),
+            (None, Some(rp_id)) => Some((Account::nameless(rp_id), false)),
+            (None, None) => None,
+        };
+        if let Some((account, discoverable)) = kept_record {
             let record = DiscoverableCredential {
                 credential_id: id,
                 rp_id: account.rp_id,
@@ -318,22 +333,14 @@ impl Authenticator {
                 public_key_cose: cbor::encode(&public_key),
                 cred_protect: kept.cred_protect,
                 handle: None,
-                sign_count,
+                sign_count: keys.tracks_credentials.then_some(counter),
             };
-            keys.discoverable.store(record).map_err(store_failure)?;
-        } else if let Some(rp_id) = tracked_rp_id {
-            let record = DiscoverableCredential {
-                credential_id: id,
-                rp_id,
-                user_id: Vec::new(),
-                user_name: None,
-                user_display_name: None,
-                public_key_cose: cbor::encode(&public_key),
-                cred_protect: kept.cred_protect,
-                handle: None,
-                sign_count,
+            let kept = if discoverable {
+                keys.discoverable.store(record)
+            } else {
+                keys.discoverable.track(record)
             };
-            keys.discoverable.track(record).map_err(store_failure)?;
+            kept.map_err(store_failure)?;
         }
         let reply = Packed {
             auth_data: &auth_data,
