@@ -198,6 +198,11 @@ class RelyingParty:
         data = AttestedCredentialData.from_ctap1(key_handle, public_key)
         self.credentials[data.credential_id] = Credential(data, counter, self.app_id, None)
 
+    def add_credential(self, data: AttestedCredentialData, user_id: bytes, counter: int) -> None:
+        """A credential this relying party knows without having seen its registration (one put
+        into the authenticator from outside, for `user`), last seen with `counter`."""
+        self.credentials[data.credential_id] = Credential(data, counter, None, user_id)
+
     def wait(self, done, timeout: float) -> bool:
         """Waits until `done(self)` is true, or anything was refused, or the page gave up."""
         with self._changed:

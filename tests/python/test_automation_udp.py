@@ -15,29 +15,20 @@ Credentials and faults, as a test writer uses them:
   check, the busy token answers CTAPHID CHANNEL_BUSY to python-fido2, the delayed answer comes
   late with KEEPALIVE PROCESSING meanwhile;
 * requests without the bearer token get 401, bad fields 400 naming the field."""
-import base64
 import hashlib
-import json
-import os
-import subprocess
 import time
 import urllib.error
-import urllib.request
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client, UserInteraction
 from fido2.ctap import CtapError
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from fido2.cose import ES256
 from fido2.ctap2 import Ctap2
 from fido2.hid import CTAPHID, STATUS
 from fido2.server import Fido2Server
-from fido2.webauthn import (AttestedCredentialData, PublicKeyCredentialRpEntity,
-                            PublicKeyCredentialUserEntity)
+from fido2.webauthn import PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity
 
-from conftest import vu2f_binary
-from udp_hid import open_device
+from automation_api import Api, b64url, credential_data, injected_key, unb64url
 
 RP_ID = "vu2f.example"
 ORIGIN = "https://vu2f.example"
@@ -51,61 +42,9 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-class Api:
-    """A `vu2f serve --udp --control` with no token, and its API."""
-
-    def __init__(self, tmp_path):
-        env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path / "runtime"))
-        os.mkdir(tmp_path / "runtime", 0o700)
-        self.child = subprocess.Popen(
-            [vu2f_binary(), "--store", str(tmp_path / "store"), "--json", "serve", "--udp",
-             "127.0.0.1:0", "--control", "127.0.0.1:0"],
-            stdout=subprocess.PIPE, text=True, env=env)
-        line = json.loads(self.child.stdout.readline())
-        self.url = line["automation"]
-        with open(line["token_file"]) as file:
-            self.bearer = file.read().strip()
-
-    def call(self, method, path, body=None):
-        request = urllib.request.Request(
-            self.url + path, method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {self.bearer}",
-                     "Content-Type": "application/json"})
-        with urllib.request.urlopen(request) as response:
-            return json.load(response)["value"]
-
-    def answer(self, method, path, body=None, bearer=True):
-        """(HTTP status, JSON body), whatever the status."""
-        headers = {"Content-Type": "application/json"}
-        if bearer:
-            headers["Authorization"] = f"Bearer {self.bearer}"
-        request = urllib.request.Request(
-            self.url + path, method=method,
-            data=None if body is None else json.dumps(body).encode(), headers=headers)
-        try:
-            with urllib.request.urlopen(request) as response:
-                return response.status, json.load(response)
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
-
-    def add(self, **configuration):
-        return self.call("POST", "/webauthn/authenticator",
-                         {"protocol": "ctap2", "transport": "usb", "udp": True, **configuration})
-
-    def device(self, authenticator_id):
-        host, port = self.call("GET", f"/webauthn/authenticator/{authenticator_id}")["udp"] \
-            .rsplit(":", 1)
-        return open_device(host, int(port))
-
-    def stop(self):
-        self.child.kill()
-        self.child.wait()
-
-
 @pytest.fixture
 def api(tmp_path):
-    served = Api(tmp_path)
+    served = Api(str(tmp_path))
     yield served
     served.stop()
 
@@ -174,14 +113,6 @@ def test_python_fido2_refuses_rk_on_an_authenticator_without_resident_keys(api):
     server.register_complete(state, client.make_credential(options.public_key))
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class CounterWentBack(Exception):
     pass
 
@@ -210,19 +141,6 @@ class RelyingParty:
         if last is not None and counter <= last:
             raise CounterWentBack(f"{last} then {counter}")
         return credential_id, counter
-
-
-def injected_key():
-    """A P-256 key the test made: the key, and its PKCS#8."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    return key, key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption())
-
-
-def credential_data(credential_id: bytes, public_key) -> AttestedCredentialData:
-    """What a relying party stores of a credential: its id and its public key."""
-    return AttestedCredentialData.create(b"\0" * 16, credential_id,
-                                         ES256.from_cryptography_key(public_key))
 
 
 def test_an_added_credential_signs_in_without_registration_and_its_count_reads_back(api):

@@ -23,6 +23,11 @@ each ceremony, so one Firefox serves a u2f token's test and then a fido2 token's
   `Ctap1` registered over hidraw for the U2F appId https://localhost:PORT, on an HTTPS page whose
   certificate comes from a throwaway CA trusted in Chromium's NSS database: the path by which a
   site moves its U2F users to WebAuthn.
+* Chromium signs in, twice and with no registration ceremony, with a discoverable credential a
+  test put into an authenticator of the automation API (`vu2f serve --uhid --control`, the
+  authenticator added before Chromium starts): the relying party knows only its id and the
+  public half of the P-256 key the test made, and the sign count the API reads back afterwards
+  is the last one the server verified.
 * Firefox ESR, driven over Marionette (its own remote protocol; no geckodriver), the
   register-and-sign-twice ceremony through its own CTAP stack (authenticator-rs), against a `u2f`
   and then a `fido2` token.
@@ -54,6 +59,7 @@ from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 
+from automation_api import Api, b64url, credential_data, injected_key
 from browser_rp import USER_VERIFIED, RelyingParty, localhost_tls
 from conftest import Servers, uhid_available
 
@@ -411,11 +417,27 @@ class FirefoxSession(Browser):
             "WebDriver:ExecuteScript", {"script": script, "args": list(args)})["value"]
 
 
+@contextlib.contextmanager
+def chromium_on(token: str, directory: Path, font_cache: Path):
+    """A ChromiumSession on the token whose hidraw node is `token` (there before Chromium
+    starts), on an Xvfb display of its own, with an NSS database that trusts a throwaway CA for
+    localhost."""
+    with xvfb(directory, font_cache) as environment:
+        ca, tls = localhost_tls(str(directory))
+        trust_in_nss(environment, ca)
+        launcher = Launcher(environment, directory)
+        try:
+            with chromium_driver(launcher, directory) as (driver, log):
+                yield ChromiumSession(token, driver, log, environment, tls)
+        finally:
+            launcher.stop()
+
+
 @pytest.fixture(scope="class")
 def chromium(request, tmp_path_factory, font_cache):
     """A ChromiumSession for the test class: a token of the class's PROFILE, served as a uhid
-    device with built-in user verification UV (none: without), then Xvfb and Chromium, whose NSS
-    database trusts a throwaway CA for localhost. All stop after the class's last test."""
+    device with built-in user verification UV (none: without), then Chromium. Both stop after
+    the class's last test."""
     if not uhid_available():
         pytest.skip("/dev/uhid is not writable here; scripts/vm-test.sh runs this in a VM")
     profile, uv = request.cls.PROFILE, request.cls.UV
@@ -423,17 +445,29 @@ def chromium(request, tmp_path_factory, font_cache):
     servers = Servers(str(directory / "store"))
     try:
         token = servers.serve_uhid(["browser"], profile=profile, uv=uv)["browser"]
-        with xvfb(directory, font_cache) as environment:
-            ca, tls = localhost_tls(str(directory))
-            trust_in_nss(environment, ca)
-            launcher = Launcher(environment, directory)
-            try:
-                with chromium_driver(launcher, directory) as (driver, log):
-                    yield ChromiumSession(token, driver, log, environment, tls)
-            finally:
-                launcher.stop()
+        with chromium_on(token, directory, font_cache) as session:
+            yield session
     finally:
         servers.stop()
+
+
+@pytest.fixture(scope="class")
+def automated_chromium(tmp_path_factory, font_cache):
+    """(ChromiumSession, Api, authenticator id) for the test class: a `vu2f serve --uhid
+    --control` with no token, an authenticator added through its API as a test writer adds one
+    (ctap2, resident keys, built-in user verification that verifies), then Chromium, which finds
+    the authenticator's hidraw node at its start."""
+    if not uhid_available():
+        pytest.skip("/dev/uhid is not writable here; scripts/vm-test.sh runs this in a VM")
+    directory = tmp_path_factory.mktemp("chromium-api")
+    api = Api(str(directory), transport="uhid")
+    try:
+        authenticator = api.add(hasResidentKey=True, hasUserVerification=True,
+                                isUserVerified=True)
+        with chromium_on(api.hidraw(authenticator), directory, font_cache) as session:
+            yield session, api, authenticator
+    finally:
+        api.stop()
 
 
 @pytest.fixture(scope="class")
@@ -577,3 +611,39 @@ class TestFirefox:
             assert_spoke_ctap2(rp.registrations()[0], f"{rp.explain()}\n{context}")
         print(f"Firefox, {profile} token: {rp.summary()}; "
               f"AAGUID {rp.registrations()[0].aaguid}")
+
+
+class TestChromiumWithAnAuthenticatorOfTheApi:
+    """What a test writer does with the automation API instead of Chrome's virtual authenticator,
+    on a device every host sees."""
+
+    def test_signs_in_with_a_credential_put_in_through_the_api_without_registering(
+            self, automated_chromium, relying_party):
+        chromium, api, authenticator = automated_chromium
+        rp = relying_party(resident_key=ResidentKeyRequirement.REQUIRED,
+                           user_verification=UserVerificationRequirement.REQUIRED,
+                           allow_list=False)
+        key, pkcs8 = injected_key()
+        credential_id, first_count = os.urandom(32), 41
+        api.call("POST", f"/webauthn/authenticator/{authenticator}/credential", {
+            "credentialId": b64url(credential_id), "isResidentCredential": True,
+            "rpId": "localhost", "privateKey": b64url(pkcs8),
+            "userHandle": b64url(rp.user["id"]), "signCount": first_count})
+        # All the relying party knows: the id and the public half of the key the test made.
+        rp.add_credential(credential_data(credential_id, key.public_key()), rp.user["id"],
+                          first_count)
+        for sign_in in range(2):
+            page = chromium.run(rp, register=False, signs=1, confirm_account=True)
+            assert not rp.refused and len(rp.assertions()) == sign_in + 1, \
+                f"sign-in {sign_in + 1}: the page said {page!r}; {rp.explain()}"
+        assertions = rp.assertions()
+        assert not rp.registrations(), rp.explain()
+        assert all(a.credential_id == credential_id.hex() for a in assertions), rp.explain()
+        assert all(a.user_handle == rp.user["id"] for a in assertions), rp.explain()
+        assert all(a.flags & USER_VERIFIED for a in assertions), rp.explain()
+        assert_counters_rise([first_count] + [a.counter for a in assertions])
+        listed = api.call("GET", f"/webauthn/authenticator/{authenticator}/credentials")
+        assert [c["credentialId"] for c in listed] == [b64url(credential_id)], listed
+        assert listed[0]["signCount"] == assertions[-1].counter, \
+            f"the API reads {listed[0]['signCount']}, the server saw {rp.summary()}"
+        print(f"Chromium, a credential of the API: {rp.summary()}")
