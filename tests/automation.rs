@@ -809,6 +809,123 @@ fn vu2f_ctl_drives_the_api_over_the_unix_socket() {
     );
 }
 
+/// A getAssertion for `rp` without an allowList over UDP, verified with the P-256 point
+/// `public`: the credential id, the counter, and whether the signature verifies.
+fn signed_in(token: &mut UdpTransport, rp: &str, public: &[u8]) -> (Vec<u8>, u32, bool) {
+    let reply = token.cbor(&get_assertion(rp)).unwrap();
+    assert_eq!(reply[0], OK, "getAssertion");
+    let value: ciborium::Value = ciborium::de::from_reader(&reply[1..]).unwrap();
+    let member = |key: u64| {
+        value
+            .as_map()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.as_integer() == Some(key.into()))
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let descriptor = member(1);
+    let id = descriptor
+        .as_map()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.as_text() == Some("id"));
+    let id = id.unwrap().1.as_bytes().unwrap().clone();
+    let auth_data = member(2).into_bytes().unwrap();
+    let counter = u32::from_be_bytes(auth_data[33..37].try_into().unwrap());
+    let signed = [auth_data.as_slice(), &[0x22; 32]].concat();
+    let verifies =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, public)
+            .verify(&signed, &member(3).into_bytes().unwrap())
+            .is_ok();
+    (id, counter, verifies)
+}
+
+/// `vu2f ctl` puts a credential in with a key from a PEM file, lists it with the count of its
+/// last signature, arms faults a verifier sees, and removes it.
+#[test]
+fn vu2f_ctl_puts_in_a_credential_lists_it_and_arms_faults() {
+    use p256::pkcs8::EncodePrivateKey;
+    const RP: &str = "ctl-credential.vu2f.invalid";
+    let (dir, store) = new_store();
+    let api = Api::start_on(&store, &["--control"], &["--udp", "127.0.0.1:0"], &[]);
+    let ctl = |args: &[&str]| {
+        let mut command = common::vu2f(&store);
+        command
+            .env("XDG_RUNTIME_DIR", api.runtime.path())
+            .arg("ctl")
+            .args(args);
+        String::from_utf8(common::succeeded(&mut command)).unwrap()
+    };
+    ctl(&["add", "--name", "k1", "--resident-key", "--udp"]);
+    let secret = p256::SecretKey::random(&mut rand::thread_rng());
+    let public =
+        p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&secret.public_key(), false);
+    let key_file = dir.path().join("key.pem");
+    let der = secret.to_pkcs8_der().unwrap().as_bytes().to_vec();
+    std::fs::write(&key_file, pem::encode(&pem::Pem::new("PRIVATE KEY", der))).unwrap();
+
+    let credential_id = ctl(&[
+        "add-credential",
+        "k1",
+        "--rp-id",
+        RP,
+        "--key",
+        key_file.to_str().unwrap(),
+        "--resident",
+        "--user-handle",
+        "dXNlcg",
+        "--sign-count",
+        "500",
+    ]);
+    let credential_id = credential_id.trim().to_owned();
+    let raw_id = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        &credential_id,
+    )
+    .unwrap();
+    assert_eq!(raw_id.len(), 16, "a random id of 16 bytes: {credential_id}");
+    let mut listed = common::vu2f(&store);
+    listed
+        .env("XDG_RUNTIME_DIR", api.runtime.path())
+        .args(["--json", "ctl", "list"]);
+    let addr = common::json_of(&listed.output().unwrap())[0]["udp"].clone();
+    let mut token = UdpTransport::connect(addr.as_str().unwrap().parse().unwrap()).unwrap();
+    let (id, counter, verifies) = signed_in(&mut token, RP, public.as_bytes());
+    assert_eq!(id, raw_id);
+    assert!(verifies && counter > 500, "counter {counter}");
+    assert_eq!(
+        ctl(&["credentials", "k1"]),
+        format!("{credential_id} {RP} resident signCount={counter} user=dXNlcg\n")
+    );
+
+    let armed = ctl(&["faults", "k1", "--corrupt-signature", "--counter", "3"]);
+    assert_eq!(
+        armed,
+        "corruptSignature=true counter=3 delayMs=- busy=false\n"
+    );
+    let (_, spoiled_counter, verifies) = signed_in(&mut token, RP, public.as_bytes());
+    assert!(!verifies, "the corrupted signature verifies");
+    assert_eq!(spoiled_counter, 3);
+    assert_eq!(
+        ctl(&["faults", "k1"]),
+        "corruptSignature=false counter=- delayMs=- busy=false\n",
+        "both spent"
+    );
+    let (_, after, verifies) = signed_in(&mut token, RP, public.as_bytes());
+    assert!(verifies && after > counter + 1, "{after} after {counter}");
+
+    ctl(&["remove-credential", "k1", &credential_id]);
+    assert_eq!(status(&mut token, &get_assertion(RP)), NO_CREDENTIALS);
+    assert_eq!(ctl(&["credentials", "k1"]), "");
+    let mut missing = common::vu2f(&store);
+    missing
+        .env("XDG_RUNTIME_DIR", api.runtime.path())
+        .args(["ctl", "remove-credential", "k1"]);
+    let refused = missing.output().unwrap();
+    assert!(!refused.status.success(), "no credential id and no --all");
+}
+
 /// `serve --control` with no token at all runs, and says where its API is.
 #[test]
 fn serve_with_the_api_alone_needs_no_token() {

@@ -29,7 +29,11 @@ pub struct Faults {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counter: Option<u32>,
     /// Hold the next CTAPHID answer this long.
-    #[serde(skip_serializing_if = "Option::is_none", with = "millis")]
+    #[serde(
+        rename = "delayMs",
+        skip_serializing_if = "Option::is_none",
+        with = "millis"
+    )]
     pub delay: Option<Duration>,
     /// Answer the next CTAPHID request CHANNEL_BUSY.
     pub busy: bool,

@@ -1,6 +1,9 @@
 //! `vu2f ctl`: the automation API of a running `vu2f serve --control` from the shell
 //! ([`crate::automation`]): the store's Unix socket and token file by default, like `vu2f
-//! touch`, or `--url` and `--token-file`.
+//! touch`, or `--url` and `--token-file`. Authenticators and their switches here, credentials
+//! and faults in [`credentials`].
+mod credentials;
+
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -77,6 +80,18 @@ enum CtlCommand {
         /// The authenticator's id.
         id: String,
     },
+    /// Put a credential in, with a private key of yours: hosts sign with it without a
+    /// registration. Prints its id.
+    AddCredential(credentials::AddCredentialArgs),
+    /// List the authenticator's credentials, with their sign counts.
+    Credentials {
+        /// The authenticator's id.
+        id: String,
+    },
+    /// Remove one credential, or all of them.
+    RemoveCredential(credentials::RemoveCredentialArgs),
+    /// Arm faults for the next operation (each spoils one, then disarms); prints what is armed.
+    Faults(credentials::FaultsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +168,10 @@ pub(super) fn run(global: &Global, args: CtlArgs) -> anyhow::Result<()> {
         CtlCommand::Replug { id } => {
             client.call("POST", &path(&id, "/replug"), Some(&json!({})))?;
         }
+        CtlCommand::AddCredential(add) => credentials::add(&client, global.json, add)?,
+        CtlCommand::Credentials { id } => credentials::list(&client, global.json, &id)?,
+        CtlCommand::RemoveCredential(remove) => credentials::remove(&client, remove)?,
+        CtlCommand::Faults(faults) => credentials::faults(&client, global.json, faults)?,
     }
     Ok(())
 }
