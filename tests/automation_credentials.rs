@@ -211,6 +211,98 @@ fn an_exportable_tracking_token_lists_what_it_made_with_keys_that_sign_the_same(
     assert_eq!(credentials::list(&token)[0].sign_count, counter);
 }
 
+/// makeCredential of a non-discoverable ES256 credential for [`RP`]; its id.
+fn make_non_discoverable(token: &mut Authenticator) -> Vec<u8> {
+    let make = uint_map(vec![
+        (1, Value::Bytes(CLIENT_DATA_HASH.to_vec())),
+        (2, text_map([("id", Value::Text(RP.into()))])),
+        (3, text_map([("id", Value::Bytes(b"u".to_vec()))])),
+        (
+            4,
+            Value::Array(vec![text_map([
+                ("alg", Value::Integer((-7).into())),
+                ("type", Value::Text("public-key".into())),
+            ])]),
+        ),
+    ]);
+    let request = [vec![0x01], cbor::encode(&make)].concat();
+    let Step::Done(reply) = token.start(&request, Instant::now()) else {
+        panic!("waits")
+    };
+    assert_eq!(reply[0], 0);
+    let made: Value = ciborium::de::from_reader(&reply[1..]).unwrap();
+    let map = made.into_map().unwrap();
+    let auth_data = member(&map, 2).as_bytes().unwrap();
+    let id_len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
+    auth_data[55..55 + id_len].to_vec()
+}
+
+/// The status word of a U2F AUTHENTICATE with `id` for [`RP`].
+fn u2f_status(token: &mut Authenticator, id: &[u8]) -> [u8; 2] {
+    let request = vu2f::u2f::messages::authenticate_request(
+        vu2f::u2f::authenticator::Control::EnforcePresenceAndSign,
+        &[5; 32],
+        &vu2f::u2f::messages::app_param(RP),
+        id,
+    );
+    let response = token.u2f_mut().process(&request, Instant::now());
+    response[response.len() - 2..].try_into().unwrap()
+}
+
+/// A non-discoverable credential the token made is whole in its id, so removing it keeps a mark
+/// that the engines refuse, over CTAP2 and U2F, across a restart; Remove All marks them all.
+#[test]
+fn a_removed_credential_the_token_made_signs_no_more_even_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = keystore::Store::open(&dir.path().join("store")).unwrap();
+    let options = keystore::TokenOptions {
+        tracks_credentials: true,
+        ..common::fido2_options()
+    };
+    store.create_token("t", options).unwrap();
+    let engine = || common::ctap2_engine(&store, "t", PresencePolicy::Auto, None);
+    let mut token = engine();
+    let (first, second) = (
+        make_non_discoverable(&mut token),
+        make_non_discoverable(&mut token),
+    );
+    assert_eq!(get(&mut token, &[&first]).0, 0, "signs before");
+    assert_eq!(u2f_status(&mut token, &first), [0x90, 0x00], "a U2F handle");
+
+    credentials::remove(&mut token, &URL_SAFE_NO_PAD.encode(&first)).unwrap();
+    assert_eq!(get(&mut token, &[&first]).0, NO_CREDENTIALS);
+    assert_eq!(
+        u2f_status(&mut token, &first),
+        [0x6A, 0x80],
+        "bad key handle"
+    );
+    assert_eq!(
+        get(&mut token, &[&second]).0,
+        0,
+        "the other one still signs"
+    );
+    let listed = credentials::list(&token);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].credential_id, URL_SAFE_NO_PAD.encode(&second));
+    assert!(matches!(
+        credentials::remove(&mut token, &URL_SAFE_NO_PAD.encode(&first)),
+        Err(Refused::NoSuchCredential(_))
+    ));
+
+    drop(token);
+    let mut token = engine();
+    assert_eq!(
+        get(&mut token, &[&first]).0,
+        NO_CREDENTIALS,
+        "after a restart"
+    );
+    assert_eq!(u2f_status(&mut token, &first), [0x6A, 0x80]);
+    assert_eq!(get(&mut token, &[&second]).0, 0);
+    assert_eq!(credentials::remove_all(&mut token).unwrap(), 1);
+    assert_eq!(get(&mut token, &[&second]).0, NO_CREDENTIALS);
+    assert!(credentials::list(&token).is_empty());
+}
+
 #[test]
 fn faults_spoil_one_signature_each() {
     let (_dir, mut token) = fido2_token();

@@ -44,6 +44,7 @@ fn credential(id: u8) -> keystore::DiscoverableCredential {
         cred_protect: 0,
         handle: None,
         sign_count: None,
+        removed: false,
     }
 }
 

@@ -34,6 +34,12 @@
 //! ```text
 //!  sequence  0xxx…  a discoverable credential      1xxx…  a non-discoverable credential's record
 //! ```
+//! Removing a record ends its credential: a discoverable one is found by its record, an imported
+//! one opens only through it. A non-discoverable credential the token made is whole in its id
+//! (its sealed key), which would still open: its record stays, marked `removed`, and the engines
+//! refuse an id so marked ([`DiscoverableCredentials::is_removed`]) as they refuse one not theirs.
+//! Only a reset, which makes every old id useless, drops such marks.
+//!
 //! A record may carry `sign_count`, the counter value of the credential's last signature
 //! (tracked and imported credentials): rewritten at each signature without a flush, as it only
 //! reports; the counter's own promise is kept by [`crate::Counter`].
@@ -98,6 +104,10 @@ pub struct DiscoverableCredential {
     /// credentials or for an imported credential; `None` when not kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign_count: Option<u32>,
+    /// A removed non-discoverable credential the token made (module docs): its id still opens,
+    /// so the record stays to refuse it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
 }
 
 impl DiscoverableCredential {
@@ -121,6 +131,13 @@ struct Entry {
     sequence: u64,
     rp_id_hash: [u8; 32],
     credential: DiscoverableCredential,
+}
+
+/// How [`DiscoverableCredentials::remove`] ends a credential: the record at a sequence deleted,
+/// or rewritten as `removed` (the new record and its stored value).
+enum Ending {
+    Delete(u64),
+    Mark(u64, Box<DiscoverableCredential>, Vec<u8>),
 }
 
 /// A token's discoverable credentials: in memory, written through to the store.
@@ -361,38 +378,89 @@ impl DiscoverableCredentials {
         Ok(())
     }
 
-    /// Deletes the credential whose id is `credential_id`, durably (flushed); `false` when there
-    /// is none.
-    /// A record of a non-discoverable credential goes the same way.
+    /// Ends the credential whose id is `credential_id`, durably (flushed): its record goes, or,
+    /// for a non-discoverable credential the token made, is marked removed (module docs).
+    /// `false` when there is none (or it was removed already).
     pub fn remove(&mut self, credential_id: &[u8]) -> Result<bool> {
-        let found = |entries: &[Entry]| {
-            entries
-                .iter()
-                .position(|e| e.credential.credential_id == credential_id)
+        let Some(ending) = self.ending(credential_id)? else {
+            return Ok(false);
         };
-        let (list, index) = match (found(&self.entries), found(&self.others)) {
-            (Some(index), _) => (&mut self.entries, index),
-            (None, Some(index)) => (&mut self.others, index),
-            (None, None) => return Ok(false),
-        };
-        self.tree.remove(key(&self.token, list[index].sequence))?;
-        list.remove(index);
-        self.tree.flush()?;
+        self.end(vec![ending])?;
         Ok(true)
     }
 
-    /// Deletes every record, discoverable or not, in one batch, durably (flushed): WebDriver's
-    /// Remove All Credentials. Returns how many there were.
+    /// Ends every credential of the token, as [`Self::remove`] does each, in one batch, durably
+    /// (flushed): WebDriver's Remove All Credentials. Returns how many there were.
     pub fn remove_all(&mut self) -> Result<usize> {
+        let mut endings = Vec::new();
+        for (credential, _) in self.records() {
+            endings.extend(self.ending(&credential.credential_id)?);
+        }
+        let count = endings.len();
+        self.end(endings)?;
+        Ok(count)
+    }
+
+    /// How `credential_id`'s credential ends: `None` when there is none (or it ended already).
+    fn ending(&self, credential_id: &[u8]) -> Result<Option<Ending>> {
+        if let Some(entry) = self
+            .entries
+            .iter()
+            .find(|e| e.credential.credential_id == credential_id)
+        {
+            return Ok(Some(Ending::Delete(entry.sequence)));
+        }
+        let Some(entry) = self
+            .others
+            .iter()
+            .find(|e| e.credential.credential_id == credential_id && !e.credential.removed)
+        else {
+            return Ok(None);
+        };
+        if entry.credential.handle.is_some() {
+            return Ok(Some(Ending::Delete(entry.sequence)));
+        }
+        let mut marked = entry.credential.clone();
+        marked.removed = true;
+        marked.sign_count = None;
+        let value = self.sealed(&marked, entry.sequence)?;
+        Ok(Some(Ending::Mark(entry.sequence, Box::new(marked), value)))
+    }
+
+    /// Writes `endings` in one batch, flushed, then to the records in memory.
+    fn end(&mut self, endings: Vec<Ending>) -> Result<()> {
         let mut batch = sled::Batch::default();
-        for entry in self.entries.iter().chain(&self.others) {
-            batch.remove(key(&self.token, entry.sequence));
+        for ending in &endings {
+            match ending {
+                Ending::Delete(sequence) => batch.remove(key(&self.token, *sequence)),
+                Ending::Mark(sequence, _, value) => {
+                    batch.insert(key(&self.token, *sequence), value.as_slice())
+                }
+            }
         }
         self.tree.apply_batch(batch)?;
-        let removed = self.entries.len() + self.others.len();
-        self.forget_all();
+        for ending in endings {
+            match ending {
+                Ending::Delete(sequence) => {
+                    self.entries.retain(|e| e.sequence != sequence);
+                    self.others.retain(|e| e.sequence != sequence);
+                }
+                Ending::Mark(sequence, marked, _) => {
+                    if let Some(entry) = self.others.iter_mut().find(|e| e.sequence == sequence) {
+                        entry.credential = *marked;
+                    }
+                }
+            }
+        }
         self.tree.flush()?;
-        Ok(removed)
+        Ok(())
+    }
+
+    /// Whether `credential_id` is a non-discoverable credential of the token that was removed:
+    /// the engines refuse it.
+    pub fn is_removed(&self, credential_id: &[u8]) -> bool {
+        self.position_of_other(credential_id)
+            .is_some_and(|index| self.others[index].credential.removed)
     }
 
     /// Keeps `credential` as a non-discoverable credential's record (module docs), replacing a
@@ -441,13 +509,19 @@ impl DiscoverableCredentials {
             return Some((credential, true));
         }
         self.position_of_other(credential_id)
-            .map(|index| (&self.others[index].credential, false))
+            .map(|index| &self.others[index].credential)
+            .filter(|credential| !credential.removed)
+            .map(|credential| (credential, false))
     }
 
-    /// Every record, discoverable (`true`) or not, oldest first.
+    /// Every record, discoverable (`true`) or not, oldest first (none of a removed credential).
     pub fn records(&self) -> impl Iterator<Item = (&DiscoverableCredential, bool)> {
         let discoverable = self.entries.iter().map(|e| (&e.credential, true));
-        let others = self.others.iter().map(|e| (&e.credential, false));
+        let others = self
+            .others
+            .iter()
+            .filter(|e| !e.credential.removed)
+            .map(|e| (&e.credential, false));
         discoverable.chain(others)
     }
 
@@ -587,6 +661,7 @@ mod tests {
             cred_protect: 0,
             handle: None,
             sign_count: None,
+            removed: false,
         }
     }
 
@@ -671,6 +746,7 @@ mod tests {
         let imported = DiscoverableCredential {
             handle: Some(vec![0x81; 126]),
             sign_count: Some(41),
+            removed: false,
             ..credential("x.example", b"", 2)
         };
         creds.track(imported.clone()).unwrap();
@@ -703,6 +779,7 @@ mod tests {
         creds.store(credential("x.example", b"1", 1)).unwrap();
         let counted = DiscoverableCredential {
             sign_count: Some(0),
+            removed: false,
             ..credential("x.example", b"", 2)
         };
         creds.track(counted).unwrap();
@@ -721,14 +798,26 @@ mod tests {
         creds.store(credential("x.example", b"1", 1)).unwrap();
         creds.store(credential("x.example", b"2", 2)).unwrap();
         creds.track(credential("x.example", b"", 3)).unwrap();
-        creds.track(credential("x.example", b"", 4)).unwrap();
+        let imported = DiscoverableCredential {
+            handle: Some(vec![0x01; 61]),
+            ..credential("x.example", b"", 4)
+        };
+        creds.track(imported).unwrap();
         assert!(creds.remove(&[3; 61]).unwrap());
         assert!(creds.remove(&[1; 61]).unwrap());
+        assert!(!creds.remove(&[3; 61]).unwrap(), "removed already");
         assert_eq!(open(&tree, "t", 10).records().count(), 2);
         assert_eq!(creds.remove_all().unwrap(), 2);
         assert_eq!(creds.records().count(), 0);
-        assert_eq!(open(&tree, "t", 10).records().count(), 0);
-        assert_eq!(tree.len(), 0);
+        let reloaded = open(&tree, "t", 10);
+        assert_eq!(reloaded.records().count(), 0);
+        assert!(reloaded.record(&[3; 61]).is_none());
+        assert!(
+            reloaded.is_removed(&[3; 61]),
+            "the token made it: its id would still open, so its mark stays"
+        );
+        assert!(!reloaded.is_removed(&[4; 61]) && !reloaded.is_removed(&[1; 61]));
+        assert_eq!(tree.len(), 1, "the mark alone");
     }
 
     #[derive(Debug, Clone)]

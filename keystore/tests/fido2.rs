@@ -26,6 +26,7 @@ fn credential(rp: &str, user: &[u8], name: &str, id: u8) -> DiscoverableCredenti
         cred_protect: 0,
         handle: None,
         sign_count: None,
+        removed: false,
     }
 }
 

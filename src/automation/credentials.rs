@@ -304,6 +304,7 @@ pub fn add(token: &mut Authenticator, new: NewCredential) -> Result<(), Refused>
         cred_protect: 0,
         handle: Some(handle),
         sign_count: Some(new.sign_count),
+        removed: false,
     };
     keys.discoverable.remove(&id)?;
     if new.is_resident_credential {
@@ -400,9 +401,9 @@ pub fn list(token: &Authenticator) -> Vec<Credential> {
         .collect()
 }
 
-/// Remove Credential: the record of the credential whose base64url id is `credential_id` is
-/// gone, durably. An added or a discoverable credential is gone with it; a non-discoverable one
-/// the token made keeps signing, its id being the whole credential.
+/// Remove Credential: the credential whose base64url id is `credential_id` ends, durably: its
+/// record goes, or for a non-discoverable one the token made (whose id is the whole credential)
+/// stays marked removed, and the engines refuse that id (`keystore::discoverable`).
 pub fn remove(token: &mut Authenticator, credential_id: &str) -> Result<(), Refused> {
     let id = bytes_of("credentialId", credential_id)?;
     let removed = token.u2f_mut().keys_mut().discoverable.remove(&id)?;
@@ -413,7 +414,8 @@ pub fn remove(token: &mut Authenticator, credential_id: &str) -> Result<(), Refu
     Ok(())
 }
 
-/// Remove All Credentials: every record of `token` is gone, durably; returns how many.
+/// Remove All Credentials: every credential of `token` ends, as [`remove`] ends one, durably;
+/// returns how many.
 pub fn remove_all(token: &mut Authenticator) -> Result<usize, Refused> {
     let removed = token.u2f_mut().keys_mut().discoverable.remove_all()?;
     token.u2f_mut().forget_cached_keys();

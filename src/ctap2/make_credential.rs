@@ -334,6 +334,7 @@ impl Authenticator {
                 cred_protect: kept.cred_protect,
                 handle: None,
                 sign_count: keys.tracks_credentials.then_some(counter),
+                removed: false,
             };
             let kept = if discoverable {
                 keys.discoverable.store(record)

@@ -204,21 +204,28 @@ impl Authenticator {
         Ok(())
     }
 
-    /// Whether the key of a handle for `app` is in the cache (so the handle is ours).
+    /// Whether the key of a handle for `app` is in the cache (so the handle is ours), and the
+    /// handle's credential was not removed.
     pub(crate) fn has_cached(&self, app: &[u8; 32], key_handle: &[u8]) -> bool {
-        self.key_cache
-            .iter()
-            .any(|c| &c.app_param == app && c.key_handle[..] == *key_handle)
+        !self.keys.discoverable.is_removed(key_handle)
+            && self
+                .key_cache
+                .iter()
+                .any(|c| &c.app_param == app && c.key_handle[..] == *key_handle)
     }
 
     /// The signing key of a handle, from the cache or by unwrapping it (CTAP2 signs with U2F
     /// key handles too: they are its ES256 credential ids). An imported credential's id opens
-    /// as the handle its record keeps (`keystore::discoverable`).
+    /// as the handle its record keeps, and a removed credential's is not ours
+    /// (`keystore::discoverable`).
     pub(crate) fn signing_key(
         &mut self,
         app: &[u8; 32],
         key_handle: &[u8],
     ) -> Result<&EcdsaKeyPair, StatusWord> {
+        if self.keys.discoverable.is_removed(key_handle) {
+            return Err(StatusWord::WrongData);
+        }
         let imported = self
             .keys
             .discoverable

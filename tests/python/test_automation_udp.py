@@ -9,7 +9,7 @@ Credentials and faults, as a test writer uses them:
   the server verifies with that key's public half, and the sign count Get Credentials reads back
   is the one the server saw;
 * a credential the token makes is listed with its key (an ephemeral authenticator is exportable),
-  and the listed key is the one that signs;
+  and the listed key is the one that signs; removed, it signs no more;
 * each fault is observed where a relying party or a host would: the corrupted signature is
   refused by the server, the counter that went back is flagged by the relying party's counter
   check, the busy token answers CTAPHID CHANNEL_BUSY to python-fido2, the delayed answer comes
@@ -178,6 +178,13 @@ def test_a_made_credential_is_listed_with_the_key_that_signs(api):
     _, counter = rp.sign_in([made.credential_data])
     listed = api.call("GET", f"/webauthn/authenticator/{authenticator}/credentials")
     assert listed[0]["signCount"] == counter
+    # Its id is the whole credential; removed, the token refuses it all the same.
+    api.call("DELETE", f"/webauthn/authenticator/{authenticator}/credentials/"
+                       f"{listed[0]['credentialId']}")
+    assert api.call("GET", f"/webauthn/authenticator/{authenticator}/credentials") == []
+    with pytest.raises(ClientError) as refused:
+        rp.sign_in([made.credential_data])
+    assert refused.value.code == ClientError.ERR.DEVICE_INELIGIBLE, refused.value
 
 
 def test_a_relying_party_refuses_the_corrupted_signature_and_flags_the_counter(api):

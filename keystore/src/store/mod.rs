@@ -197,12 +197,16 @@ pub struct TokenKeys {
 
 impl TokenKeys {
     /// Opens the credential id `id` presented for `app_param`: an imported credential's id as
-    /// the handle its record keeps, any other id as itself ([`crate::discoverable`]).
+    /// the handle its record keeps, any other id as itself ([`crate::discoverable`]); the id of a
+    /// removed credential is not ours.
     pub fn open_credential(
         &self,
         id: &[u8],
         app_param: &[u8; 32],
     ) -> std::result::Result<crate::Unwrapped, crate::UnwrapError> {
+        if self.discoverable.is_removed(id) {
+            return Err(crate::UnwrapError::NotOurs);
+        }
         let handle = self.discoverable.handle_for(id).unwrap_or(id);
         self.wrapper.unwrap_credential(handle, app_param)
     }

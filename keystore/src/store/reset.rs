@@ -124,6 +124,7 @@ mod tests {
             cred_protect: 0,
             handle: None,
             sign_count: None,
+            removed: false,
         }
     }
 
