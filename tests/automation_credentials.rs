@@ -250,7 +250,8 @@ fn u2f_status(token: &mut Authenticator, id: &[u8]) -> [u8; 2] {
 }
 
 /// A non-discoverable credential the token made is whole in its id, so removing it keeps a mark
-/// that the engines refuse, over CTAP2 and U2F, across a restart; Remove All marks them all.
+/// that the engines refuse, over CTAP2 and U2F, across a restart, and that outlives a credential
+/// added under the same id; Remove All ends them all.
 #[test]
 fn a_removed_credential_the_token_made_signs_no_more_even_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -298,8 +299,32 @@ fn a_removed_credential_the_token_made_signs_no_more_even_after_a_restart() {
     );
     assert_eq!(u2f_status(&mut token, &first), [0x6A, 0x80]);
     assert_eq!(get(&mut token, &[&second]).0, 0);
-    assert_eq!(credentials::remove_all(&mut token).unwrap(), 1);
+
+    // A test may put a credential in under the removed one's id: that one signs, with its own
+    // key, and once it is removed the token's own credential does not come back.
+    let (pkcs8, public) = p256_key();
+    credentials::add(&mut token, new_credential(&first, false, &pkcs8, 0)).unwrap();
+    let (status, map) = get(&mut token, &[&first]);
+    assert_eq!(status, 0);
+    assert!(
+        checked(&map, &public, &ECDSA_P256_SHA256_ASN1).2,
+        "the added key signs"
+    );
+    credentials::remove(&mut token, &URL_SAFE_NO_PAD.encode(&first)).unwrap();
+    assert_eq!(
+        get(&mut token, &[&first]).0,
+        NO_CREDENTIALS,
+        "the mark outlives it"
+    );
+    assert_eq!(u2f_status(&mut token, &first), [0x6A, 0x80]);
+    // The same over the live one: added under the second's id, then removed.
+    credentials::add(&mut token, new_credential(&second, true, &pkcs8, 0)).unwrap();
+    credentials::remove(&mut token, &URL_SAFE_NO_PAD.encode(&second)).unwrap();
     assert_eq!(get(&mut token, &[&second]).0, NO_CREDENTIALS);
+    assert_eq!(u2f_status(&mut token, &second), [0x6A, 0x80]);
+    credentials::add(&mut token, new_credential(b"other", false, &pkcs8, 0)).unwrap();
+    assert_eq!(credentials::remove_all(&mut token).unwrap(), 1);
+    assert_eq!(get(&mut token, &[b"other"]).0, NO_CREDENTIALS);
     assert!(credentials::list(&token).is_empty());
 }
 

@@ -22,7 +22,7 @@
 //!
 //! * **imported credentials** (WebDriver's Add Credential): the id is the test's, any bytes, and
 //!   the record's `handle` is the key the test gave, wrapped into a handle of this token as if it
-//!   had made it ([`DiscoverableCredentials::handle_for`] tells the engine which handle an id
+//!   had made it ([`DiscoverableCredentials::handle_of`] tells the engine which handle an id
 //!   opens as);
 //! * **records of non-discoverable credentials**, which only a token that tracks its credentials
 //!   keeps (one added through the automation API), so that Get Credentials lists them too.
@@ -36,9 +36,12 @@
 //! ```
 //! Removing a record ends its credential: a discoverable one is found by its record, an imported
 //! one opens only through it. A non-discoverable credential the token made is whole in its id
-//! (its sealed key), which would still open: its record stays, marked `removed`, and the engines
-//! refuse an id so marked ([`DiscoverableCredentials::is_removed`]) as they refuse one not theirs.
-//! Only a reset, which makes every old id useless, drops such marks.
+//! (its sealed key), which would still open: its record becomes a **mark** (`removed`), and
+//! [`DiscoverableCredentials::handle_of`] gives no handle for a marked id, which the engines then
+//! refuse as they refuse one not theirs. A record replaced by another of the same id (an Add
+//! Credential reusing it) ends the same way. A mark outlives any later record of its id (which
+//! opens through its own handle while it lives) and goes only with a reset, which makes every old
+//! id useless.
 //!
 //! A record may carry `sign_count`, the counter value of the credential's last signature
 //! (tracked and imported credentials): rewritten at each signature without a flush, as it only
@@ -133,11 +136,11 @@ struct Entry {
     credential: DiscoverableCredential,
 }
 
-/// How [`DiscoverableCredentials::remove`] ends a credential: the record at a sequence deleted,
-/// or rewritten as `removed` (the new record and its stored value).
+/// How a credential's record ends (removed, or replaced by one with the same id), in memory once
+/// the batch that ends it is written: deleted, or rewritten as a mark (module docs).
 enum Ending {
     Delete(u64),
-    Mark(u64, Box<DiscoverableCredential>, Vec<u8>),
+    Mark(u64, Box<DiscoverableCredential>),
 }
 
 /// A token's discoverable credentials: in memory, written through to the store.
@@ -152,6 +155,8 @@ pub struct DiscoverableCredentials {
     entries: Vec<Entry>,
     /// The records of non-discoverable credentials, oldest first.
     others: Vec<Entry>,
+    /// The marks of removed non-discoverable credentials the token made (module docs).
+    marks: Vec<Entry>,
     next_other: u64,
 }
 
@@ -270,7 +275,7 @@ impl DiscoverableCredentials {
         limit: u32,
         vault: Arc<Vault>,
     ) -> Result<Self> {
-        let (mut entries, mut others) = (Vec::new(), Vec::new());
+        let (mut entries, mut others, mut marks) = (Vec::new(), Vec::new(), Vec::new());
         for entry in tree.scan_prefix(prefix(token)) {
             let (key, value) = entry?;
             let (name, sequence) = split_key(&key)?;
@@ -287,14 +292,19 @@ impl DiscoverableCredentials {
             };
             if sequence & NOT_DISCOVERABLE == 0 {
                 entries.push(entry);
+            } else if entry.credential.removed {
+                marks.push(entry);
             } else {
                 others.push(entry);
             }
         }
         let next_sequence = entries.last().map_or(0, |e| e.sequence.saturating_add(1));
         let next_other = others
-            .last()
-            .map_or(NOT_DISCOVERABLE, |e| e.sequence.saturating_add(1));
+            .iter()
+            .chain(&marks)
+            .map(|e| e.sequence.saturating_add(1))
+            .max()
+            .unwrap_or(NOT_DISCOVERABLE);
         Ok(Self {
             token: token.to_owned(),
             tree,
@@ -304,6 +314,7 @@ impl DiscoverableCredentials {
             next_sequence,
             entries,
             others,
+            marks,
             next_other,
         })
     }
@@ -329,8 +340,9 @@ impl DiscoverableCredentials {
     /// Stores `credential` as the most recent one, durably (flushed) before it returns.
     ///
     /// A credential for the same RP id and user id as a stored one replaces it (CTAP 2.1 §6.1
-    /// step 17), as does one with the same credential id; the old record goes in the same atomic
-    /// sled batch that adds the new one, so a crash leaves one or the other. Otherwise a token at
+    /// step 17), as does one with the same credential id (a non-discoverable record of that id
+    /// ends as [`Self::remove`] ends it); the old record goes in the same atomic sled batch that
+    /// adds the new one, so a crash leaves one or the other. Otherwise a token at
     /// its limit refuses it with [`StoreError::DiscoverableFull`] (`CTAP2_ERR_KEY_STORE_FULL`).
     /// An empty or over-long credential id, or an over-long user id, is
     /// [`StoreError::InvalidCredential`].
@@ -339,7 +351,7 @@ impl DiscoverableCredentials {
     /// holds the credential, and the error is returned.
     pub fn store(&mut self, credential: DiscoverableCredential) -> Result<()> {
         self.check(&credential)?;
-        let replaced: Vec<u64> = self
+        let mut endings: Vec<Ending> = self
             .entries
             .iter()
             .filter(|e| {
@@ -347,28 +359,31 @@ impl DiscoverableCredentials {
                     && e.credential.user_id == credential.user_id)
                     || e.credential.credential_id == credential.credential_id
             })
-            .map(|e| e.sequence)
+            .map(|e| Ending::Delete(e.sequence))
             .collect();
-        if replaced.is_empty() && self.entries.len() >= self.limit {
+        if endings.is_empty() && self.entries.len() >= self.limit {
             return Err(StoreError::DiscoverableFull {
                 token: self.token.clone(),
                 limit: self.limit,
             });
         }
-        let sequence = self.next_sequence;
-        let value = self.sealed(&credential, sequence)?;
         let mut batch = sled::Batch::default();
-        for old in &replaced {
-            batch.remove(key(&self.token, *old));
-        }
         if let Some(other) = self.position_of_other(&credential.credential_id) {
-            batch.remove(key(&self.token, self.others[other].sequence));
-            self.others.remove(other);
+            endings.push(self.end_other(&self.others[other], &mut batch)?);
         }
-        batch.insert(key(&self.token, sequence), value);
+        let sequence = self.next_sequence;
+        batch.insert(
+            key(&self.token, sequence),
+            self.sealed(&credential, sequence)?,
+        );
+        for ending in &endings {
+            if let Ending::Delete(old) = ending {
+                batch.remove(key(&self.token, *old));
+            }
+        }
         self.tree.apply_batch(batch)?;
         self.next_sequence = sequence.saturating_add(1);
-        self.entries.retain(|e| !replaced.contains(&e.sequence));
+        self.apply(endings);
         self.entries.push(Entry {
             sequence,
             rp_id_hash: credential.rp_id_hash(),
@@ -379,113 +394,123 @@ impl DiscoverableCredentials {
     }
 
     /// Ends the credential whose id is `credential_id`, durably (flushed): its record goes, or,
-    /// for a non-discoverable credential the token made, is marked removed (module docs).
-    /// `false` when there is none (or it was removed already).
+    /// for a non-discoverable credential the token made, becomes a mark (module docs). `false`
+    /// when there is none (or it was removed already).
     pub fn remove(&mut self, credential_id: &[u8]) -> Result<bool> {
-        let Some(ending) = self.ending(credential_id)? else {
+        let mut batch = sled::Batch::default();
+        let Some(ending) = self.ending(credential_id, &mut batch)? else {
             return Ok(false);
         };
-        self.end(vec![ending])?;
+        self.tree.apply_batch(batch)?;
+        self.apply(vec![ending]);
+        self.tree.flush()?;
         Ok(true)
     }
 
     /// Ends every credential of the token, as [`Self::remove`] does each, in one batch, durably
     /// (flushed): WebDriver's Remove All Credentials. Returns how many there were.
     pub fn remove_all(&mut self) -> Result<usize> {
+        let mut batch = sled::Batch::default();
         let mut endings = Vec::new();
         for (credential, _) in self.records() {
-            endings.extend(self.ending(&credential.credential_id)?);
+            endings.extend(self.ending(&credential.credential_id, &mut batch)?);
         }
         let count = endings.len();
-        self.end(endings)?;
+        self.tree.apply_batch(batch)?;
+        self.apply(endings);
+        self.tree.flush()?;
         Ok(count)
     }
 
-    /// How `credential_id`'s credential ends: `None` when there is none (or it ended already).
-    fn ending(&self, credential_id: &[u8]) -> Result<Option<Ending>> {
+    /// How the live record of `credential_id` ends, its change added to `batch`; `None` when
+    /// there is none.
+    fn ending(&self, credential_id: &[u8], batch: &mut sled::Batch) -> Result<Option<Ending>> {
         if let Some(entry) = self
             .entries
             .iter()
             .find(|e| e.credential.credential_id == credential_id)
         {
+            batch.remove(key(&self.token, entry.sequence));
             return Ok(Some(Ending::Delete(entry.sequence)));
         }
-        let Some(entry) = self
-            .others
-            .iter()
-            .find(|e| e.credential.credential_id == credential_id && !e.credential.removed)
-        else {
-            return Ok(None);
-        };
+        match self.position_of_other(credential_id) {
+            Some(index) => self.end_other(&self.others[index], batch).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// How a non-discoverable credential's record ends, its change added to `batch`: an imported
+    /// credential's is deleted (its id opens only through it); one the token made becomes a mark,
+    /// as its id would still open.
+    fn end_other(&self, entry: &Entry, batch: &mut sled::Batch) -> Result<Ending> {
         if entry.credential.handle.is_some() {
-            return Ok(Some(Ending::Delete(entry.sequence)));
+            batch.remove(key(&self.token, entry.sequence));
+            return Ok(Ending::Delete(entry.sequence));
         }
-        let mut marked = entry.credential.clone();
-        marked.removed = true;
-        marked.sign_count = None;
-        let value = self.sealed(&marked, entry.sequence)?;
-        Ok(Some(Ending::Mark(entry.sequence, Box::new(marked), value)))
+        let mark = DiscoverableCredential {
+            removed: true,
+            sign_count: None,
+            ..entry.credential.clone()
+        };
+        batch.insert(
+            key(&self.token, entry.sequence),
+            self.sealed(&mark, entry.sequence)?,
+        );
+        Ok(Ending::Mark(entry.sequence, Box::new(mark)))
     }
 
-    /// Writes `endings` in one batch, flushed, then to the records in memory.
-    fn end(&mut self, endings: Vec<Ending>) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for ending in &endings {
-            match ending {
-                Ending::Delete(sequence) => batch.remove(key(&self.token, *sequence)),
-                Ending::Mark(sequence, _, value) => {
-                    batch.insert(key(&self.token, *sequence), value.as_slice())
-                }
-            }
-        }
-        self.tree.apply_batch(batch)?;
+    /// Applies `endings` to the records in memory, once their batch is written.
+    fn apply(&mut self, endings: Vec<Ending>) {
         for ending in endings {
-            match ending {
-                Ending::Delete(sequence) => {
-                    self.entries.retain(|e| e.sequence != sequence);
-                    self.others.retain(|e| e.sequence != sequence);
-                }
-                Ending::Mark(sequence, marked, _) => {
-                    if let Some(entry) = self.others.iter_mut().find(|e| e.sequence == sequence) {
-                        entry.credential = *marked;
-                    }
-                }
+            let sequence = match &ending {
+                Ending::Delete(sequence) | Ending::Mark(sequence, _) => *sequence,
+            };
+            self.entries.retain(|e| e.sequence != sequence);
+            let Some(index) = self.others.iter().position(|e| e.sequence == sequence) else {
+                continue;
+            };
+            let entry = self.others.remove(index);
+            if let Ending::Mark(_, mark) = ending {
+                self.marks.push(Entry {
+                    credential: *mark,
+                    ..entry
+                });
             }
         }
-        self.tree.flush()?;
-        Ok(())
     }
 
-    /// Whether `credential_id` is a non-discoverable credential of the token that was removed:
-    /// the engines refuse it.
-    pub fn is_removed(&self, credential_id: &[u8]) -> bool {
-        self.position_of_other(credential_id)
-            .is_some_and(|index| self.others[index].credential.removed)
+    /// The handle `credential_id` opens as: an imported credential's the handle its record
+    /// keeps, a removed credential's none (the engines refuse it), any other id itself.
+    pub fn handle_of<'a>(&'a self, credential_id: &'a [u8]) -> Option<&'a [u8]> {
+        match self.record(credential_id) {
+            Some((credential, _)) => Some(credential.handle.as_deref().unwrap_or(credential_id)),
+            None if self.is_removed(credential_id) => None,
+            None => Some(credential_id),
+        }
     }
 
-    /// Keeps `credential` as a non-discoverable credential's record (module docs), replacing a
-    /// record with the same id, durably (flushed). Not counted against the limit: such records
-    /// are kept only by tokens that track their credentials and for imported ones.
+    /// Whether `credential_id` is that of a removed non-discoverable credential the token made.
+    fn is_removed(&self, credential_id: &[u8]) -> bool {
+        self.marks
+            .iter()
+            .any(|e| e.credential.credential_id == credential_id)
+    }
+
+    /// Keeps `credential` as a non-discoverable credential's record (module docs), durably
+    /// (flushed). A record with the same id, discoverable or not, ends in the same batch, as
+    /// [`Self::remove`] ends it. Not counted against the limit: such records are kept only by
+    /// tokens that track their credentials and for imported ones.
     pub fn track(&mut self, credential: DiscoverableCredential) -> Result<()> {
         self.check(&credential)?;
-        if self.find(&credential.credential_id).is_some() {
-            return Err(StoreError::InvalidCredential {
-                token: self.token.clone(),
-                detail: "the id is a discoverable credential's already".into(),
-            });
-        }
-        let sequence = self.next_other;
-        let value = self.sealed(&credential, sequence)?;
         let mut batch = sled::Batch::default();
-        let replaced = self.position_of_other(&credential.credential_id);
-        if let Some(old) = replaced {
-            batch.remove(key(&self.token, self.others[old].sequence));
-        }
-        batch.insert(key(&self.token, sequence), value);
+        let ending = self.ending(&credential.credential_id, &mut batch)?;
+        let sequence = self.next_other;
+        batch.insert(
+            key(&self.token, sequence),
+            self.sealed(&credential, sequence)?,
+        );
         self.tree.apply_batch(batch)?;
-        if let Some(old) = replaced {
-            self.others.remove(old);
-        }
+        self.apply(ending.into_iter().collect());
         self.next_other = sequence.saturating_add(1);
         self.others.push(Entry {
             sequence,
@@ -496,32 +521,19 @@ impl DiscoverableCredentials {
         Ok(())
     }
 
-    /// The handle an imported credential's id opens as (module docs); `None` for any other id,
-    /// which is its own handle.
-    pub fn handle_for(&self, credential_id: &[u8]) -> Option<&[u8]> {
-        self.record(credential_id)
-            .and_then(|(credential, _)| credential.handle.as_deref())
-    }
-
     /// The record of `credential_id`, discoverable (`true`) or not.
     pub fn record(&self, credential_id: &[u8]) -> Option<(&DiscoverableCredential, bool)> {
         if let Some(credential) = self.find(credential_id) {
             return Some((credential, true));
         }
         self.position_of_other(credential_id)
-            .map(|index| &self.others[index].credential)
-            .filter(|credential| !credential.removed)
-            .map(|credential| (credential, false))
+            .map(|index| (&self.others[index].credential, false))
     }
 
-    /// Every record, discoverable (`true`) or not, oldest first (none of a removed credential).
+    /// Every record, discoverable (`true`) or not, oldest first (no mark).
     pub fn records(&self) -> impl Iterator<Item = (&DiscoverableCredential, bool)> {
         let discoverable = self.entries.iter().map(|e| (&e.credential, true));
-        let others = self
-            .others
-            .iter()
-            .filter(|e| !e.credential.removed)
-            .map(|e| (&e.credential, false));
+        let others = self.others.iter().map(|e| (&e.credential, false));
         discoverable.chain(others)
     }
 
@@ -617,6 +629,7 @@ impl DiscoverableCredentials {
     pub(crate) fn forget_all(&mut self) {
         self.entries.clear();
         self.others.clear();
+        self.marks.clear();
     }
 
     /// How many credentials are stored.
@@ -751,18 +764,18 @@ mod tests {
         };
         creds.track(imported.clone()).unwrap();
         creds.track(credential("y.example", b"", 3)).unwrap();
-        assert!(
-            creds.track(credential("x.example", b"", 1)).is_err(),
-            "an id is one kind of record or the other"
-        );
         let reloaded = open(&tree, "t", 1);
         for view in [&creds, &reloaded] {
             assert_eq!((view.len(), view.remaining()), (1, 0));
             assert_eq!(view.for_rp(&rp_id_hash("x.example")).len(), 1);
             assert!(view.find(&[2; 61]).is_none(), "not discoverable");
             assert_eq!(view.record(&[2; 61]), Some((&imported, false)));
-            assert_eq!(view.handle_for(&[2; 61]), Some(&[0x81; 126][..]));
-            assert_eq!(view.handle_for(&[1; 61]), None, "its id is its handle");
+            assert_eq!(view.handle_of(&[2; 61]), Some(&[0x81; 126][..]));
+            assert_eq!(
+                view.handle_of(&[1; 61]),
+                Some(&[1; 61][..]),
+                "its id is its handle"
+            );
             let ids: Vec<(u8, bool)> = view
                 .records()
                 .map(|(c, discoverable)| (c.credential_id[0], discoverable))
@@ -812,12 +825,57 @@ mod tests {
         let reloaded = open(&tree, "t", 10);
         assert_eq!(reloaded.records().count(), 0);
         assert!(reloaded.record(&[3; 61]).is_none());
-        assert!(
-            reloaded.is_removed(&[3; 61]),
+        assert_eq!(
+            reloaded.handle_of(&[3; 61]),
+            None,
             "the token made it: its id would still open, so its mark stays"
         );
-        assert!(!reloaded.is_removed(&[4; 61]) && !reloaded.is_removed(&[1; 61]));
+        assert_eq!(reloaded.handle_of(&[4; 61]), Some(&[4; 61][..]));
+        assert_eq!(reloaded.handle_of(&[1; 61]), Some(&[1; 61][..]));
         assert_eq!(tree.len(), 1, "the mark alone");
+    }
+
+    #[test]
+    fn a_mark_outlives_the_records_that_reuse_its_id() {
+        let tree = temporary_tree();
+        let mut creds = open(&tree, "t", 1);
+        let imported = |id: u8, handle: u8| DiscoverableCredential {
+            handle: Some(vec![handle; 61]),
+            ..credential("x.example", b"i", id)
+        };
+        creds.track(credential("x.example", b"", 3)).unwrap();
+        creds.track(imported(3, 0xA1)).unwrap();
+        assert_eq!(creds.handle_of(&[3; 61]), Some(&[0xA1; 61][..]), "replaced");
+        assert!(creds.remove(&[3; 61]).unwrap());
+        assert_eq!(creds.handle_of(&[3; 61]), None, "the replaced one's mark");
+
+        creds.track(credential("x.example", b"", 5)).unwrap();
+        creds.store(imported(5, 0xA2)).unwrap();
+        assert_eq!(creds.handle_of(&[5; 61]), Some(&[0xA2; 61][..]));
+        let another_user = DiscoverableCredential {
+            user_id: b"j".to_vec(),
+            ..imported(6, 0xA3)
+        };
+        let full = creds.store(another_user);
+        assert!(matches!(full, Err(StoreError::DiscoverableFull { .. })));
+        assert!(creds.remove(&[5; 61]).unwrap());
+        creds.store(credential("x.example", b"k", 7)).unwrap();
+        creds.track(imported(7, 0xA4)).unwrap();
+        assert!(
+            creds.iter().next().is_none(),
+            "an id is one kind of record or the other"
+        );
+        assert_eq!(creds.handle_of(&[7; 61]), Some(&[0xA4; 61][..]));
+        assert!(creds.remove(&[7; 61]).unwrap());
+        let reloaded = open(&tree, "t", 1);
+        assert_eq!(reloaded.handle_of(&[3; 61]), None);
+        assert_eq!(reloaded.handle_of(&[5; 61]), None);
+        assert_eq!(
+            reloaded.handle_of(&[7; 61]),
+            Some(&[7; 61][..]),
+            "a discoverable id opens only with its record, so none is marked"
+        );
+        assert_eq!(reloaded.records().count(), 0);
     }
 
     #[derive(Debug, Clone)]

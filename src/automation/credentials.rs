@@ -306,7 +306,8 @@ pub fn add(token: &mut Authenticator, new: NewCredential) -> Result<(), Refused>
         sign_count: Some(new.sign_count),
         removed: false,
     };
-    keys.discoverable.remove(&id)?;
+    // Either replaces a record of the same id in the batch that adds this one (a token at its
+    // limit refuses before anything changes).
     if new.is_resident_credential {
         keys.discoverable.store(record)?;
     } else {

@@ -100,7 +100,7 @@ impl AssertionExtensions {
         rng: &ring::rand::SystemRandom,
     ) -> Outputs {
         let wrapper = &keys.wrapper;
-        let handle = keys.discoverable.handle_for(id).unwrap_or(id);
+        let handle = keys.discoverable.handle_of(id).unwrap_or(id);
         let state = if KeyWrapper::is_extended(handle) {
             wrapper
                 .unwrap_credential(handle, rp_id_hash)
@@ -409,15 +409,17 @@ impl Authenticator {
         message: &[u8],
         user_present: bool,
     ) -> Result<Signature, Status> {
-        let message = self.u2f.faults_mut().message_for(message, user_present);
-        let message = &message[..];
-        let imported = self
+        // Removed while the user was asked (the API may remove it meanwhile): refused.
+        let opened_as = self
             .u2f
             .keys()
             .discoverable
-            .handle_for(id)
-            .map(<[u8]>::to_vec);
+            .handle_of(id)
+            .ok_or(Status::InvalidCredential)?;
+        let imported = (opened_as != id).then(|| opened_as.to_vec());
         let id = imported.as_deref().unwrap_or(id);
+        let message = self.u2f.faults_mut().message_for(message, user_present);
+        let message = &message[..];
         if keystore::KeyWrapper::is_u2f_handle(id) {
             let key = self
                 .u2f

@@ -207,11 +207,10 @@ impl Authenticator {
     /// Whether the key of a handle for `app` is in the cache (so the handle is ours), and the
     /// handle's credential was not removed.
     pub(crate) fn has_cached(&self, app: &[u8; 32], key_handle: &[u8]) -> bool {
-        !self.keys.discoverable.is_removed(key_handle)
-            && self
-                .key_cache
-                .iter()
-                .any(|c| &c.app_param == app && c.key_handle[..] == *key_handle)
+        self.key_cache
+            .iter()
+            .any(|c| &c.app_param == app && c.key_handle[..] == *key_handle)
+            && self.keys.discoverable.handle_of(key_handle).is_some()
     }
 
     /// The signing key of a handle, from the cache or by unwrapping it (CTAP2 signs with U2F
@@ -223,14 +222,12 @@ impl Authenticator {
         app: &[u8; 32],
         key_handle: &[u8],
     ) -> Result<&EcdsaKeyPair, StatusWord> {
-        if self.keys.discoverable.is_removed(key_handle) {
-            return Err(StatusWord::WrongData);
-        }
-        let imported = self
+        let opened_as = self
             .keys
             .discoverable
-            .handle_for(key_handle)
-            .map(<[u8]>::to_vec);
+            .handle_of(key_handle)
+            .ok_or(StatusWord::WrongData)?;
+        let imported = (opened_as != key_handle).then(|| opened_as.to_vec());
         let key_handle = imported.as_deref().unwrap_or(key_handle);
         let hit = self
             .key_cache

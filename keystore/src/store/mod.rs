@@ -204,10 +204,10 @@ impl TokenKeys {
         id: &[u8],
         app_param: &[u8; 32],
     ) -> std::result::Result<crate::Unwrapped, crate::UnwrapError> {
-        if self.discoverable.is_removed(id) {
-            return Err(crate::UnwrapError::NotOurs);
-        }
-        let handle = self.discoverable.handle_for(id).unwrap_or(id);
+        let handle = self
+            .discoverable
+            .handle_of(id)
+            .ok_or(crate::UnwrapError::NotOurs)?;
         self.wrapper.unwrap_credential(handle, app_param)
     }
 }
