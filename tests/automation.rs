@@ -503,14 +503,14 @@ fn ephemeral_authenticators_leave_nothing_behind() {
         .iter()
         .map(|a| a["authenticatorId"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["eph", "kept", "persist"]);
+    assert_eq!(ids, ["kept", "eph", "persist"], "in the order served");
     let ephemeral: Vec<bool> = list
         .iter()
         .map(|a| a["ephemeral"].as_bool().unwrap())
         .collect();
-    assert_eq!(ephemeral, [true, false, false]);
+    assert_eq!(ephemeral, [false, true, false]);
     assert_eq!(
-        list[1]["protocol"], "ctap2_1",
+        list[0]["protocol"], "ctap2_1",
         "a fido2 token of the command line"
     );
     let runtime = api.runtime.path().join("vu2f");

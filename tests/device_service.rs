@@ -187,3 +187,93 @@ fn register_and_sign_verify_and_errors_carry_the_js_api_codes() {
         .unwrap();
     assert_eq!(aborted, json!({"result": "ok"}));
 }
+
+/// An authenticator the automation API adds while serve runs answers the Device Service, which
+/// forgets it once it is removed.
+#[test]
+fn authenticators_added_at_run_time_answer_and_removed_ones_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tempfile::tempdir().unwrap();
+    let mut command = common::vu2f(&dir.path().join("store"));
+    command.env("XDG_RUNTIME_DIR", runtime.path()).args([
+        "--json",
+        "serve",
+        "--device-service",
+        "127.0.0.1:0",
+        "--plain-http",
+        "--control",
+        "127.0.0.1:0",
+    ]);
+    let (process, lines) = common::Running::start(command, 2);
+    let service = Service {
+        _process: process,
+        url: lines[0]["device_service"].as_str().unwrap().to_owned(),
+    };
+    let api = lines[1]["automation"].as_str().unwrap().to_owned();
+    let bearer = std::fs::read_to_string(lines[1]["token_file"].as_str().unwrap()).unwrap();
+    let http = reqwest::blocking::Client::new();
+    let added: Value = http
+        .post(format!("{api}/webauthn/authenticator"))
+        .bearer_auth(&bearer)
+        .json(&json!({"protocol": "ctap1/u2f", "transport": "usb", "name": "late"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(added["value"], "late", "{added}");
+
+    let registered = post(
+        &service,
+        "register",
+        "late",
+        json!({
+            "registerRequests": [{"version": "U2F_V2", "appId": APP_ID, "challenge": "cmVn"}],
+            "signRequests": []
+        }),
+    );
+    let data = URL_SAFE_NO_PAD
+        .decode(registered["registrationData"].as_str().expect("registered"))
+        .unwrap();
+    let registration = RegistrationResponse::try_from(&data[..]).unwrap();
+    let sign_request = json!({"version": "U2F_V2", "appId": APP_ID, "challenge": "c2lnbg",
+        "keyHandle": URL_SAFE_NO_PAD.encode(&registration.key_handle)});
+    let sign_anywhere = || {
+        http.post(format!("{}/api/v1/fidou2f/sign", service.url))
+            .json(&json!({"signRequests": [sign_request]}))
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap()
+    };
+    let signed = sign_anywhere();
+    let data = URL_SAFE_NO_PAD
+        .decode(signed["signatureData"].as_str().expect("signed"))
+        .unwrap();
+    let client_data = URL_SAFE_NO_PAD
+        .decode(signed["clientData"].as_str().unwrap())
+        .unwrap();
+    AuthenticationResponse::try_from(&data[..])
+        .unwrap()
+        .verify(
+            &messages::app_param(APP_ID),
+            &messages::challenge_param(&client_data),
+            &registration.public_key,
+        )
+        .unwrap();
+
+    let removed = http
+        .delete(format!("{api}/webauthn/authenticator/late"))
+        .bearer_auth(&bearer)
+        .send()
+        .unwrap();
+    assert_eq!(removed.status(), 200);
+    let named = post(
+        &service,
+        "sign",
+        "late",
+        json!({"signRequests": [sign_request]}),
+    );
+    assert_eq!(named["errorCode"], 2, "no token named late: {named}");
+    let anywhere = sign_anywhere();
+    assert_eq!(anywhere["errorCode"], 4, "no token signs: {anywhere}");
+}

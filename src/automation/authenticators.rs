@@ -192,6 +192,13 @@ impl VirtualAuthenticator {
 pub(super) async fn add(State(fleet): State<Arc<Fleet>>, body: Bytes) -> ApiResult<Answer<String>> {
     let spec = parse_body::<AddAuthenticator>(&body)?.spec()?;
     let added = fleet.add(spec).await?;
+    let shown = added.describe();
+    tracing::info!(
+        id = added.id(),
+        hidraw = ?shown.hidraw,
+        udp = ?shown.udp,
+        "authenticator added"
+    );
     Ok(Answer(added.id().to_owned()))
 }
 
@@ -200,6 +207,7 @@ pub(super) async fn remove(
     Path(path): Path<AuthenticatorPath>,
 ) -> ApiResult<Answer<()>> {
     fleet.remove(&path.id).await?;
+    tracing::info!(id = path.id, "authenticator removed");
     Ok(Answer(()))
 }
 

@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 use super::error::{ApiError, ApiResult};
 use crate::device::control::{Controlled, Targets};
 use crate::device::replug::Plug;
+use crate::device::service::ServedTokens;
 use crate::device::uhid::{
     find_hidraw, wait_for_usable_hidraw, UhidDevice, UhidHandle, HIDRAW_APPEARS,
 };
@@ -149,11 +150,15 @@ pub struct Fleet {
     allow_remote: bool,
     next_device: AtomicUsize,
     next_name: AtomicUsize,
+    /// The place of the next authenticator in the order of serving.
+    next_order: AtomicUsize,
 }
 
 /// One served authenticator: the handle the routes act on.
 pub struct VirtualAuthenticator {
     id: String,
+    /// Its place in the order of serving (the command line's tokens first, in its order).
+    order: usize,
     protocol: Protocol,
     ephemeral: bool,
     store: Arc<Store>,
@@ -248,6 +253,7 @@ impl Fleet {
             allow_remote: settings.allow_remote,
             next_device: AtomicUsize::new(0),
             next_name: AtomicUsize::new(1),
+            next_order: AtomicUsize::new(0),
         }
     }
 
@@ -269,9 +275,11 @@ impl Fleet {
             .ok_or_else(|| ApiError::no_such_authenticator(id))
     }
 
-    /// Every authenticator, by id.
+    /// Every authenticator, in the order they were served.
     pub fn list(&self) -> Vec<Arc<VirtualAuthenticator>> {
-        self.roster().served.values().cloned().collect()
+        let mut list: Vec<_> = self.roster().served.values().cloned().collect();
+        list.sort_by_key(|served| served.order);
+        list
     }
 
     /// Serves `engine`, a token of the user's store loaded for `serve --token`, over UDP at
@@ -499,6 +507,7 @@ impl Fleet {
         });
         Ok(VirtualAuthenticator {
             id,
+            order: self.next_order.fetch_add(1, Ordering::Relaxed),
             protocol,
             ephemeral,
             store,
@@ -515,6 +524,19 @@ impl Fleet {
 impl Targets for Fleet {
     fn controlled(&self, name: &str) -> Option<Controlled> {
         self.get(name).ok().map(|served| served.controlled())
+    }
+}
+
+impl ServedTokens for Fleet {
+    fn named(&self, name: &str) -> Option<SharedToken> {
+        self.get(name).ok().map(|served| served.token().clone())
+    }
+
+    fn in_order(&self) -> Vec<SharedToken> {
+        self.list()
+            .iter()
+            .map(|served| served.token().clone())
+            .collect()
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Global;
-use crate::automation::{Fleet, FleetSettings, VirtualAuthenticator};
+use crate::automation::{Fleet, FleetSettings};
 use crate::device::uhid::UhidServer;
 use crate::device::SharedToken;
 use crate::u2f::{Button, Presence, PresencePolicy};
@@ -216,8 +216,8 @@ async fn serve_all(
     }
     let device_service = match args.device_service {
         Some(addr) => {
-            let shared = shared_tokens(&served);
-            Some(start_device_service(global, &store, &shared, addr, args.plain_http).await?)
+            let tokens = Arc::clone(&fleet) as crate::device::service::Tokens;
+            Some(start_device_service(global, &store, tokens, addr, args.plain_http).await?)
         }
         None => None,
     };
@@ -251,14 +251,6 @@ async fn serve_all(
     Ok(())
 }
 
-/// The name and engine of each served token, for the Device Service.
-fn shared_tokens(served: &[Arc<VirtualAuthenticator>]) -> Vec<(String, SharedToken)> {
-    served
-        .iter()
-        .map(|token| (token.id().to_owned(), token.token().clone()))
-        .collect()
-}
-
 fn print_automation(
     global: &Global,
     listening: &crate::automation::server::Listening,
@@ -279,11 +271,12 @@ fn print_automation(
     Ok(())
 }
 
-/// Starts the Device Service on `addr` with every served token.
+/// Starts the Device Service on `addr`, answered by every served token (those added through
+/// the automation API later too).
 async fn start_device_service(
     global: &Global,
     store: &keystore::Store,
-    tokens: &[(String, SharedToken)],
+    tokens: crate::device::service::Tokens,
     addr: SocketAddr,
     plain_http: bool,
 ) -> anyhow::Result<axum_server::Handle> {
@@ -303,7 +296,7 @@ async fn start_device_service(
         device_service: format!("{}://{bound}", if plain_http { "http" } else { "https" }),
         certificate: tls.as_ref().map(|t| t.path.clone()),
     };
-    let app = crate::device::service::router(crate::device::service::Tokens::new(tokens.to_vec()));
+    let app = crate::device::service::router(tokens);
     let (handle, _task) = crate::https::serve(listener, app, tls).await?;
     if global.json {
         println!("{}", serde_json::to_string(&served)?);

@@ -13,8 +13,8 @@
 //! ineligible (no token knows the handle, or the token is already registered), 5 timeout. They
 //! come with HTTP 200, as the JS API delivers them (inferred: the vendor's status is not
 //! documented). `?token=NAME` (a vu2f extension) picks the token; without it, `sign` asks every
-//! token and `register` uses the first.
-use std::collections::HashMap;
+//! token and `register` uses the first served. The tokens are serve's as they are at each
+//! request: those the automation API adds or removes at run time too ([`ServedTokens`]).
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,42 +73,32 @@ impl From<ClientError> for ServiceError {
     }
 }
 
-/// The tokens the service answers with.
-pub struct Tokens {
-    tokens: Vec<(String, SharedToken)>,
-    by_name: HashMap<String, usize>,
+/// The tokens the service answers with: serve's, as they are at each request (`serve
+/// --control` adds and removes them at run time).
+pub trait ServedTokens: Send + Sync {
+    /// The token named `name`.
+    fn named(&self, name: &str) -> Option<SharedToken>;
+    /// Every token, in the order they were served.
+    fn in_order(&self) -> Vec<SharedToken>;
 }
 
-impl Tokens {
-    /// The service's tokens, in order.
-    pub fn new(tokens: Vec<(String, SharedToken)>) -> Self {
-        let by_name = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| (name.clone(), i))
-            .collect();
-        Self { tokens, by_name }
-    }
+/// What the routes answer with.
+pub type Tokens = Arc<dyn ServedTokens>;
 
-    fn client(token: &SharedToken) -> TokenClient {
-        TokenClient::new(Box::new(token.clone()), TOUCH_TIMEOUT)
-    }
+fn client(token: &SharedToken) -> TokenClient {
+    TokenClient::new(Box::new(token.clone()), TOUCH_TIMEOUT)
+}
 
-    /// The token `?token=` names, or every token.
-    fn chosen(&self, query: &TokenQuery) -> Result<Vec<&SharedToken>, ServiceError> {
-        match &query.token {
-            Some(name) => self
-                .by_name
-                .get(name)
-                .map(|&i| vec![&self.tokens[i].1])
-                .ok_or_else(|| {
-                    ServiceError(
-                        ErrorCode::BadRequest,
-                        format!("no token {name:?} is served"),
-                    )
-                }),
-            None => Ok(self.tokens.iter().map(|(_, t)| t).collect()),
-        }
+/// The token `?token=` names, or every token.
+fn chosen(tokens: &Tokens, query: &TokenQuery) -> Result<Vec<SharedToken>, ServiceError> {
+    match &query.token {
+        Some(name) => tokens.named(name).map(|token| vec![token]).ok_or_else(|| {
+            ServiceError(
+                ErrorCode::BadRequest,
+                format!("no token {name:?} is served"),
+            )
+        }),
+        None => Ok(tokens.in_order()),
     }
 }
 
@@ -156,7 +146,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError>
 }
 
 async fn sign(
-    State(tokens): State<Arc<Tokens>>,
+    State(tokens): State<Tokens>,
     Query(query): Query<TokenQuery>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -168,11 +158,8 @@ async fn sign(
         .ok_or_else(|| ServiceError(ErrorCode::BadRequest, "signRequests is empty".into()))?;
     let policy = policy(&headers, &first.app_id)?;
     let mut last = None;
-    for token in tokens.chosen(&query)? {
-        match Tokens::client(token)
-            .sign(&body.sign_requests, &policy)
-            .await
-        {
+    for token in chosen(&tokens, &query)? {
+        match client(&token).sign(&body.sign_requests, &policy).await {
             Ok((response, _)) => return Ok(Json(response).into_response()),
             Err(error) => {
                 let error = ServiceError::from(error);
@@ -187,7 +174,7 @@ async fn sign(
 }
 
 async fn register(
-    State(tokens): State<Arc<Tokens>>,
+    State(tokens): State<Tokens>,
     Query(query): Query<TokenQuery>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -198,11 +185,11 @@ async fn register(
         .first()
         .ok_or_else(|| ServiceError(ErrorCode::BadRequest, "registerRequests is empty".into()))?;
     let policy = policy(&headers, &first.app_id)?;
-    let token = *tokens
-        .chosen(&query)?
-        .first()
+    let token = chosen(&tokens, &query)?
+        .into_iter()
+        .next()
         .ok_or_else(|| ServiceError(ErrorCode::Other, "no token is served".into()))?;
-    let mut client = Tokens::client(token);
+    let mut client = client(&token);
     if client.knows_any(&body.sign_requests, &policy).await? {
         return Err(ServiceError(
             ErrorCode::DeviceIneligible,
@@ -226,12 +213,12 @@ async fn no_route() -> ServiceError {
     ServiceError(ErrorCode::BadRequest, "no such call".into())
 }
 
-/// The service's routes.
+/// The service's routes, answered by `tokens`.
 pub fn router(tokens: Tokens) -> Router {
     Router::new()
         .route("/api/v1/fidou2f/sign", post(sign))
         .route("/api/v1/fidou2f/register", post(register))
         .route("/api/v1/fidou2f/abort", get(abort))
         .fallback(no_route)
-        .with_state(Arc::new(tokens))
+        .with_state(tokens)
 }

@@ -200,7 +200,7 @@ class RelyingParty:
 
     def add_credential(self, data: AttestedCredentialData, user_id: bytes, counter: int) -> None:
         """A credential this relying party knows without having seen its registration (one put
-        into the authenticator from outside, for `user`), last seen with `counter`."""
+        into the authenticator from outside, for the user `user_id`), last seen with `counter`."""
         self.credentials[data.credential_id] = Credential(data, counter, None, user_id)
 
     def wait(self, done, timeout: float) -> bool:
