@@ -112,6 +112,11 @@ fn a_pin_is_set_under_the_rules_and_shown_only_as_set() {
     let text = run(&store, &["token", "show", "t"], &[]);
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("set, 8 of 8 attempts left"), "{text}");
+    assert!(
+        text.contains("built-in uv     8 of 8 attempts left"),
+        "{text}"
+    );
+    assert_eq!(set["uv_retries"], 8);
     assert!(text.contains("alwaysUv off, minPINLength 4"), "{text}");
     assert!(
         text.contains("clientPin=true") && text.contains("credMgmt=true"),

@@ -377,6 +377,13 @@ fn a_finger_that_never_matches_spends_uv_retries_until_a_pin_gives_them_back() {
         assert_eq!(uv_retries(&mut token, now), left, "one attempt per call");
     }
     drop(token);
+    let store = keystore::Store::open(&dir.path().join("store")).unwrap();
+    assert_eq!(
+        store.info("t").unwrap().uv_retries,
+        1,
+        "as `token show` tells it"
+    );
+    drop(store);
     let mut token = reopen(&dir, PresencePolicy::Deny);
     assert_eq!(uv_retries(&mut token, now), 1, "durable");
     assert_eq!(

@@ -200,14 +200,18 @@ pub(crate) fn reseal(
     seal_record(to, &record, token, rng)
 }
 
-/// Whether `token` has a PIN, and its retry count, without loading it (`token show`).
-pub(crate) fn peek(tree: &sled::Tree, vault: &Vault, token: &str) -> Result<Option<u8>> {
+/// What `token show` tells of a token's record without loading it: its PIN's retry count
+/// (`None` without a PIN), and uvRetries.
+pub(crate) fn peek(tree: &sled::Tree, vault: &Vault, token: &str) -> Result<(Option<u8>, u8)> {
     match tree.get(token.as_bytes())? {
         Some(value) => {
             let record = open_record(vault, &value, token)?;
-            Ok(record.hash.is_some().then_some(record.retries))
+            Ok((
+                record.hash.is_some().then_some(record.retries),
+                record.uv_retries,
+            ))
         }
-        None => Ok(None),
+        None => Ok((None, MAX_UV_RETRIES)),
     }
 }
 

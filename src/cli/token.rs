@@ -143,6 +143,7 @@ fn describe_one(t: &TokenInfo) -> String {
          counter ceiling {}\n\
          discoverable    {} of {}\n\
          pin             {}\n\
+         built-in uv     {}\n\
          settings        {}\n\
          claims          {}\n",
         t.name,
@@ -153,6 +154,7 @@ fn describe_one(t: &TokenInfo) -> String {
         t.discoverable,
         t.discoverable_limit,
         pin_state(t),
+        uv_state(t),
         settings(&t.config),
         claims(t)
     )
@@ -247,6 +249,17 @@ fn pin_state(t: &TokenInfo) -> String {
             "set, {retries} of {} attempts left",
             keystore::MAX_PIN_RETRIES
         ),
+    }
+}
+
+/// How many built-in user verification attempts the token has left (`serve --uv`).
+fn uv_state(t: &TokenInfo) -> String {
+    if t.profile == keystore::Profile::U2f {
+        return "none (a U2F key)".to_owned();
+    }
+    match t.uv_retries {
+        0 => "blocked (no attempt left: a right PIN or a reset gives them back)".to_owned(),
+        retries => format!("{retries} of {} attempts left", keystore::MAX_UV_RETRIES),
     }
 }
 

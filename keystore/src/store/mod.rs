@@ -103,6 +103,8 @@ pub struct TokenInfo {
     pub pin_set: bool,
     /// PIN attempts left (8 without a PIN; 0: blocked).
     pub pin_retries: u8,
+    /// Built-in user verification attempts left (uvRetries; 0: blocked until a PIN or a reset).
+    pub uv_retries: u8,
     /// What authenticatorConfig set (alwaysUv, the minimum PIN length, forcePINChange).
     pub config: TokenConfig,
     /// Whether the token keeps a record of every credential it makes.
@@ -465,6 +467,7 @@ impl Store {
                 attestation: options.attestation,
                 pin_set: false,
                 pin_retries: crate::pin::MAX_PIN_RETRIES,
+                uv_retries: crate::pin::MAX_UV_RETRIES,
                 config: TokenConfig::default(),
                 tracks_credentials: options.tracks_credentials,
                 exportable: options.exportable,
@@ -501,7 +504,7 @@ impl Store {
     }
 
     fn info_of(&self, name: &str, record: &TokenRecord) -> Result<TokenInfo> {
-        let pin = pin::peek(&self.pins, &self.vault, name)?;
+        let (pin, uv_retries) = pin::peek(&self.pins, &self.vault, name)?;
         Ok(TokenInfo {
             name: name.to_owned(),
             created_unix: record.created_unix,
@@ -514,6 +517,7 @@ impl Store {
             attestation: record.attestation,
             pin_set: pin.is_some(),
             pin_retries: pin.unwrap_or(crate::pin::MAX_PIN_RETRIES),
+            uv_retries,
             config: config::read(&self.config, name)?,
             tracks_credentials: record.tracks_credentials,
             exportable: record.exportable,
