@@ -12,13 +12,16 @@ ensure_build_deps
 ensure_debian_packages dpkg-dev
 command -v cargo-deb >/dev/null || cargo install --locked --quiet cargo-deb@^3
 cargo build --release --quiet
+# Where cargo put it: under CARGO_TARGET_DIR where that is set (cargo-deb looks there too).
+target_dir=${CARGO_TARGET_DIR:-target}
+vu2f=$target_dir/release/vu2f
 assets=target/package
 rm -rf "$assets"
 mkdir -p "$assets/completions"
-target/release/vu2f manpages "$assets/man"
+"$vu2f" manpages "$assets/man"
 gzip -9n "$assets"/man/*.1
-target/release/vu2f completions bash > "$assets/completions/vu2f"
-target/release/vu2f completions zsh > "$assets/completions/_vu2f"
-target/release/vu2f completions fish > "$assets/completions/vu2f.fish"
+"$vu2f" completions bash > "$assets/completions/vu2f"
+"$vu2f" completions zsh > "$assets/completions/_vu2f"
+"$vu2f" completions fish > "$assets/completions/vu2f.fish"
 cargo deb --no-build --strip --quiet
-ls target/debian/vu2f_*_amd64.deb | sort -V | tail -n 1
+ls "$target_dir"/debian/vu2f_*_amd64.deb | sort -V | tail -n 1

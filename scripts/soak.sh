@@ -18,7 +18,7 @@ cargo build --release --quiet
 out=target/soak
 rm -rf "$out"
 mkdir -p "$out"
-target/release/vu2f --store "$out/store" --json load --tokens "$tokens" \
+"${CARGO_TARGET_DIR:-target}/release/vu2f" --store "$out/store" --json load --tokens "$tokens" \
   --duration "$duration" "${model[@]}" > "$out/report.json" &
 load=$!
 trap 'kill $load 2>/dev/null || true' EXIT
