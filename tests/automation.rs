@@ -145,6 +145,13 @@ impl Api {
         assert_eq!(answer, Value::Null);
     }
 
+    /// `vu2f --store STORE` with the server's runtime directory, as `vu2f ctl` needs it.
+    fn vu2f(&self, store: &Path) -> std::process::Command {
+        let mut command = common::vu2f(store);
+        command.env("XDG_RUNTIME_DIR", self.runtime.path());
+        command
+    }
+
     /// A CTAPHID channel to `id` over UDP.
     fn udp(&self, id: &str) -> UdpTransport {
         let addr = self.show(id)["udp"].as_str().unwrap().parse().unwrap();
@@ -725,19 +732,13 @@ fn vu2f_ctl_drives_the_api_over_the_unix_socket() {
     let api = Api::start_on(&store, &["--control"], &["--udp", "127.0.0.1:0"], &[]);
     assert!(api.url.starts_with("unix:"), "{}", api.url);
     let ctl = |args: &[&str]| {
-        let mut command = common::vu2f(&store);
-        command
-            .env("XDG_RUNTIME_DIR", api.runtime.path())
-            .arg("ctl")
-            .args(args);
+        let mut command = api.vu2f(&store);
+        command.arg("ctl").args(args);
         command
     };
     let ctl_json = |args: &[&str]| {
-        let mut command = common::vu2f(&store);
-        command
-            .env("XDG_RUNTIME_DIR", api.runtime.path())
-            .args(["--json", "ctl"])
-            .args(args);
+        let mut command = api.vu2f(&store);
+        command.args(["--json", "ctl"]).args(args);
         common::json_of(&command.output().unwrap())
     };
     let added = common::succeeded(&mut ctl(&[
@@ -850,11 +851,8 @@ fn vu2f_ctl_puts_in_a_credential_lists_it_and_arms_faults() {
     let (dir, store) = new_store();
     let api = Api::start_on(&store, &["--control"], &["--udp", "127.0.0.1:0"], &[]);
     let ctl = |args: &[&str]| {
-        let mut command = common::vu2f(&store);
-        command
-            .env("XDG_RUNTIME_DIR", api.runtime.path())
-            .arg("ctl")
-            .args(args);
+        let mut command = api.vu2f(&store);
+        command.arg("ctl").args(args);
         String::from_utf8(common::succeeded(&mut command)).unwrap()
     };
     ctl(&["add", "--name", "k1", "--resident-key", "--udp"]);
@@ -885,10 +883,8 @@ fn vu2f_ctl_puts_in_a_credential_lists_it_and_arms_faults() {
     )
     .unwrap();
     assert_eq!(raw_id.len(), 16, "a random id of 16 bytes: {credential_id}");
-    let mut listed = common::vu2f(&store);
-    listed
-        .env("XDG_RUNTIME_DIR", api.runtime.path())
-        .args(["--json", "ctl", "list"]);
+    let mut listed = api.vu2f(&store);
+    listed.args(["--json", "ctl", "list"]);
     let addr = common::json_of(&listed.output().unwrap())[0]["udp"].clone();
     let mut token = UdpTransport::connect(addr.as_str().unwrap().parse().unwrap()).unwrap();
     let (id, counter, verifies) = signed_in(&mut token, RP, public.as_bytes());
@@ -918,10 +914,8 @@ fn vu2f_ctl_puts_in_a_credential_lists_it_and_arms_faults() {
     ctl(&["remove-credential", "k1", &credential_id]);
     assert_eq!(status(&mut token, &get_assertion(RP)), NO_CREDENTIALS);
     assert_eq!(ctl(&["credentials", "k1"]), "");
-    let mut missing = common::vu2f(&store);
-    missing
-        .env("XDG_RUNTIME_DIR", api.runtime.path())
-        .args(["ctl", "remove-credential", "k1"]);
+    let mut missing = api.vu2f(&store);
+    missing.args(["ctl", "remove-credential", "k1"]);
     let refused = missing.output().unwrap();
     assert!(!refused.status.success(), "no credential id and no --all");
 }

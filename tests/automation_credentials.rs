@@ -177,26 +177,11 @@ fn an_exportable_tracking_token_lists_what_it_made_with_keys_that_sign_the_same(
         exportable: true,
         ..common::fido2_options()
     });
-    let make = uint_map(vec![
-        (1, Value::Bytes(CLIENT_DATA_HASH.to_vec())),
-        (2, text_map([("id", Value::Text(RP.into()))])),
-        (3, text_map([("id", Value::Bytes(b"u".to_vec()))])),
-        (
-            4,
-            Value::Array(vec![text_map([
-                ("alg", Value::Integer((-7).into())),
-                ("type", Value::Text("public-key".into())),
-            ])]),
-        ),
-    ]);
-    let request = [vec![0x01], cbor::encode(&make)].concat();
-    let Step::Done(reply) = token.start(&request, Instant::now()) else {
-        panic!("waits")
-    };
-    assert_eq!(reply[0], 0);
+    let made = make_non_discoverable(&mut token);
     let listed = credentials::list(&token);
     assert_eq!(listed.len(), 1, "the non-discoverable credential it made");
     let id = URL_SAFE_NO_PAD.decode(&listed[0].credential_id).unwrap();
+    assert_eq!(id, made);
     let pkcs8 = URL_SAFE_NO_PAD
         .decode(listed[0].private_key.as_ref().expect("exported"))
         .unwrap();
