@@ -817,3 +817,28 @@ fn subcommand_request(
     }
     uint_map(request)
 }
+
+/// A discoverable credential deleted while an assertion waits for the touch (through the
+/// automation API, which reaches the token meanwhile) does not sign when the touch comes.
+#[test]
+fn a_credential_deleted_during_the_touch_wait_does_not_sign() {
+    let mut token = token(PresencePolicy::Touch);
+    let now = token.t0;
+    token.engine.u2f().presence().button().press();
+    let id = token.make_discoverable("a.example", b"u1", "alice");
+    let mut request = vec![GET_ASSERTION];
+    request.extend(cbor::encode(&uint_map([
+        (1, text("a.example")),
+        (2, Value::Bytes(vec![0xAB; 32])),
+        (3, Value::Array(vec![descriptor(&id)])),
+    ])));
+    assert_eq!(token.engine.start(&request, now), Step::WaitingForUser);
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &id);
+    vu2f::automation::credentials::remove(&mut token.engine, &encoded).unwrap();
+    token.engine.u2f().presence().button().press();
+    assert_eq!(
+        token.engine.poll(now),
+        Step::Done(vec![0x22]),
+        "CTAP2_ERR_INVALID_CREDENTIAL, not a signature"
+    );
+}

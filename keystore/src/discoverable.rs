@@ -480,11 +480,17 @@ impl DiscoverableCredentials {
     }
 
     /// The handle `credential_id` opens as: an imported credential's the handle its record
-    /// keeps, a removed credential's none (the engines refuse it), any other id itself.
+    /// keeps; none for a removed credential's id, nor for a discoverable credential's whose
+    /// record is gone (the engines refuse both, whenever they ask: after a touch wait too); any
+    /// other id itself.
     pub fn handle_of<'a>(&'a self, credential_id: &'a [u8]) -> Option<&'a [u8]> {
         match self.record(credential_id) {
             Some((credential, _)) => Some(credential.handle.as_deref().unwrap_or(credential_id)),
-            None if self.is_removed(credential_id) => None,
+            None if self.is_removed(credential_id)
+                || crate::KeyWrapper::is_discoverable(credential_id) =>
+            {
+                None
+            }
             None => Some(credential_id),
         }
     }

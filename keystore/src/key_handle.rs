@@ -535,6 +535,12 @@ impl KeyWrapper {
         })
     }
 
+    /// Whether `handle` has the form of a discoverable credential's id (the version's top bit),
+    /// which counts as the token's only while its record is there; says nothing of whose it is.
+    pub fn is_discoverable(handle: &[u8]) -> bool {
+        handle.first().is_some_and(|v| v & DISCOVERABLE_BIT != 0)
+    }
+
     /// Whether `handle` is a version-3 id (of either residency): one with extension state.
     pub fn is_extended(handle: &[u8]) -> bool {
         handle
