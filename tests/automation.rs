@@ -676,6 +676,14 @@ fn command_line_and_added_tokens_take_the_same_controls() {
     assert_eq!(shown["presence"], "auto");
     assert_eq!(shown["udp"], api.tokens[0]["udp"]);
     let added = api.add(json!({"protocol": "ctap2", "transport": "usb", "udp": true}));
+    let command = |args: &[&str]| {
+        let output = api.vu2f(&store).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
     let app = messages::app_param("https://press.vu2f.invalid");
     let challenge = messages::challenge_param(b"c");
     let register = messages::register_request(&challenge, &app);
@@ -695,16 +703,7 @@ fn command_line_and_added_tokens_take_the_same_controls() {
             Some(0x6985),
             "the touch was used"
         );
-        let touch = common::vu2f(&store)
-            .env("XDG_RUNTIME_DIR", api.runtime.path())
-            .args(["touch", id])
-            .output()
-            .unwrap();
-        assert!(
-            touch.status.success(),
-            "{}",
-            String::from_utf8_lossy(&touch.stderr)
-        );
+        command(&["touch", id]);
         common::register(&mut token, &app, &challenge);
 
         api.switch(id, "replug", json!({}));
@@ -712,16 +711,7 @@ fn command_line_and_added_tokens_take_the_same_controls() {
             token.exchange(&register).is_err(),
             "{id}'s channel is gone after the replug"
         );
-        let replug = common::vu2f(&store)
-            .env("XDG_RUNTIME_DIR", api.runtime.path())
-            .args(["replug", id])
-            .output()
-            .unwrap();
-        assert!(
-            replug.status.success(),
-            "{}",
-            String::from_utf8_lossy(&replug.stderr)
-        );
+        command(&["replug", id]);
     }
 }
 

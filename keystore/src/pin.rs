@@ -200,28 +200,28 @@ pub(crate) fn reseal(
     seal_record(to, &record, token, rng)
 }
 
+/// `token`'s record in `tree`: the factory one when it has none.
+fn read_record(tree: &sled::Tree, vault: &Vault, token: &str) -> Result<PinRecord> {
+    match tree.get(token.as_bytes())? {
+        Some(value) => open_record(vault, &value, token),
+        None => Ok(PinRecord::factory()),
+    }
+}
+
 /// What `token show` tells of a token's record without loading it: its PIN's retry count
 /// (`None` without a PIN), and uvRetries.
 pub(crate) fn peek(tree: &sled::Tree, vault: &Vault, token: &str) -> Result<(Option<u8>, u8)> {
-    match tree.get(token.as_bytes())? {
-        Some(value) => {
-            let record = open_record(vault, &value, token)?;
-            Ok((
-                record.hash.is_some().then_some(record.retries),
-                record.uv_retries,
-            ))
-        }
-        None => Ok((None, MAX_UV_RETRIES)),
-    }
+    let record = read_record(tree, vault, token)?;
+    Ok((
+        record.hash.is_some().then_some(record.retries),
+        record.uv_retries,
+    ))
 }
 
 impl PinState {
     /// Reads `token`'s record, if it has one.
     pub(crate) fn load(tree: sled::Tree, token: &str, vault: Arc<Vault>) -> Result<Self> {
-        let record = match tree.get(token.as_bytes())? {
-            Some(value) => open_record(&vault, &value, token)?,
-            None => PinRecord::factory(),
-        };
+        let record = read_record(&tree, &vault, token)?;
         Ok(Self {
             token: token.to_owned(),
             tree,

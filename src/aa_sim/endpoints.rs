@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::Json;
 use serde_json::{json, Value};
+use subtle::ConstantTimeEq as _;
 
 use super::error::{ApiError, ApiJson};
 use super::records::{random_alphanumeric, random_hex_id, EndpointRecord};
@@ -94,7 +95,10 @@ pub async fn open_session(
         return Err(ApiError::bad_field("salt", "must not be empty"));
     }
     let expected = endpoint_secret_hash(&endpoint_id, &endpoint.secret, &request.salt);
-    if !constant_time_eq(expected.as_bytes(), request.endpoint_secret_hash.as_bytes()) {
+    let matches = expected
+        .as_bytes()
+        .ct_eq(request.endpoint_secret_hash.as_bytes());
+    if !bool::from(matches) {
         return Err(ApiError::unauthorized(
             "endpoint_secret_hash",
             "does not match the endpoint's secret",
@@ -105,9 +109,4 @@ pub async fn open_session(
     Ok(Json(EndpointSession {
         endpoint_session_id: session,
     }))
-}
-
-/// Equal, in a time that does not depend on where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -28,6 +28,10 @@
 //! come back only from an exportable token (ephemeral ones are). A U2F REGISTER names no RP id,
 //! so U2F registrations are not listed.
 //! Not supported: the backup flags (vu2f's credentials are device-bound: BE and BS stay 0).
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use keystore::{
@@ -37,11 +41,6 @@ use keystore::{
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ring::rand::SystemRandom;
 use serde::{Deserialize, Serialize};
-
-use std::sync::Arc;
-
-use axum::body::Bytes;
-use axum::extract::{Path, State};
 
 use super::error::{parse_body, Answer, ApiError, ApiResult};
 use super::fleet::Fleet;
@@ -423,44 +422,6 @@ pub fn remove_all(token: &mut Authenticator) -> Result<usize, Refused> {
     Ok(removed)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_go_through_pkcs8_and_back() {
-        let rng = SystemRandom::new();
-        let p256 = CredentialKey::generate(&rng).unwrap();
-        let public = p256.public_key;
-        let document = pkcs8_of(&WrappedKey::P256(p256)).unwrap();
-        match key_of(&document).unwrap() {
-            WrappedKey::P256(back) => assert_eq!(back.public_key, public),
-            other => panic!("{other:?}"),
-        }
-        let seed = Ed25519Seed::generate(&rng).unwrap();
-        let public = seed.public_key().unwrap();
-        let document = pkcs8_of(&WrappedKey::Ed25519(seed)).unwrap();
-        let ring_pair =
-            ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&document).unwrap();
-        assert_eq!(
-            ring::signature::KeyPair::public_key(&ring_pair).as_ref(),
-            public
-        );
-        match key_of(&document).unwrap() {
-            WrappedKey::Ed25519(back) => assert_eq!(back.public_key().unwrap(), public),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_key_that_is_neither_is_refused_naming_the_field() {
-        for document in [&b"not der"[..], &[0x30, 0x03, 0x02, 0x01, 0x00][..]] {
-            let error = key_of(document).err().unwrap().to_string();
-            assert!(error.starts_with("field `privateKey`: "), "{error}");
-        }
-    }
-}
-
 /// The path of a route on one credential of one authenticator.
 #[derive(Debug, Deserialize)]
 pub struct CredentialPath {
@@ -516,4 +477,42 @@ pub(super) async fn remove_all_route(
 ) -> ApiResult<Answer<()>> {
     remove_all(&mut fleet.get(&path.id)?.engine())?;
     Ok(Answer(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_go_through_pkcs8_and_back() {
+        let rng = SystemRandom::new();
+        let p256 = CredentialKey::generate(&rng).unwrap();
+        let public = p256.public_key;
+        let document = pkcs8_of(&WrappedKey::P256(p256)).unwrap();
+        match key_of(&document).unwrap() {
+            WrappedKey::P256(back) => assert_eq!(back.public_key, public),
+            other => panic!("{other:?}"),
+        }
+        let seed = Ed25519Seed::generate(&rng).unwrap();
+        let public = seed.public_key().unwrap();
+        let document = pkcs8_of(&WrappedKey::Ed25519(seed)).unwrap();
+        let ring_pair =
+            ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&document).unwrap();
+        assert_eq!(
+            ring::signature::KeyPair::public_key(&ring_pair).as_ref(),
+            public
+        );
+        match key_of(&document).unwrap() {
+            WrappedKey::Ed25519(back) => assert_eq!(back.public_key().unwrap(), public),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_that_is_neither_is_refused_naming_the_field() {
+        for document in [&b"not der"[..], &[0x30, 0x03, 0x02, 0x01, 0x00][..]] {
+            let error = key_of(document).err().unwrap().to_string();
+            assert!(error.starts_with("field `privateKey`: "), "{error}");
+        }
+    }
 }

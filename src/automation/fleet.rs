@@ -14,8 +14,8 @@
 //! ```
 //! Ephemeral tokens live in one temporary store per process ([`Store::temporary_in`], under
 //! `$XDG_RUNTIME_DIR/vu2f`): removing one removes its token from it, and the whole store goes
-//! when the process ends (one that a killed process left goes when the next one makes its own). The others are tokens of the user's store: removing one only stops
-//! serving it.
+//! when the process ends (one that a killed process left goes when the next one makes its own).
+//! The others are tokens of the user's store: removing one only stops serving it.
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -255,11 +255,6 @@ impl Fleet {
             next_name: AtomicUsize::new(1),
             next_order: AtomicUsize::new(0),
         }
-    }
-
-    /// The user's store.
-    pub fn user_store(&self) -> &Arc<Store> {
-        &self.stores.user
     }
 
     fn roster(&self) -> std::sync::MutexGuard<'_, Roster> {

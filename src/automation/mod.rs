@@ -3,9 +3,11 @@
 //!
 //! `vu2f serve --control [ADDR]` serves this API beside the tokens: a test adds authenticators
 //! that are real uhid devices every host sees (and UDP ones), flips their presence and user
-//! verification, presses their buttons, replugs and removes them. Any test framework that can
-//! send HTTP drives it; WebDriver clients can point their virtual authenticator commands at it
-//! unchanged. `vu2f ctl` does the same from a shell.
+//! verification, puts credentials in and reads them back, arms faults, presses their buttons,
+//! replugs and removes them. Any test framework that can send HTTP drives it; its routes and
+//! fields are WebDriver's, so a test writer who knows those knows these (a WebDriver client
+//! sends its own commands to its browser's driver, not here). `vu2f ctl` does the same from a
+//! shell.
 //!
 //! ```text
 //!  POST   /webauthn/authenticator                        add one → {"value": ID}

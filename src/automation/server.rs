@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
+use subtle::ConstantTimeEq as _;
 
 use super::error::{ApiError, ErrorCode};
 use super::fleet::Fleet;
@@ -218,7 +219,9 @@ async fn require_bearer(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     match presented {
-        Some(token) if same(token.as_bytes(), bearer.as_bytes()) => next.run(request).await,
+        Some(token) if bool::from(token.as_bytes().ct_eq(bearer.as_bytes())) => {
+            next.run(request).await
+        }
         Some(_) => ApiError::new(ErrorCode::Unauthorized, "wrong bearer token").into_response(),
         None => ApiError::new(
             ErrorCode::Unauthorized,
@@ -226,9 +229,4 @@ async fn require_bearer(
         )
         .into_response(),
     }
-}
-
-/// Compares in time that does not depend on where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }

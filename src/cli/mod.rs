@@ -87,7 +87,8 @@ enum Command {
         name: String,
     },
     /// Drive a running `vu2f serve --control`: add, list and remove authenticators, flip their
-    /// user verification and presence, press, replug.
+    /// user verification and presence, press, replug, put credentials in and read them back,
+    /// arm faults.
     Ctl(ctl::CtlArgs),
     /// Measure signing throughput against the raw ECDSA limit, on one core.
     Bench(bench::BenchArgs),

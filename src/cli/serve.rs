@@ -48,8 +48,9 @@ pub(super) struct ServeArgs {
     #[arg(long, default_value = "none", value_name = "POLICY", value_parser = parse_uv)]
     uv: BuiltInUv,
     /// Serve the automation API (HTTP JSON, WebDriver's virtual authenticator commands: add and
-    /// remove authenticators, user verification and presence, press, replug) on a Unix socket in
-    /// $XDG_RUNTIME_DIR/vu2f, or on ADDR. Requests need the bearer token of the file it prints.
+    /// remove authenticators, user verification and presence, press, replug, credentials,
+    /// faults) on a Unix socket in $XDG_RUNTIME_DIR/vu2f, or on ADDR. Requests need the bearer
+    /// token of the file it prints.
     #[arg(long, value_name = "ADDR", num_args = 0..=1)]
     control: Option<Option<SocketAddr>>,
     /// Allow a UDP, Device Service or automation API address that is not loopback: anyone who

@@ -181,11 +181,6 @@ impl UhidDevice {
         (&self.file).write_all(&bytes)
     }
 
-    /// The device's `/dev/hidrawN`, once the kernel has made it (waits at most `timeout`).
-    pub fn hidraw(&self, timeout: Duration) -> Option<PathBuf> {
-        wait_for_hidraw(&self.uniq, timeout)
-    }
-
     /// What tells the device apart from every other (its hidraw node is found by it).
     pub fn uniq(&self) -> &str {
         &self.uniq
@@ -376,18 +371,6 @@ impl<H: MessageHandler> UhidServer<H> {
             requests: self.requester.clone(),
             wake: Arc::clone(&self.wake),
         }
-    }
-
-    /// What replugs the device of `token` (`vu2f replug`), once [`UhidServer::run`] runs.
-    pub fn plug(&self, token: &str) -> UhidPlug<H> {
-        self.handle().plug(token)
-    }
-
-    /// The hidraw node of `token`'s device, once the kernel has made it (waits at most
-    /// [`HIDRAW_APPEARS`]).
-    pub fn hidraw(&self, token: &str) -> Option<PathBuf> {
-        let (_, device, _) = self.devices.iter().find(|(name, _, _)| name == token)?;
-        device.hidraw(self.hidraw_appears)
     }
 
     /// Serves until stopped, with or without devices; then every device is destroyed. A device
@@ -650,7 +633,7 @@ mod tests {
         let device = UhidDevice::create(uhid, "t", "vu2f:test").unwrap();
         let mut server = UhidServer::new(vec![("t".into(), device, CtapHid::new(Quiet))]).unwrap();
         server.hidraw_appears = Duration::from_millis(50);
-        let (plug, stop) = (server.plug("t"), server.stop_handle());
+        let (plug, stop) = (server.handle().plug("t"), server.stop_handle());
         (plug, stop, std::thread::spawn(move || server.run()))
     }
 

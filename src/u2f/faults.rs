@@ -14,9 +14,9 @@
 //! ```
 //! The signature faults wait for a signature made with the user present: hosts probe allowLists
 //! with `up: false` first (python-fido2, Firefox), and a probe's signature reaches no relying
-//! party. The two signature faults live in the engine (both engines sign through it); the two transport
-//! faults are taken by the CTAPHID framing of whichever device the next request comes through
-//! (`crate::hid::MessageHandler::take_transport_fault`).
+//! party. The two signature faults live in the engine (both engines sign through it); the two
+//! transport faults are taken by the CTAPHID framing of whichever device the next request comes
+//! through (`crate::hid::MessageHandler::take_transport_fault`).
 use std::time::Duration;
 
 /// The faults armed on one token.
